@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Modules follow the data flow of ../shared/DESIGN.md: Core (domain types, schema,
+// codecs) ← Generator (the synthetic world) ← the `cardwatch` command line tool.
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Cardwatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cardwatch", targets: ["cardwatch"]),
+        .library(name: "CardwatchCore", targets: ["CardwatchCore"]),
+        .library(name: "CardwatchGenerator", targets: ["CardwatchGenerator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "CardwatchCore", swiftSettings: upcoming),
+        .target(
+            name: "CardwatchGenerator",
+            dependencies: ["CardwatchCore", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "cardwatch",
+            dependencies: [
+                "CardwatchCore", "CardwatchGenerator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchCoreTests",
+            dependencies: [
+                "CardwatchCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchGeneratorTests",
+            dependencies: ["CardwatchCore", "CardwatchGenerator"],
+            swiftSettings: upcoming
+        ),
+    ]
+)

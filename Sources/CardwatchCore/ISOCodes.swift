@@ -1,0 +1,60 @@
+/// ISO 4217 currency codes and ISO 3166-1 alpha-2 country codes, as bitsets over
+/// their letters so a lookup is a shift and a mask.
+public enum ISOCodes {
+    /// Active ISO 4217 codes, plus the few withdrawn ones still seen in card data (HRK, SLL, ZWL).
+    static let currencies = """
+        AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN \
+        BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD \
+        FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS \
+        KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN \
+        MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR \
+        SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD \
+        USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU \
+        XTS XUA XXX YER ZAR ZMW ZWG ZWL
+        """
+    /// All 249 officially assigned ISO 3166-1 alpha-2 codes.
+    static let countries = """
+        AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV \
+        BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES \
+        ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE \
+        IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY \
+        MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU \
+        NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM \
+        SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE \
+        VG VI VN VU WF WS YE YT ZA ZM ZW
+        """
+
+    static let currencyBits = bitset(currencies, letters: 3)
+    static let countryBits = bitset(countries, letters: 2)
+    public static var currencyCount: Int { currencies.split(separator: " ").count }
+    public static var countryCount: Int { countries.split(separator: " ").count }
+
+    static func bitset(_ list: String, letters: Int) -> [UInt64] {
+        var bits = [UInt64](repeating: 0, count: (Int(pow26(letters)) + 63) / 64)
+        for code in list.split(separator: " ") {
+            let k = index(Array(code.utf8))!
+            bits[k >> 6] |= 1 << UInt64(k & 63)
+        }
+        return bits
+    }
+
+    static func pow26(_ n: Int) -> Int { n == 0 ? 1 : 26 * pow26(n - 1) }
+
+    /// Position of an upper-case code in the bitset, nil if it has other characters.
+    static func index<C: Collection<UInt8>>(_ code: C) -> Int? {
+        var k = 0
+        for c in code {
+            guard c >= UInt8(ascii: "A"), c <= UInt8(ascii: "Z") else { return nil }
+            k = k * 26 + Int(c - UInt8(ascii: "A"))
+        }
+        return k
+    }
+
+    static func contains<C: Collection<UInt8>>(_ bits: [UInt64], _ code: C, letters: Int) -> Bool {
+        guard code.count == letters, let k = index(code) else { return false }
+        return bits[k >> 6] & (1 << UInt64(k & 63)) != 0
+    }
+
+    public static func isCurrency<C: Collection<UInt8>>(_ code: C) -> Bool { contains(currencyBits, code, letters: 3) }
+    public static func isCountry<C: Collection<UInt8>>(_ code: C) -> Bool { contains(countryBits, code, letters: 2) }
+}

@@ -1,0 +1,128 @@
+/// Where a card was used.
+public enum Channel: String, Sendable, Hashable, CaseIterable {
+    case pos, online, atm
+}
+
+/// How the synthetic world commits fraud; present only on generator output.
+public enum FraudPattern: String, Sendable, Hashable, CaseIterable {
+    case geoJump = "geo_jump"
+    case velocityBurst = "velocity_burst"
+    case highAmount = "high_amount"
+    case cardTesting = "card_testing"
+}
+
+/// A point on the earth in degrees.
+public struct GeoPoint: Hashable, Sendable {
+    public var latitude: Double
+    public var longitude: Double
+    public init(latitude: Double, longitude: Double) {
+        self.latitude = latitude
+        self.longitude = longitude
+    }
+}
+
+/// One card transaction, schema v1 (../shared/DESIGN.md, "Contracts").
+///
+/// Only valid values exist: a `Transaction` is produced by the validating readers or
+/// built by code that respects the schema (the generator).
+public struct Transaction: Hashable, Sendable {
+    public static let schemaVersion = 1
+
+    public var transactionID: String
+    public var cardID: String
+    /// Major units of `currency`, > 0 and ≤ 1,000,000,000.
+    public var amount: Double
+    public var timestamp: Timestamp
+    public var merchantID: String
+    /// ISO 18245 MCC (four digits) or a category name.
+    public var merchantCategory: String?
+    /// ISO 4217 code; USD when the record does not say.
+    public var currency: String
+    public var location: GeoPoint?
+    /// ISO 3166-1 alpha-2.
+    public var country: String?
+    public var channel: Channel?
+    public var customerID: String?
+    /// Ground truth, present in training data only.
+    public var isFraud: Bool?
+    /// The generator's fraud pattern, present on its fraudulent output only.
+    public var fraudPattern: FraudPattern?
+
+    public init(
+        transactionID: String, cardID: String, amount: Double, timestamp: Timestamp, merchantID: String,
+        merchantCategory: String? = nil, currency: String = "USD", location: GeoPoint? = nil,
+        country: String? = nil, channel: Channel? = nil, customerID: String? = nil, isFraud: Bool? = nil,
+        fraudPattern: FraudPattern? = nil
+    ) {
+        self.transactionID = transactionID
+        self.cardID = cardID
+        self.amount = amount
+        self.timestamp = timestamp
+        self.merchantID = merchantID
+        self.merchantCategory = merchantCategory
+        self.currency = currency
+        self.location = location
+        self.country = country
+        self.channel = channel
+        self.customerID = customerID
+        self.isFraud = isFraud
+        self.fraudPattern = fraudPattern
+    }
+}
+
+/// A chargeback or an analyst's verdict, arriving after the transaction it labels.
+public struct LabelEvent: Hashable, Sendable {
+    public var transactionID: String
+    public var isFraud: Bool
+    public var reportedAt: Timestamp
+    public init(transactionID: String, isFraud: Bool, reportedAt: Timestamp) {
+        self.transactionID = transactionID
+        self.isFraud = isFraud
+        self.reportedAt = reportedAt
+    }
+}
+
+/// The schema's field names, in the canonical column order of CSV output.
+public enum TransactionField: Int, CaseIterable, Sendable {
+    case transactionID, cardID, amount, timestamp, merchantID, merchantCategory, currency
+    case latitude, longitude, country, channel, customerID, isFraud, fraudPattern
+
+    public var name: String {
+        switch self {
+        case .transactionID: "transaction_id"
+        case .cardID: "card_id"
+        case .amount: "amount"
+        case .timestamp: "timestamp"
+        case .merchantID: "merchant_id"
+        case .merchantCategory: "merchant_category"
+        case .currency: "currency"
+        case .latitude: "latitude"
+        case .longitude: "longitude"
+        case .country: "country"
+        case .channel: "channel"
+        case .customerID: "customer_id"
+        case .isFraud: "is_fraud"
+        case .fraudPattern: "fraud_pattern"
+        }
+    }
+
+    /// Looks a field up by its name in raw UTF-8, without building a String.
+    public init?(name b: UnsafeRawBufferPointer) {
+        guard b.count < TransactionField.fieldsByLength.count else { return nil }
+        // Bucket by length first: a handful of byte compares instead of hashing.
+        for field in TransactionField.fieldsByLength[b.count] where field.utf8.elementsEqual(b) {
+            self = field
+            return
+        }
+        return nil
+    }
+
+    var utf8: [UInt8] { TransactionField.nameBytes[rawValue] }
+
+    private static let nameBytes: [[UInt8]] = allCases.map { Array($0.name.utf8) }
+    private static let fieldsByLength: [[TransactionField]] = {
+        var table = [[TransactionField]](repeating: [], count: 64)
+        for f in allCases { table[f.name.utf8.count].append(f) }
+        return table
+    }()
+}

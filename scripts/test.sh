@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: style, unit and property tests, then the CLI as a new user runs it.
+# Installs what it needs itself, so it passes on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== swift format lint --strict"
+swift format lint --strict --recursive Package.swift Sources Tests
+
+echo "== swift build (debug, with tests)"
+swift build --build-tests
+
+echo "== CLI smoke test (release build, as a new user)"
+scripts/cli-smoke.sh
+
+echo "== swift test"
+swift test --skip-build 2>&1 | tee .build/test-output.txt | grep -vE '^(◇|↳)|^􀟈' || true
+# Exit status of the pipeline above is tee's; decide from the runner's own summary lines.
+if grep -qE '✘|error:|failed' .build/test-output.txt || ! grep -qE 'Test run with [0-9]+ tests? .*passed' .build/test-output.txt; then
+  echo "swift test failed" >&2
+  exit 1
+fi
