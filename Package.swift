@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "cardwatch", targets: ["cardwatch"]),
         .library(name: "CardwatchCore", targets: ["CardwatchCore"]),
         .library(name: "CardwatchGenerator", targets: ["CardwatchGenerator"]),
+        .library(name: "CardwatchFeatures", targets: ["CardwatchFeatures"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,10 +30,11 @@ let package = Package(
             dependencies: ["CardwatchCore", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: upcoming
         ),
+        .target(name: "CardwatchFeatures", dependencies: ["CardwatchCore"], swiftSettings: upcoming),
         .executableTarget(
             name: "cardwatch",
             dependencies: [
-                "CardwatchCore", "CardwatchGenerator",
+                "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: upcoming

@@ -1,3 +1,5 @@
+import CardwatchCore
+
 /// A merchant category: its ISO 18245 code and how people spend there.
 public struct MerchantCategory: Sendable {
     public var mcc: String
@@ -9,7 +11,7 @@ public struct MerchantCategory: Sendable {
     public var pricePoints: [Double]
     /// Share of this category's purchases made online.
     public var onlineShare: Double
-    /// The categories fraud rings favour: gambling, money transfer, crypto, gift cards.
+    /// One of `MerchantRisk.highRiskMCCs`: gambling, money transfer, crypto, gift cards.
     public var isHighRisk: Bool
     /// Base weight of the category in legitimate spending.
     public var weight: Double
@@ -19,11 +21,11 @@ public struct MerchantCategory: Sendable {
 extension MerchantCategory {
     init(
         _ mcc: String, _ name: String, _ median: Double, _ spread: Double, online: Double, weight: Double,
-        highRisk: Bool = false, prices: [Double] = []
+        prices: [Double] = []
     ) {
         self.init(
             mcc: mcc, name: name, medianAmount: median, amountSpread: spread, pricePoints: prices,
-            onlineShare: online, isHighRisk: highRisk, weight: weight)
+            onlineShare: online, isHighRisk: MerchantRisk.highRiskMCCs.contains(mcc), weight: weight)
     }
 
     /// Indices into `catalog`, named for the generator's own choices.
@@ -58,17 +60,14 @@ extension MerchantCategory {
         MerchantCategory("4900", "utilities", 120, 0.4, online: 0.95, weight: 1.5),
         MerchantCategory("5944", "jewelry stores", 300, 0.9, online: 0.25, weight: 0.3),
         MerchantCategory("5999", "miscellaneous retail", 40, 0.9, online: 0.6, weight: 4),
-        MerchantCategory("7995", "betting and gambling", 60, 1.0, online: 0.7, weight: 0.3, highRisk: true),
-        MerchantCategory("4829", "money transfer", 250, 0.8, online: 0.8, weight: 0.6, highRisk: true),
-        MerchantCategory("6051", "crypto and quasi-cash", 300, 1.0, online: 1, weight: 0.15, highRisk: true),
-        MerchantCategory("5947", "gift cards and novelty", 50, 0.6, online: 0.5, weight: 0.6, highRisk: true),
+        MerchantCategory("7995", "betting and gambling", 60, 1.0, online: 0.7, weight: 0.3),
+        MerchantCategory("4829", "money transfer", 250, 0.8, online: 0.8, weight: 0.6),
+        MerchantCategory("6051", "crypto and quasi-cash", 300, 1.0, online: 1, weight: 0.15),
+        MerchantCategory("5947", "gift cards and novelty", 50, 0.6, online: 0.5, weight: 0.6),
         MerchantCategory(
             "6011", "ATM cash withdrawals", 0, 0, online: 0, weight: 3, prices: [20, 40, 60, 80, 100, 200, 300, 400]),
         MerchantCategory("8398", "charitable organizations", 30, 0.8, online: 0.9, weight: 0.4),
     ]
-
-    /// The MCCs treated as high risk, for features and rules downstream.
-    public static var highRiskMCCs: Set<String> { Set(catalog.filter(\.isHighRisk).map(\.mcc)) }
 }
 
 /// A spending archetype: multipliers over the categories' base weights.

@@ -38,7 +38,7 @@ struct Validate: ParsableCommand {
             out.buffer.append(contentsOf: "\(file):\(line): \(message)\n".utf8)
         }
         do {
-            try reader.forEach { line, outcome in
+            try reader.forEachRecord { line, outcome in
                 switch outcome {
                 case .valid(let t):
                     if let first = seen.updateValue(line, forKey: t.transactionID) {

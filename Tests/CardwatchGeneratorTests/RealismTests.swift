@@ -20,7 +20,7 @@ import Testing
 
     /// Simple per-transaction signals, computed by brute force from each card's history.
     static func features(_ txs: [Transaction], _ world: World) -> [String: [Double]] {
-        let highRisk = MerchantCategory.highRiskMCCs
+        let highRisk = MerchantRisk.highRiskMCCs
         var last: [String: Transaction] = [:]
         var recent: [String: [Timestamp]] = [:]
         var f: [String: [Double]] = [:]

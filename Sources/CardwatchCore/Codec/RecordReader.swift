@@ -58,7 +58,7 @@ public struct RecordReader {
     }
 
     /// Calls `body` with each non-blank record in file order.
-    public mutating func forEach(_ body: (RawLine) throws -> Void) throws {
+    public mutating func forEachRecord(_ body: (RawLine) throws -> Void) throws {
         while true {
             // Find the end of the next record in what is buffered.
             var scan = start

@@ -28,11 +28,11 @@ public struct TransactionFileReader {
     public mutating func close() { reader.close() }
 
     /// Calls `body` with each record's line number and outcome, in file order.
-    public mutating func forEach(_ body: (Int, RecordOutcome) throws -> Void) throws {
+    public mutating func forEachRecord(_ body: (Int, RecordOutcome) throws -> Void) throws {
         var json = TransactionJSONDecoder()
         var csv: TransactionCSVDecoder? = nil
         let isCSV = format == .csv
-        try reader.forEach { line in
+        try reader.forEachRecord { line in
             if line.oversized {
                 let error = RecordError(
                     record: "longer than \(RecordReader.maxRecordBytes) bytes; the dead-letter copy is its start")
