@@ -17,11 +17,15 @@ let package = Package(
         .library(name: "CardwatchCore", targets: ["CardwatchCore"]),
         .library(name: "CardwatchGenerator", targets: ["CardwatchGenerator"]),
         .library(name: "CardwatchFeatures", targets: ["CardwatchFeatures"]),
+        .library(name: "CardwatchModel", targets: ["CardwatchModel"]),
+        .library(name: "CardwatchStorage", targets: ["CardwatchStorage"]),
+        .library(name: "CardwatchPipeline", targets: ["CardwatchPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "CardwatchCore", swiftSettings: upcoming),
@@ -31,11 +35,22 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(name: "CardwatchFeatures", dependencies: ["CardwatchCore"], swiftSettings: upcoming),
+        .target(name: "CardwatchModel", swiftSettings: upcoming),
+        .target(
+            name: "CardwatchPipeline",
+            dependencies: ["CardwatchCore", "CardwatchFeatures", "CardwatchModel"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CardwatchStorage",
+            dependencies: ["CardwatchModel", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "cardwatch",
             dependencies: [
-                "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
+                "CardwatchPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: upcoming
         ),
@@ -50,6 +65,28 @@ let package = Package(
         .testTarget(
             name: "CardwatchGeneratorTests",
             dependencies: ["CardwatchCore", "CardwatchGenerator"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchFeaturesTests",
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchModelTests",
+            dependencies: [
+                "CardwatchModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchStorageTests",
+            dependencies: ["CardwatchModel", "CardwatchStorage"],
             swiftSettings: upcoming
         ),
     ]

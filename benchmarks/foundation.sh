@@ -13,8 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "## in process: cardwatch bench --count 1000000 --runs $runs"
-"$bin" bench --count 1000000 --runs "$runs"
+echo "## in process: cardwatch bench codec --count 1000000 --runs $runs"
+"$bin" bench codec --count 1000000 --runs "$runs"
 echo
 echo "## CLI on files, 2,000,000 transactions (500 cards), median of $runs"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -35,6 +35,19 @@ grep -q ':5: longitude: missing' "$tmp/report.txt"
 grep -q ':6: record: malformed JSON' "$tmp/report.txt"
 [ "$(wc -l < "$tmp/dead.jsonl")" -eq 3 ] || { echo "expected 3 dead letters" >&2; exit 1; }
 
+# The training table: one row per transaction, the eight named features among the columns.
+"$bin" features --in "$tmp/h.jsonl" --out "$tmp/table.csv"
+header=$(head -n 1 "$tmp/table.csv")
+for f in tx_count_5min tx_count_1hr avg_amount_1hr max_amount_1hr geo_velocity_kmh time_since_last_tx_s \
+         high_risk_merchant_count_1hr amount_vs_avg_ratio is_fraud transaction_id timestamp; do
+  case ",$header," in *",$f,"*) ;; *) echo "training table lacks $f" >&2; exit 1 ;; esac
+done
+[ "$(($(wc -l < "$tmp/table.csv") - 1))" -eq "$(wc -l < "$tmp/h.jsonl")" ] || { echo "table rows != records" >&2; exit 1; }
+"$bin" features --in "$tmp/h.jsonl" --labels "$tmp/labels.jsonl" --out "$tmp/table-labels.csv" --quiet
+status=0
+"$bin" features --in "$tmp/bad.jsonl" --out "$tmp/partial.csv" --quiet 2> "$tmp/err.txt" || status=$?
+[ "$status" -eq 1 ] && grep -q "bad.jsonl:4" "$tmp/err.txt" || { echo "features should report bad records and exit 1" >&2; exit 1; }
+
 # A missing file is a clear error with exit status 2.
 status=0
 "$bin" validate "$tmp/does-not-exist.jsonl" 2> "$tmp/err.txt" || status=$?

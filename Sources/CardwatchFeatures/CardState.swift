@@ -28,7 +28,6 @@ struct CardScalars: Sendable {
     var homeCount: Int32 = 0
     /// Day bucket of the newest slot of the day ring.
     var latestDay: Int32 = .min
-    var merchantCount: Int32 = 0
 }
 
 /// Every card's state in flat arrays indexed by slot: scalars, the exact event ring,
@@ -43,7 +42,8 @@ struct CardTable: Sendable {
     var free: [Int32] = []
     var scalars: [CardScalars] = []
     var events: [[CardEvent]] = []
-    var dayCount: [UInt32] = []
+    /// Transactions per day (saturating at 65,535: beyond that a card is a bot and the count is moot).
+    var dayCount: [UInt16] = []
     var daySum: [Double] = []
     /// `merchants[slot * recentMerchants + k]`, most recent first; `merchantDay` is each one's latest use.
     var merchants: [Int32] = []
@@ -116,7 +116,7 @@ struct CardTable: Sendable {
         let base = s * days
         for b in lo...hi {
             let i = base + Int(b.floorMod(Int64(days)))
-            count &+= dayCount[i]
+            count &+= UInt32(dayCount[i])
             sum += daySum[i]
         }
         return (count, sum)
@@ -126,7 +126,7 @@ struct CardTable: Sendable {
         let latest = Int64(scalars[s].latestDay)
         guard day > latest - Int64(days) else { return }
         let i = s * days + Int(day.floorMod(Int64(days)))
-        dayCount[i] &+= 1
+        if dayCount[i] < .max { dayCount[i] += 1 }
         daySum[i] += amount
     }
 

@@ -226,7 +226,16 @@ public struct FeatureEngine: Sendable {
             }
             n += 1
         }
-        if n > 0 { cards.events[s].removeFirst(n) }
+        guard n > 0 else { return }
+        cards.events[s].removeFirst(n)
+        // A burst leaves a large buffer behind; give most of it back once the card is quiet again.
+        let left = cards.events[s].count
+        if cards.events[s].capacity >= 16 && left <= cards.events[s].capacity / 8 {
+            var smaller: [CardEvent] = []
+            smaller.reserveCapacity(max(4, left * 2))
+            smaller.append(contentsOf: cards.events[s])
+            cards.events[s] = smaller
+        }
     }
 
     mutating func processMerchant(_ m: Int, t: Int64, into f: inout FeatureVector) {
@@ -238,20 +247,19 @@ public struct FeatureEngine: Sendable {
         var te = t
         if latest != .min, latest - t > config.allowedLateness { te = latest }
         merchants.add(m, at: te)
-        let sc = merchants.scalars[m]
         let hour = bucket(te, FeatureConfig.hour)
         let day = bucket(te, FeatureConfig.day)
-        f[.merchantTxCount1d] = Double(merchants.hours.sums(m, from: hour - 23, to: hour, latest: sc.latestHour).count)
-        f[.merchantTxCount7d] = Double(merchants.days.sums(m, from: day - 6, to: day, latest: sc.latestDay).count)
-        f[.merchantTxCount30d] = Double(merchants.days.sums(m, from: day - 29, to: day, latest: sc.latestDay).count)
+        f[.merchantTxCount1d] = Double(merchants.sums(m, window: 0, from: hour - 23, to: hour).count)
+        f[.merchantTxCount7d] = Double(merchants.sums(m, window: 1, from: day - 6, to: day).count)
+        f[.merchantTxCount30d] = Double(merchants.sums(m, window: 2, from: day - 29, to: day).count)
 
         let known = te - config.labelDelay
         let kh = bucket(known, FeatureConfig.hour)
         let kd = bucket(known, FeatureConfig.day)
         func rate(_ s: (count: UInt32, fraud: UInt32)) -> Double { s.count == 0 ? 0 : Double(s.fraud) / Double(s.count) }
-        f[.merchantFraudRate1d] = rate(merchants.hours.sums(m, from: kh - 24, to: kh - 1, latest: sc.latestHour))
-        f[.merchantFraudRate7d] = rate(merchants.days.sums(m, from: kd - 7, to: kd - 1, latest: sc.latestDay))
-        f[.merchantFraudRate30d] = rate(merchants.days.sums(m, from: kd - 30, to: kd - 1, latest: sc.latestDay))
+        f[.merchantFraudRate1d] = rate(merchants.sums(m, window: 3, from: kh - 24, to: kh - 1))
+        f[.merchantFraudRate7d] = rate(merchants.sums(m, window: 4, from: kd - 7, to: kd - 1))
+        f[.merchantFraudRate30d] = rate(merchants.sums(m, window: 5, from: kd - 30, to: kd - 1))
     }
 
     /// Makes a label known from now on. Legitimate verdicts change nothing (the
@@ -275,5 +283,25 @@ public struct FeatureEngine: Sendable {
             merchants.evict(m)
             stats.evictedMerchants += 1
         }
+    }
+}
+
+extension FeatureEngine {
+    /// Bytes of state held for cards and for merchants, counted from the buffers'
+    /// sizes (keys, table slots, rings, event buffers); allocator slack is not included.
+    public var stateBytes: (cards: Int, merchants: Int) {
+        func keyBytes(_ k: String) -> Int { k.utf8.count > 15 ? 32 + k.utf8.count : 0 }
+        let dictionaryEntry = (MemoryLayout<String>.stride + MemoryLayout<Int32>.stride) * 4 / 3
+        var c = cards.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<CardScalars>.stride)
+        c += cards.keys.count * cards.days * (MemoryLayout<UInt16>.stride + MemoryLayout<Double>.stride)
+        c += cards.keys.count * CardTable.recentMerchants * 2 * MemoryLayout<Int32>.stride
+        for (k, e) in zip(cards.keys, cards.events) {
+            c += keyBytes(k) + MemoryLayout<[CardEvent]>.stride
+            if e.capacity > 0 { c += 32 + e.capacity * MemoryLayout<CardEvent>.stride }
+        }
+        var m = merchants.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<MerchantScalars>.stride)
+        m += merchants.keys.count * (merchants.hours.width + merchants.days.width) * 2 * MemoryLayout<UInt32>.stride
+        for k in merchants.keys { m += keyBytes(k) }
+        return (c, m)
     }
 }

@@ -59,14 +59,33 @@ struct BucketRing: Sendable {
     }
 }
 
+/// A window's sums remembered between a merchant's transactions: most follow each
+/// other within the same hour, so the rings are summed only when a window moves.
+struct CachedWindow: Sendable {
+    var from: Int64 = .max
+    var to: Int64 = .min
+    var count: UInt32 = 0
+    var fraud: UInt32 = 0
+}
+
+extension CachedWindow {
+    @inline(__always) func covers(_ b: Int64) -> Bool { from <= b && b <= to }
+}
+
 /// Every merchant's state: hourly and daily rings of volume and known fraud.
 struct MerchantTable: Sendable {
+    /// The six windows: volume 1d (hours), 7d and 30d (days); fraud 1d (hours), 7d and 30d (days).
+    static let windows = 6
+    static let hourWindows = [0, 3]
+    static let dayWindows = [1, 2, 4, 5]
+
     var slots: [String: Int32] = [:]
     var keys: [String] = []
     var free: [Int32] = []
     var scalars: [MerchantScalars] = []
     var hours: BucketRing
     var days: BucketRing
+    var cache: [CachedWindow] = []
 
     init(hours: Int, days: Int) {
         self.hours = BucketRing(width: hours)
@@ -85,6 +104,7 @@ struct MerchantTable: Sendable {
             s = keys.count
             keys.append(key)
             scalars.append(MerchantScalars())
+            cache.append(contentsOf: repeatElement(CachedWindow(), count: Self.windows))
             hours.appendSlot()
             days.appendSlot()
         }
@@ -94,6 +114,7 @@ struct MerchantTable: Sendable {
 
     mutating func reset(_ s: Int) {
         scalars[s] = MerchantScalars()
+        for w in 0..<Self.windows { cache[s * Self.windows + w] = CachedWindow() }
         hours.clear(s)
         days.clear(s)
     }
@@ -111,16 +132,41 @@ struct MerchantTable: Sendable {
         let d = bucket(t, FeatureConfig.day)
         scalars[s].latestHour = hours.advance(s, from: scalars[s].latestHour, to: h)
         scalars[s].latestDay = days.advance(s, from: scalars[s].latestDay, to: d)
-        if hours.holds(h, latest: scalars[s].latestHour) { hours.count[hours.index(s, h)] &+= 1 }
-        if days.holds(d, latest: scalars[s].latestDay) { days.count[days.index(s, d)] &+= 1 }
+        if hours.holds(h, latest: scalars[s].latestHour) {
+            hours.count[hours.index(s, h)] &+= 1
+            for w in Self.hourWindows where cache[s * Self.windows + w].covers(h) { cache[s * Self.windows + w].count &+= 1 }
+        }
+        if days.holds(d, latest: scalars[s].latestDay) {
+            days.count[days.index(s, d)] &+= 1
+            for w in Self.dayWindows where cache[s * Self.windows + w].covers(d) { cache[s * Self.windows + w].count &+= 1 }
+        }
         scalars[s].latest = max(scalars[s].latest, t)
+    }
+
+    /// Count and fraud over buckets [from, to] of window `w`, from the cache when it has not moved.
+    mutating func sums(_ s: Int, window w: Int, from: Int64, to: Int64) -> (count: UInt32, fraud: UInt32) {
+        let i = s * Self.windows + w
+        if cache[i].from == from && cache[i].to == to { return (cache[i].count, cache[i].fraud) }
+        let isHours = Self.hourWindows.contains(w)
+        let r =
+            isHours
+            ? hours.sums(s, from: from, to: to, latest: scalars[s].latestHour)
+            : days.sums(s, from: from, to: to, latest: scalars[s].latestDay)
+        cache[i] = CachedWindow(from: from, to: to, count: r.count, fraud: r.fraud)
+        return r
     }
 
     /// Records a known fraud on a transaction of this merchant at time `t`.
     mutating func addFraud(_ s: Int, at t: Int64) {
         let h = bucket(t, FeatureConfig.hour)
         let d = bucket(t, FeatureConfig.day)
-        if hours.holds(h, latest: scalars[s].latestHour) { hours.fraud[hours.index(s, h)] &+= 1 }
-        if days.holds(d, latest: scalars[s].latestDay) { days.fraud[days.index(s, d)] &+= 1 }
+        if hours.holds(h, latest: scalars[s].latestHour) {
+            hours.fraud[hours.index(s, h)] &+= 1
+            for w in Self.hourWindows where cache[s * Self.windows + w].covers(h) { cache[s * Self.windows + w].fraud &+= 1 }
+        }
+        if days.holds(d, latest: scalars[s].latestDay) {
+            days.fraud[days.index(s, d)] &+= 1
+            for w in Self.dayWindows where cache[s * Self.windows + w].covers(d) { cache[s * Self.windows + w].fraud &+= 1 }
+        }
     }
 }

@@ -126,7 +126,7 @@ public struct World: Sendable {
     static func rounded(_ v: Double) -> Double { (v * 10_000).rounded() / 10_000 }
 
     mutating func buildMerchants(config: GeneratorConfig, rng: inout SeededRandom) {
-        let target = Double(config.merchants ?? max(1_500, config.cards * 2))
+        let target = Double(config.merchants ?? max(1_500, config.cards / 10))
         let totalCityWeight = cities.reduce(0) { $0 + $1.weight }
         let totalCategoryWeight = categories.reduce(0) { $0 + $1.weight }
         posMerchants = Array(repeating: [], count: cities.count * categories.count)

@@ -1,11 +1,22 @@
 import ArgumentParser
 import CardwatchCore
+import CardwatchFeatures
 import CardwatchGenerator
+import CardwatchModel
+import CardwatchPipeline
 import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the generator and the schema codecs (build with -c release).",
+        abstract: "Benchmarks (build with -c release): the codecs, the feature engine.",
+        subcommands: [CodecBench.self, FeatureBench.self, ModelBench.self]
+    )
+}
+
+struct CodecBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec",
+        abstract: "Measure the generator and the schema codecs.",
         discussion: """
             Generates --count transactions once, then times each stage --runs times and prints
             the median rate. The Foundation JSONDecoder row is the baseline the hand-written
@@ -148,5 +159,155 @@ struct FoundationRecord: Decodable {
         r[.isFraud] = is_fraud.map { .number(Double($0)) } ?? .missing
         r[.fraudPattern] = s(fraud_pattern)
         return r
+    }
+}
+
+/// Runs `body` (which returns how many items it handled) `runs` times and prints the median rate.
+func measureRate(_ name: String, runs: Int, _ body: () throws -> Int) rethrows {
+    var rates: [Double] = []
+    for _ in 0..<runs {
+        let t0 = monotonicSeconds()
+        let n = try body()
+        rates.append(Double(n) / (monotonicSeconds() - t0))
+    }
+    rates.sort()
+    let pad = String(repeating: " ", count: max(1, 44 - name.count))
+    print(
+        "\(name)\(pad)\(grouped(Int(rates[rates.count / 2])))   (\(grouped(Int(rates[0]))) … \(grouped(Int(rates[rates.count - 1]))))"
+    )
+}
+
+struct FeatureBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "features",
+        abstract: "Measure feature-engine updates per second and state bytes per active card.",
+        discussion: """
+            Generates --count transactions of a --cards world in memory, then runs a fresh
+            engine over them --runs times (one core) and prints the median rate of
+            updates + feature vectors. State per card is measured twice: by the engine's
+            own accounting of its buffers, and as the growth of resident memory during
+            the first run divided by the active cards (merchants included).
+            """
+    )
+
+    @Option(help: "Cardholders in the synthetic world.") var cards = 500
+    @Option(help: "Transactions per run.") var count = 2_000_000
+    @Option(help: "Runs; the median is reported.") var runs = 5
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+
+    func run() throws {
+        var config = GeneratorConfig()
+        config.cards = cards
+        config.seed = seed
+        var g = try TransactionGenerator(
+            config: config, mode: .backfill(start: Timestamp(rfc3339: "2026-01-01T00:00:00Z")!, end: nil))
+        var transactions: [Transaction] = []
+        transactions.reserveCapacity(count)
+        while transactions.count < count, let t = g.next() { transactions.append(t) }
+        let days = transactions.last!.timestamp.seconds(since: transactions[0].timestamp) / 86_400
+        print("cards=\(grouped(cards)) transactions=\(grouped(transactions.count)) spanning \(format1(days)) days, runs=\(runs)")
+
+        var first = true
+        var checksum = 0.0
+        try measureRate("updates + feature vectors (1 core)", runs: runs) {
+            let rssBefore = residentBytes()
+            var engine = try FeatureEngine()
+            for t in transactions {
+                let f = engine.process(t)
+                checksum += f[.txCount1hr]
+            }
+            if first {
+                first = false
+                let grown = residentBytes() - rssBefore
+                let bytes = engine.stateBytes
+                print(
+                    "active cards \(grouped(engine.activeCards)), merchants \(grouped(engine.activeMerchants)); "
+                        + "state per active card: \(bytes.cards / max(1, engine.activeCards)) B by accounting "
+                        + "(+ \(bytes.merchants / max(1, engine.activeCards)) B of merchant state per card), "
+                        + "\(grown / max(1, engine.activeCards)) B by resident-memory growth")
+            }
+            return transactions.count
+        }
+        if checksum == 0 { print("(checksum \(checksum))") }
+    }
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * 4096
+}
+
+struct ModelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Measure GBDT training time and one-row scoring latency (300 trees by default).",
+        discussion: """
+            Generates --days of a --cards world, builds features by replay, trains a GBDT with
+            exactly --trees trees (no early stopping) and times: training; scoring one row
+            at a time (median over --runs passes of every row); feature update + scoring of
+            one transaction; TreeSHAP explanation of one row.
+            """
+    )
+
+    @Option(help: "Cardholders in the synthetic world.") var cards = 500
+    @Option(help: "Days of history.") var days = 30.0
+    @Option(help: "Trees in the model.") var trees = 300
+    @Option(help: "Runs; the median is reported.") var runs = 5
+
+    func run() throws {
+        var config = GeneratorConfig()
+        config.cards = cards
+        let start = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
+        var g = try TransactionGenerator(config: config, mode: .backfill(start: start, end: start + days * 86_400))
+        var transactions: [Transaction] = []
+        while let t = g.next() { transactions.append(t) }
+        let data = try ModelTraining.dataset(history: transactions)
+        var p = GBDTParameters()
+        p.trees = trees
+        p.earlyStoppingRounds = 0
+        let t0 = monotonicSeconds()
+        let fit = GBDTTrainer.fit(data.matrix, parameters: p)
+        let trainSeconds = monotonicSeconds() - t0
+        let artifact = ModelArtifact(
+            kind: .gbdt, featureNames: Feature.names, featureSchemaVersion: Feature.schemaVersion, trees: fit.ensemble)
+        print(
+            "rows=\(grouped(data.rows)) trees=\(fit.ensemble.treeCount) nodes=\(grouped(fit.ensemble.nodes.count)) runs=\(runs)")
+        print(
+            "training (\(grouped(data.rows)) rows × \(Feature.count) features, \(trees) trees, 2 threads): \(format1(trainSeconds)) s"
+        )
+
+        var sink = 0.0
+        func perRow(_ name: String, _ body: (Int) -> Double) {
+            var ns: [Double] = []
+            for _ in 0..<runs {
+                let t = monotonicSeconds()
+                for i in 0..<data.rows { sink += body(i) }
+                ns.append((monotonicSeconds() - t) / Double(data.rows) * 1e9)
+            }
+            ns.sort()
+            print("\(name): \(Int(ns[ns.count / 2])) ns median (\(Int(ns[0])) … \(Int(ns[ns.count - 1])))")
+        }
+        let scorer = ModelScorer(artifact)
+        perRow("one-row probability, \(trees) trees (simple walk)") { i in data.matrix.withRow(i) { artifact.probability($0) } }
+        perRow("one-row probability, \(trees) trees (compiled forest)") { i in data.matrix.withRow(i) { scorer.probability($0) } }
+        var engine = try FeatureEngine()
+        var k = 0
+        perRow("feature update + probability, one transaction") { _ in
+            let f = engine.process(transactions[k % transactions.count])
+            k += 1
+            return withUnsafeBytes(of: f.values) { raw in scorer.probability(raw.bindMemory(to: Double.self)) }
+        }
+        var explainNs: [Double] = []
+        for _ in 0..<runs {
+            let t = monotonicSeconds()
+            for i in 0..<1_000 { sink += data.matrix.withRow(i % data.rows) { fit.ensemble.explain($0).bias } }
+            explainNs.append((monotonicSeconds() - t) / 1_000 * 1e9)
+        }
+        explainNs.sort()
+        print("TreeSHAP explanation, one row: \(Int(explainNs[runs / 2] / 1000)) µs median")
+        if sink == 0.123 { print(sink) }
     }
 }

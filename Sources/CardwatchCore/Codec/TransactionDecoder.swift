@@ -154,3 +154,19 @@ struct CSVCells: Sendable {
         return .string(Span(start: start, count: end - start))
     }
 }
+
+/// One CSV record's cells as strings (RFC 4180 quoting), for tables other than transactions.
+public enum CSVLine {
+    public static func cells(_ line: UnsafeRawBufferPointer) throws(RecordError) -> [String] {
+        var c = CSVCells()
+        try c.split(line)
+        return c.cells.map { v in
+            switch v {
+            case .string(let s):
+                String(decoding: UnsafeRawBufferPointer(rebasing: line[s.start..<s.start + s.count]), as: UTF8.self)
+            case .unescaped(let s): s
+            default: ""
+            }
+        }
+    }
+}

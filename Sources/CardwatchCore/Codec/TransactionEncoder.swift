@@ -127,7 +127,7 @@ public enum TransactionEncoder {
         out.append(UInt8(ascii: "\""))
     }
 
-    static func appendCSVCell(_ s: String, to out: inout [UInt8]) {
+    public static func appendCSVCell(_ s: String, to out: inout [UInt8]) {
         let needsQuotes = s.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }
         guard needsQuotes else {
             out.append(contentsOf: s.utf8)

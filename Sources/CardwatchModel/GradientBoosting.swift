@@ -1,0 +1,377 @@
+import Dispatch
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Training settings, named as in XGBoost so a data scientist reads them at once.
+public struct GBDTParameters: Sendable, Equatable, Codable {
+    /// Boosting rounds at most (early stopping may keep fewer).
+    public var trees = 300
+    public var maxDepth = 6
+    public var learningRate = 0.1
+    /// L2 penalty on leaf weights.
+    public var lambda = 1.0
+    /// Minimum loss reduction for a split.
+    public var gamma = 0.0
+    /// Minimum hessian sum per child: keeps rare positives from producing one-row leaves.
+    public var minChildWeight = 1.0
+    /// Share of rows drawn for each tree.
+    public var subsample = 0.8
+    /// Share of features drawn for each tree.
+    public var columnSubsample = 0.8
+    public var maxBins = 256
+    /// Weight of positive rows in the loss (class imbalance).
+    public var scalePosWeight = 1.0
+    /// Stop when validation log-loss has not improved for this many rounds (0: never).
+    public var earlyStoppingRounds = 30
+    public var seed: UInt64 = 1
+    /// Worker threads for histogram building.
+    public var threads = 2
+
+    public init() {}
+
+    /// Each setting as text, for the artifact's record.
+    public var record: [String: String] {
+        [
+            "trees": "\(trees)", "max_depth": "\(maxDepth)", "learning_rate": "\(learningRate)", "lambda": "\(lambda)",
+            "gamma": "\(gamma)", "min_child_weight": "\(minChildWeight)", "subsample": "\(subsample)",
+            "colsample_bytree": "\(columnSubsample)", "max_bins": "\(maxBins)", "scale_pos_weight": "\(scalePosWeight)",
+            "early_stopping_rounds": "\(earlyStoppingRounds)", "seed": "\(seed)",
+        ]
+    }
+}
+
+/// What training produced, with the validation curve that chose the number of trees.
+public struct GBDTFit: Sendable {
+    public var ensemble: TreeEnsemble
+    public var bestIteration: Int
+    public var validationLogLoss: [Double]
+}
+
+/// Gradient-boosted trees for binary log-loss, grown depth-wise on quantile-bin
+/// histograms (as XGBoost's `hist` method): per node, gradient and hessian sums
+/// per bin, the best split over bins and both directions for missing values, and
+/// the larger child's histogram by subtraction from its parent's.
+public enum GBDTTrainer {
+    public static func fit(
+        _ train: FeatureMatrix, validation: FeatureMatrix? = nil, parameters p: GBDTParameters = GBDTParameters()
+    )
+        -> GBDTFit
+    {
+        precondition(train.rows > 0, "no training rows")
+        let n = train.rows
+        let f = train.columns
+        let bins = FeatureBins(train, maxBins: p.maxBins)
+        let binned = bins.binned(train)
+        let validationBinned = validation.map { bins.binned($0) }
+        let weights = train.labels.map { $0 ? p.scalePosWeight : 1 }
+        let labels = train.labels.map { $0 ? 1.0 : 0.0 }
+        let positiveShare = zip(weights, labels).reduce(0) { $0 + $1.0 * $1.1 } / weights.reduce(0, +)
+        let base = logit(min(max(positiveShare, 1e-6), 1 - 1e-6))
+
+        var margin = [Double](repeating: base, count: n)
+        var validationMargin = [Double](repeating: base, count: validation?.rows ?? 0)
+        var gradient = [Double](repeating: 0, count: n)
+        var hessian = [Double](repeating: 0, count: n)
+        var rng = SplitMix(seed: p.seed)
+        var builder = TreeBuilder(bins: bins, binned: binned, rows: n, features: f, parameters: p)
+        var nodes: [TreeNode] = []
+        var cover: [Float] = []
+        var roots: [Int32] = []
+        var losses: [Double] = []
+        var best = Double.infinity
+        var bestIteration = 0
+
+        for round in 0..<p.trees {
+            for i in 0..<n {
+                let prob = sigmoid(margin[i])
+                gradient[i] = weights[i] * (prob - labels[i])
+                hessian[i] = max(weights[i] * prob * (1 - prob), 1e-16)
+            }
+            var rows: [Int32] = []
+            rows.reserveCapacity(n)
+            for i in 0..<n where p.subsample >= 1 || rng.unit() < p.subsample { rows.append(Int32(i)) }
+            var features = Array(0..<f)
+            if p.columnSubsample < 1 {
+                features.shuffle(using: &rng)
+                features = Array(features.prefix(max(1, Int((Double(f) * p.columnSubsample).rounded(.up))))).sorted()
+            }
+            let tree = builder.grow(rows: &rows, gradient: gradient, hessian: hessian, features: features)
+
+            // Append with absolute child indices; score every row through the new tree.
+            let offset = Int32(nodes.count)
+            roots.append(offset)
+            for node in tree.nodes {
+                var node = node
+                if !node.isLeaf { node.left += offset }
+                nodes.append(node)
+            }
+            cover.append(contentsOf: tree.cover)
+            for i in 0..<n { margin[i] += Double(tree.nodes[tree.leaf(binned, row: i, rows: n)].value) }
+            if let validation, let vb = validationBinned {
+                var loss = 0.0
+                for i in 0..<validation.rows {
+                    validationMargin[i] += Double(tree.nodes[tree.leaf(vb, row: i, rows: validation.rows)].value)
+                    loss += logLoss(margin: validationMargin[i], label: validation.labels[i])
+                }
+                loss /= Double(max(1, validation.rows))
+                losses.append(loss)
+                if loss < best - 1e-12 {
+                    best = loss
+                    bestIteration = round + 1
+                } else if p.earlyStoppingRounds > 0 && round + 1 - bestIteration >= p.earlyStoppingRounds {
+                    break
+                }
+            } else {
+                bestIteration = round + 1
+            }
+        }
+        let ensemble = TreeEnsemble(nodes: nodes, roots: roots, cover: cover, baseMargin: base, featureCount: f)
+        return GBDTFit(ensemble: ensemble.truncated(to: bestIteration), bestIteration: bestIteration, validationLogLoss: losses)
+    }
+
+    static func logit(_ p: Double) -> Double { log(p / (1 - p)) }
+
+    /// Log-loss of one row from its margin, computed stably for large margins.
+    static func logLoss(margin z: Double, label: Bool) -> Double {
+        let s = label ? -z : z
+        return s > 0 ? s + log1p(exp(-s)) : log1p(exp(s))
+    }
+}
+
+/// One tree under construction, in the flat layout (siblings adjacent), with each
+/// split's bin for scoring binned rows.
+struct BuiltTree {
+    var nodes: [TreeNode] = []
+    var cover: [Float] = []
+    var splitBin: [UInt8] = []
+
+    /// The leaf a binned row reaches.
+    func leaf(_ binned: [UInt8], row r: Int, rows n: Int) -> Int {
+        var i = 0
+        while !nodes[i].isLeaf {
+            let b = binned[Int(nodes[i].feature) * n + r]
+            let left = b == FeatureBins.missingBin ? nodes[i].defaultLeft : b <= splitBin[i]
+            i = Int(nodes[i].left) + (left ? 0 : 1)
+        }
+        return i
+    }
+}
+
+/// Grows one tree depth-wise. Histograms hold (gradient, hessian) pairs per bin per feature.
+struct TreeBuilder {
+    let bins: FeatureBins
+    let binned: [UInt8]
+    let rows: Int
+    let features: Int
+    let p: GBDTParameters
+    static let binSlots = 256
+
+    init(bins: FeatureBins, binned: [UInt8], rows: Int, features: Int, parameters: GBDTParameters) {
+        self.bins = bins
+        self.binned = binned
+        self.rows = rows
+        self.features = features
+        self.p = parameters
+    }
+
+    struct Open {
+        var id: Int
+        var start: Int
+        var end: Int
+        var g: Double
+        var h: Double
+        var histogram: [Double]
+    }
+
+    struct Split {
+        var gain = 0.0
+        var feature = -1
+        var bin = 0
+        var defaultLeft = false
+        var gl = 0.0
+        var hl = 0.0
+    }
+
+    mutating func grow(rows order: inout [Int32], gradient: [Double], hessian: [Double], features use: [Int]) -> BuiltTree {
+        var tree = BuiltTree()
+        func addNode() -> Int {
+            tree.nodes.append(.leaf(0))
+            tree.cover.append(0)
+            tree.splitBin.append(0)
+            return tree.nodes.count - 1
+        }
+        var g0 = 0.0
+        var h0 = 0.0
+        for r in order {
+            g0 += gradient[Int(r)]
+            h0 += hessian[Int(r)]
+        }
+        let root = addNode()
+        var open = [
+            Open(
+                id: root, start: 0, end: order.count, g: g0, h: h0,
+                histogram: histogram(order, 0, order.count, gradient, hessian, use))
+        ]
+        for depth in 0...p.maxDepth {
+            var next: [Open] = []
+            for node in open {
+                tree.cover[node.id] = Float(node.h)
+                let split = depth < p.maxDepth ? bestSplit(node, use) : Split()
+                guard split.feature >= 0 else {
+                    tree.nodes[node.id] = .leaf(Float(-node.g / (node.h + p.lambda) * p.learningRate))
+                    continue
+                }
+                // Partition the node's rows: left block first.
+                let j = split.feature
+                var i = node.start
+                var k = node.end
+                while i < k {
+                    let b = binned[j * rows + Int(order[i])]
+                    let left = b == FeatureBins.missingBin ? split.defaultLeft : Int(b) <= split.bin
+                    if left {
+                        i += 1
+                    } else {
+                        k -= 1
+                        order.swapAt(i, k)
+                    }
+                }
+                let l = addNode()
+                _ = addNode()
+                tree.nodes[node.id] = TreeNode(
+                    threshold: bins.cuts[j][split.bin], feature: Int16(j), defaultLeft: split.defaultLeft, left: Int32(l),
+                    value: 0)
+                tree.splitBin[node.id] = UInt8(split.bin)
+                // Build the smaller child's histogram; the larger one is the parent's minus it.
+                let leftSmaller = i - node.start <= node.end - i
+                let small = leftSmaller ? (node.start, i) : (i, node.end)
+                let smallHist = histogram(order, small.0, small.1, gradient, hessian, use)
+                var largeHist = node.histogram
+                for x in 0..<largeHist.count { largeHist[x] -= smallHist[x] }
+                let left = Open(
+                    id: l, start: node.start, end: i, g: split.gl, h: split.hl, histogram: leftSmaller ? smallHist : largeHist)
+                let right = Open(
+                    id: l + 1, start: i, end: node.end, g: node.g - split.gl, h: node.h - split.hl,
+                    histogram: leftSmaller ? largeHist : smallHist)
+                next.append(left)
+                next.append(right)
+            }
+            open = next
+            if open.isEmpty { break }
+        }
+        return tree
+    }
+
+    /// Gradient and hessian sums per bin, for the rows order[start..<end], over the features in use.
+    func histogram(_ order: [Int32], _ start: Int, _ end: Int, _ gradient: [Double], _ hessian: [Double], _ use: [Int])
+        -> [Double]
+    {
+        var hist = [Double](repeating: 0, count: features * Self.binSlots * 2)
+        let workers = max(1, min(p.threads, use.count, (end - start) / 20_000 + 1))
+        hist.withUnsafeMutableBufferPointer { h in
+            order.withUnsafeBufferPointer { o in
+                binned.withUnsafeBufferPointer { bn in
+                    gradient.withUnsafeBufferPointer { g in
+                        hessian.withUnsafeBufferPointer { hs in
+                            let shared = HistogramTask(
+                                hist: h, order: o, binned: bn, gradient: g, hessian: hs, rows: rows, start: start, end: end)
+                            if workers == 1 {
+                                for j in use { shared.fill(feature: j) }
+                            } else {
+                                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                    var k = w
+                                    while k < use.count {
+                                        shared.fill(feature: use[k])
+                                        k += workers
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return hist
+    }
+
+    func bestSplit(_ node: Open, _ use: [Int]) -> Split {
+        var best = Split()
+        guard node.h >= 2 * p.minChildWeight, node.end - node.start >= 2 else { return best }
+        let parentScore = node.g * node.g / (node.h + p.lambda)
+        node.histogram.withUnsafeBufferPointer { hist in
+            for j in use {
+                let m = bins.cuts[j].count
+                guard m > 0 else { continue }
+                let base = j * Self.binSlots * 2
+                let gm = hist[base + Int(FeatureBins.missingBin) * 2]
+                let hm = hist[base + Int(FeatureBins.missingBin) * 2 + 1]
+                var gl = 0.0
+                var hl = 0.0
+                for b in 0..<m {
+                    gl += hist[base + b * 2]
+                    hl += hist[base + b * 2 + 1]
+                    // Missing values right, then (when there are any) left.
+                    for side in 0..<(hm > 0 ? 2 : 1) {
+                        let missingLeft = side == 1
+                        let GL = missingLeft ? gl + gm : gl
+                        let HL = missingLeft ? hl + hm : hl
+                        let GR = node.g - GL
+                        let HR = node.h - HL
+                        guard HL >= p.minChildWeight, HR >= p.minChildWeight else { continue }
+                        let gain = 0.5 * (GL * GL / (HL + p.lambda) + GR * GR / (HR + p.lambda) - parentScore) - p.gamma
+                        if gain > best.gain + 1e-12 {
+                            // With no missing values seen, unseen ones follow the heavier side.
+                            let defaultLeft = hm > 0 ? missingLeft : HL >= HR
+                            best = Split(gain: gain, feature: j, bin: b, defaultLeft: defaultLeft, gl: GL, hl: HL)
+                        }
+                    }
+                }
+            }
+        }
+        return best
+    }
+}
+
+/// The buffers one histogram is built from, shared by the worker threads.
+/// `@unchecked Sendable` is sound here: the buffers outlive `concurrentPerform`
+/// (it returns only when every worker has), the inputs are only read, and each
+/// worker writes only the histogram slice of the features it was given, which
+/// no other worker touches.
+struct HistogramTask: @unchecked Sendable {
+    let hist: UnsafeMutableBufferPointer<Double>
+    let order: UnsafeBufferPointer<Int32>
+    let binned: UnsafeBufferPointer<UInt8>
+    let gradient: UnsafeBufferPointer<Double>
+    let hessian: UnsafeBufferPointer<Double>
+    let rows: Int
+    let start: Int
+    let end: Int
+
+    func fill(feature j: Int) {
+        let base = j * TreeBuilder.binSlots * 2
+        let column = j * rows
+        for k in start..<end {
+            let r = Int(order[k])
+            let b = Int(binned[column + r])
+            hist[base + b * 2] += gradient[r]
+            hist[base + b * 2 + 1] += hessian[r]
+        }
+    }
+}
+
+/// SplitMix64: a small seeded generator for row and column sampling.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}

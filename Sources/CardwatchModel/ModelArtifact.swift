@@ -1,0 +1,157 @@
+public import Foundation
+
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+    case gbdt, logistic
+}
+
+/// Platt scaling: probability = sigmoid(a · margin + b), fitted on held-out rows so
+/// that a score of 0.3 means about 30 % of such transactions are fraud.
+public struct Calibration: Codable, Sendable, Equatable {
+    public var a: Double
+    public var b: Double
+    public init(a: Double = 1, b: Double = 0) {
+        self.a = a
+        self.b = b
+    }
+    public func probability(margin: Double) -> Double { sigmoid(a * margin + b) }
+}
+
+/// Where a probability lands: below `review` approve, below `decline` review, else decline.
+public struct DecisionThresholds: Codable, Sendable, Equatable {
+    public var review: Double
+    public var decline: Double
+    public init(review: Double, decline: Double) {
+        self.review = review
+        self.decline = decline
+    }
+}
+
+/// A time window as RFC 3339 strings, as stored in the artifact and the registry.
+public struct TimeWindow: Codable, Sendable, Equatable {
+    public var from: String
+    public var to: String
+    public init(from: String, to: String) {
+        self.from = from
+        self.to = to
+    }
+}
+
+/// The versioned model document of DESIGN.md: everything needed to score and to
+/// judge a model, in one JSON file.
+public struct ModelArtifact: Codable, Sendable, Equatable {
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int = ModelArtifact.currentFormatVersion
+    public var kind: ModelKind
+    public var featureNames: [String]
+    public var featureSchemaVersion: Int
+    public var trees: TreeEnsemble?
+    public var logistic: LogisticModel?
+    public var calibration: Calibration
+    public var thresholds: DecisionThresholds
+    public var trainingWindow: TimeWindow?
+    public var testWindow: TimeWindow?
+    public var metrics: EvaluationMetrics?
+    /// Training parameters as given, for the record.
+    public var parameters: [String: String]
+    public var createdAt: String
+
+    public init(
+        kind: ModelKind, featureNames: [String], featureSchemaVersion: Int, trees: TreeEnsemble? = nil,
+        logistic: LogisticModel? = nil, calibration: Calibration = Calibration(),
+        thresholds: DecisionThresholds = DecisionThresholds(review: 0.5, decline: 0.9), trainingWindow: TimeWindow? = nil,
+        testWindow: TimeWindow? = nil, metrics: EvaluationMetrics? = nil, parameters: [String: String] = [:],
+        createdAt: String = ""
+    ) {
+        self.kind = kind
+        self.featureNames = featureNames
+        self.featureSchemaVersion = featureSchemaVersion
+        self.trees = trees
+        self.logistic = logistic
+        self.calibration = calibration
+        self.thresholds = thresholds
+        self.trainingWindow = trainingWindow
+        self.testWindow = testWindow
+        self.metrics = metrics
+        self.parameters = parameters
+        self.createdAt = createdAt
+    }
+
+    /// The raw margin for one row of features in `featureNames` order.
+    public func margin(_ x: UnsafeBufferPointer<Double>) -> Double {
+        if let trees { return trees.margin(x) }
+        return logistic!.margin(x)
+    }
+
+    /// The calibrated fraud probability for one row.
+    public func probability(_ x: UnsafeBufferPointer<Double>) -> Double { calibration.probability(margin: margin(x)) }
+
+    // MARK: JSON
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        // A test window with one class has an undefined AUC: NaN is stored, not refused.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+
+    /// Reads an artifact and checks it can be scored against `expectedFeatures` (the engine's).
+    public static func load(
+        json: Data, expectedFeatures: [String]? = nil, expectedSchemaVersion: Int? = nil
+    ) throws -> ModelArtifact {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let artifact: ModelArtifact
+        do { artifact = try decoder.decode(ModelArtifact.self, from: json) } catch {
+            throw ModelError("not a Cardwatch model artifact: \(error)")
+        }
+        try artifact.check(expectedFeatures: expectedFeatures, expectedSchemaVersion: expectedSchemaVersion)
+        return artifact
+    }
+
+    /// Refuses an artifact that cannot be scored here, saying exactly why.
+    public func check(expectedFeatures: [String]? = nil, expectedSchemaVersion: Int? = nil) throws {
+        guard formatVersion == Self.currentFormatVersion else {
+            throw ModelError("artifact format version \(formatVersion); this build reads version \(Self.currentFormatVersion)")
+        }
+        if let v = expectedSchemaVersion, v != featureSchemaVersion {
+            throw ModelError("model was trained on feature schema v\(featureSchemaVersion); the engine computes v\(v)")
+        }
+        if let expected = expectedFeatures, expected != featureNames {
+            let i =
+                (0..<min(expected.count, featureNames.count)).first { expected[$0] != featureNames[$0] }
+                ?? min(expected.count, featureNames.count)
+            let have = i < featureNames.count ? "'\(featureNames[i])'" : "nothing"
+            let want = i < expected.count ? "'\(expected[i])'" : "nothing"
+            throw ModelError(
+                "model features do not match the engine: \(featureNames.count) features vs \(expected.count); "
+                    + "first difference at position \(i): model has \(have), engine has \(want)")
+        }
+        switch kind {
+        case .gbdt:
+            guard let trees else { throw ModelError("gbdt artifact without trees") }
+            guard trees.featureCount == featureNames.count else {
+                throw ModelError("trees use \(trees.featureCount) features, artifact names \(featureNames.count)")
+            }
+            for (i, n) in trees.nodes.enumerated() where !n.isLeaf {
+                guard Int(n.feature) < featureNames.count, n.left > Int32(i), Int(n.left) + 1 < trees.nodes.count else {
+                    throw ModelError("tree node \(i) is malformed")
+                }
+            }
+        case .logistic:
+            guard let l = logistic, l.weights.count == featureNames.count, l.means.count == featureNames.count,
+                l.scales.count == featureNames.count
+            else { throw ModelError("logistic artifact without one weight, mean and scale per feature") }
+        }
+    }
+}
+
+public struct ModelError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,166 @@
+public import CardwatchCore
+public import CardwatchFeatures
+public import CardwatchModel
+import Foundation
+
+/// What to train and how to judge it.
+public struct TrainingRequest: Sendable {
+    public var kind: ModelKind = .gbdt
+    public var gbdt = GBDTParameters()
+    public var logistic = LogisticParameters()
+    /// Window bounds in microseconds; nil means "derive" (see `TimeSplit.resolve`).
+    public var trainFrom: Int64?
+    public var trainTo: Int64?
+    public var testFrom: Int64?
+    public var testTo: Int64?
+    /// Gap between the training and the test windows.
+    public var delay: Int64 = 0
+    public var testDays: Int64 = 7
+    public var testFraction: Double?
+    /// Threshold choice on the validation rows: a target precision, a target false-positive rate, or (neither) the best F1.
+    public var targetPrecision: Double?
+    public var targetFPR: Double?
+    /// Share of the training window (its latest rows) held out for early stopping, calibration and thresholds.
+    public var validationShare = 0.15
+    /// Card precision@100 needs real days and card ids; a bare table may have neither.
+    public var cardPrecision = true
+
+    public init() {}
+}
+
+/// A trained, evaluated model and what was learnt about it.
+public struct TrainingOutcome: Sendable {
+    public var artifact: ModelArtifact
+    public var metrics: EvaluationMetrics
+    public var split: TimeSplit
+    public var trainRows: Int
+    public var test: TimedDataset
+    public var testScores: [Double]
+    public var trees: Int?
+    public var seconds: Double
+}
+
+/// The training job: features by the engine's replay, a time split, fit, calibrate,
+/// choose thresholds, evaluate on the later window. The CLI and the scheduler call it.
+public enum ModelTraining {
+    /// Replays `transactions` through the feature engine (event-time order, so early
+    /// windows are warm) and keeps the labelled rows.
+    public static func dataset(
+        history transactions: [Transaction], labels: [LabelEvent]? = nil, config: FeatureConfig = FeatureConfig()
+    ) throws -> TimedDataset {
+        var matrix = FeatureMatrix(columns: Feature.count)
+        var times: [Int64] = []
+        var cards: [String] = []
+        var patterns: [String?] = []
+        var ids: [String] = []
+        var row = [Double](repeating: 0, count: Feature.count)
+        try FeatureReplay.run(transactions, labels: labels, config: config) { t, f in
+            guard let label = t.isFraud else { return }
+            for i in 0..<Feature.count { row[i] = f[i] }
+            matrix.append(row, label: label)
+            times.append(t.timestamp.microseconds)
+            cards.append(t.cardID)
+            patterns.append(t.fraudPattern?.rawValue)
+            ids.append(t.transactionID)
+        }
+        return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
+    }
+
+    public static func train(_ data: TimedDataset, featureNames: [String], request r: TrainingRequest) throws -> TrainingOutcome {
+        let began = Date()
+        guard featureNames.count == data.matrix.columns else {
+            throw ModelError("\(featureNames.count) feature names for \(data.matrix.columns) columns")
+        }
+        let split = try TimeSplit.resolve(
+            times: data.times, trainFrom: r.trainFrom, trainTo: r.trainTo, delay: r.delay, testFrom: r.testFrom, testTo: r.testTo,
+            testDays: r.testDays, testFraction: r.testFraction)
+        let (trainIndices, testIndices) = split.indices(data.times)
+        let trainLabels = trainIndices.map { data.matrix.labels[$0] }
+        guard trainLabels.contains(true), trainLabels.contains(false) else {
+            throw ModelError("the training window has \(trainIndices.count) rows and needs both fraud and legitimate ones")
+        }
+        guard !testIndices.isEmpty else { throw ModelError("the test window holds no rows") }
+
+        // The latest rows of the training window validate (time order again: no peeking).
+        let held = max(1, Int(Double(trainIndices.count) * r.validationShare))
+        var fitIndices = Array(trainIndices.dropLast(held))
+        var validationIndices = Array(trainIndices.suffix(held))
+        if !validationIndices.contains(where: { data.matrix.labels[$0] }) || fitIndices.isEmpty {
+            fitIndices = trainIndices  // too few positives to hold some out: fit on all, validate on all
+            validationIndices = trainIndices
+        }
+        let fitData = data.matrix.subset(fitIndices)
+        let validation = data.matrix.subset(validationIndices)
+
+        var trees: TreeEnsemble?
+        var logistic: LogisticModel?
+        var parameters: [String: String]
+        switch r.kind {
+        case .gbdt:
+            let fit = GBDTTrainer.fit(fitData, validation: validation, parameters: r.gbdt)
+            trees = fit.ensemble
+            parameters = r.gbdt.record
+            parameters["best_iteration"] = "\(fit.bestIteration)"
+        case .logistic:
+            logistic = LogisticTrainer.fit(fitData, parameters: r.logistic)
+            parameters = r.logistic.record
+        }
+        var artifact = ModelArtifact(
+            kind: r.kind, featureNames: featureNames, featureSchemaVersion: Feature.schemaVersion, trees: trees,
+            logistic: logistic, parameters: parameters)
+        let validationMargins = scores(artifact, validation, probability: false)
+        artifact.calibration = Calibration.fit(margins: validationMargins, labels: validation.labels)
+        let validationScores = validationMargins.map { artifact.calibration.probability(margin: $0) }
+        artifact.thresholds = thresholds(validationScores, validation.labels, r)
+
+        let test = data.subset(testIndices)
+        let testScores = scores(artifact, test.matrix, probability: true)
+        let metrics = Metrics.evaluate(
+            scores: testScores, labels: test.matrix.labels, patterns: test.patterns,
+            days: r.cardPrecision ? test.times.map { Int(floorDiv($0, TimeSplit.day)) } : nil,
+            cards: r.cardPrecision ? test.cards : nil, threshold: artifact.thresholds.review)
+        artifact.metrics = metrics
+        artifact.trainingWindow = TimeWindow(from: rfc3339(split.trainFrom), to: rfc3339(split.trainTo))
+        artifact.testWindow = TimeWindow(from: rfc3339(split.testFrom), to: rfc3339(split.testTo))
+        artifact.createdAt = rfc3339(Int64(Date().timeIntervalSince1970 * 1e6))
+        return TrainingOutcome(
+            artifact: artifact, metrics: metrics, split: split, trainRows: trainIndices.count, test: test, testScores: testScores,
+            trees: trees?.treeCount, seconds: Date().timeIntervalSince(began))
+    }
+
+    /// Scores every row of `data` with `artifact` (probabilities, or raw margins).
+    public static func scores(_ artifact: ModelArtifact, _ data: FeatureMatrix, probability: Bool) -> [Double] {
+        (0..<data.rows).map { i in data.withRow(i) { probability ? artifact.probability($0) : artifact.margin($0) } }
+    }
+
+    /// Evaluates a stored model on labelled rows (all of them, or those in [from, to)).
+    public static func evaluate(_ artifact: ModelArtifact, on data: TimedDataset, from: Int64? = nil, to: Int64? = nil)
+        -> (metrics: EvaluationMetrics, rows: TimedDataset, scores: [Double])
+    {
+        let keep = data.times.indices.filter { data.times[$0] >= (from ?? .min) && data.times[$0] < (to ?? .max) }
+        let rows = data.subset(keep)
+        let scores = scores(artifact, rows.matrix, probability: true)
+        let metrics = Metrics.evaluate(
+            scores: scores, labels: rows.matrix.labels, patterns: rows.patterns,
+            days: rows.times.map { Int(floorDiv($0, TimeSplit.day)) }, cards: rows.cards, threshold: artifact.thresholds.review)
+        return (metrics, rows, scores)
+    }
+
+    /// Review at the requested target (or best F1); decline where validation precision reaches 90 %.
+    static func thresholds(_ scores: [Double], _ labels: [Bool], _ r: TrainingRequest) -> DecisionThresholds {
+        var review: Double
+        if let p = r.targetPrecision {
+            review = Metrics.threshold(forPrecision: p, scores: scores, labels: labels) ?? 0.5
+        } else if let fpr = r.targetFPR {
+            review = Metrics.threshold(forFPR: fpr, scores: scores, labels: labels) ?? 0.5
+        } else {
+            review = Metrics.bestF1Threshold(scores: scores, labels: labels) ?? 0.5
+        }
+        let decline = max(review, Metrics.threshold(forPrecision: 0.9, scores: scores, labels: labels) ?? max(review, 0.9))
+        return DecisionThresholds(review: review, decline: decline)
+    }
+
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
+
+    public static func rfc3339(_ micros: Int64) -> String { Timestamp(microseconds: micros).rfc3339 }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchModel
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+
+/// Options shared by `train` and `evaluate`: where the data comes from.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Transaction history (JSON Lines or CSV, schema v1); features come from the engine's replay.")
+    var data: String?
+    @Option(help: "A numeric feature table (CSV), e.g. from `cardwatch features`, instead of --data.") var table: String?
+    @Option(help: "With --table: the label column.") var label = "is_fraud"
+    @Option(help: "With --table: the time column, RFC 3339 or seconds (default: timestamp when present).")
+    var timeColumn: String?
+    @Option(help: "With --data: label events (JSON Lines) instead of the history's is_fraud.") var labels: String?
+    @Option(help: "With --data: days after which a label counts as known for merchant fraud rates.")
+    var labelDelayDays = 7.0
+
+    func validate() throws {
+        if (data == nil) == (table == nil) { throw ValidationError("give exactly one of --data and --table") }
+    }
+
+    /// The labelled rows and their feature names, with a note of what was skipped.
+    func load(command: String) throws -> (TimedDataset, [String], hasCardsAndDays: Bool) {
+        if let table {
+            let t: FeatureTable
+            do { t = try FeatureTable.read(path: table, label: label, timeColumn: timeColumn) } catch {
+                throw ValidationError("\(error)")
+            }
+            if t.unlabelled > 0 { printError("\(table): \(grouped(t.unlabelled)) rows without a label skipped") }
+            return (t.data, t.featureNames, t.hasTimes && !t.data.cards.contains(""))
+        }
+        let (transactions, invalid) = try Input.transactions(data!, format: nil, deadLetters: nil, command: command)
+        if invalid > 0 { printError("\(data!): \(grouped(invalid)) invalid records skipped") }
+        let labelEvents = try labels.map { try Input.labels($0, command: command) }
+        var config = FeatureConfig()
+        config.labelDelay = Int64(labelDelayDays * 86_400e6)
+        let dataset = try ModelTraining.dataset(history: transactions, labels: labelEvents, config: config)
+        let unlabelled = transactions.count - dataset.rows
+        if unlabelled > 0 { printError("\(data!): \(grouped(unlabelled)) transactions without is_fraud used for features only") }
+        return (dataset, Feature.names, true)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on a time window, evaluate it on a later one, and register it.",
+        discussion: """
+            The split respects time: rows in [train-from, train-to) train, rows in
+            [test-from, test-to) test; by default the test window is the last 7 days
+            (or the latest --test-fraction of rows) and training ends --delay-days
+            before it. The latest 15 % of the training window stop the boosting early,
+            calibrate the probabilities and choose the thresholds. Dates are
+            2026-01-22 or RFC 3339.
+
+            Examples:
+              cardwatch train --data history.jsonl --train-from 2026-01-01 --train-to 2026-01-22 \\
+                --test-from 2026-01-22 --test-to 2026-01-31
+              cardwatch train --table table.csv --label is_fraud --test-fraction 0.2 --json
+            """
+    )
+
+    @OptionGroup var source: DataOptions
+    @Option(help: "Start of the training window.") var trainFrom: String?
+    @Option(help: "End of the training window (exclusive).") var trainTo: String?
+    @Option(help: "Gap between training and test windows, in days (the label delay).") var delayDays = 7.0
+    @Option(help: "Start of the test window.") var testFrom: String?
+    @Option(help: "End of the test window (exclusive).") var testTo: String?
+    @Option(help: "Without dates: the test window is this many last days...") var testDays = 7.0
+    @Option(help: "...or this latest share of the rows.") var testFraction: Double?
+    @Option(help: "gbdt or logistic.") var model = "gbdt"
+    @Option(help: "GBDT: boosting rounds at most.") var trees = 300
+    @Option(help: "GBDT: maximum depth.") var maxDepth = 6
+    @Option(help: "GBDT: learning rate.") var learningRate = 0.1
+    @Option(help: "Weight of fraud rows in the loss.") var scalePosWeight = 1.0
+    @Option(help: "Random seed (row and column sampling).") var seed: UInt64 = 1
+    @Option(help: "Choose the review threshold for this precision on the validation rows.") var targetPrecision: Double?
+    @Option(help: "Choose the review threshold for this false-positive rate on the validation rows.") var targetFpr: Double?
+    @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+    @Flag(help: "Do not register the model.") var noRegister = false
+    @Flag(help: "Promote the new model if the registry's promotion rule approves it.") var promote = false
+    @Option(help: "Write the model artifact (JSON) to this file too.") var artifactOut: String?
+    @Option(help: "Write transaction_id,timestamp,card_id,score,label for every test row.") var predictionsOut: String?
+    @Flag(help: "Print the metrics as one JSON object.") var json = false
+
+    func run() throws {
+        guard let kind = ModelKind(rawValue: model) else {
+            throw ValidationError("--model must be gbdt or logistic, got '\(model)'")
+        }
+        let (dataset, names, cardsAndDays) = try source.load(command: "train")
+        var request = TrainingRequest()
+        request.kind = kind
+        request.gbdt.trees = trees
+        request.gbdt.maxDepth = maxDepth
+        request.gbdt.learningRate = learningRate
+        request.gbdt.scalePosWeight = scalePosWeight
+        request.gbdt.seed = seed
+        request.logistic.scalePosWeight = scalePosWeight
+        request.trainFrom = try trainFrom.map { try Input.instant($0, option: "--train-from") }
+        request.trainTo = try trainTo.map { try Input.instant($0, option: "--train-to") }
+        request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
+        request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
+        request.delay = Int64(delayDays * 86_400e6)
+        request.testDays = Int64(testDays * 86_400e6) / TimeSplit.day
+        request.testFraction = testFraction
+        request.targetPrecision = targetPrecision
+        request.targetFPR = targetFpr
+        request.cardPrecision = cardsAndDays
+        let outcome: TrainingOutcome
+        do { outcome = try ModelTraining.train(dataset, featureNames: names, request: request) } catch {
+            throw ValidationError("\(error)")
+        }
+        var version: Int?
+        var decision: PromotionDecision?
+        if !noRegister {
+            let registry = try ModelRegistry(directory: dataDir)
+            version = try registry.register(outcome.artifact)
+            if promote {
+                // "On the same test window": score the production model on this candidate's test rows.
+                var productionAP: Double?
+                if let current = try registry.production(),
+                    let artifact = try? registry.artifact(version: current.version, expectedFeatures: names)
+                {
+                    productionAP = ModelTraining.evaluate(artifact, on: outcome.test).metrics.averagePrecision
+                }
+                decision = try registry.promote(version: version!, rule: PromotionRule(), productionAP: productionAP)
+            }
+        }
+        if let artifactOut { try outcome.artifact.jsonData().write(to: URL(fileURLWithPath: artifactOut)) }
+        if let predictionsOut { try Report.writePredictions(outcome.test, outcome.testScores, to: predictionsOut) }
+        if json {
+            Report.printJSON(
+                outcome.metrics, version: version,
+                extra: [
+                    "train_rows": outcome.trainRows, "test_rows": outcome.test.rows, "trees": outcome.trees ?? 0,
+                    "training_seconds": (outcome.seconds * 1000).rounded() / 1000, "promoted": decision?.promoted ?? false,
+                ])
+        } else {
+            print(
+                "model \(version.map { "v\($0)" } ?? "(not registered)"): \(kind.rawValue)"
+                    + (outcome.trees.map { ", \($0) trees" } ?? "")
+                    + ", trained on \(grouped(outcome.trainRows)) rows in \(format1(outcome.seconds)) s")
+            print(
+                "train [\(outcome.artifact.trainingWindow!.from), \(outcome.artifact.trainingWindow!.to))"
+                    + "  test [\(outcome.artifact.testWindow!.from), \(outcome.artifact.testWindow!.to))")
+            Report.printTable(outcome.metrics)
+            if let decision { print("promotion: \(decision.promoted ? "promoted" : "not promoted") — \(decision.reason)") }
+        }
+    }
+}
+
+/// How commands show metrics and predictions.
+enum Report {
+    static func printTable(_ m: EvaluationMetrics) {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "—" }
+        print("test rows \(grouped(m.rows)), fraud \(grouped(m.positives))")
+        print("  ROC AUC                \(f(m.rocAUC))")
+        print("  average precision      \(f(m.averagePrecision))")
+        print("  card precision@100     \(f(m.cardPrecisionAt100))")
+        print("  recall at 1 % FPR      \(f(m.recallAt1PctFPR))")
+        print("  at threshold \(f(m.threshold)): precision \(f(m.precision)), recall \(f(m.recall)), F1 \(f(m.f1))")
+        print("  confusion: TP \(m.truePositives)  FP \(m.falsePositives)  TN \(m.trueNegatives)  FN \(m.falseNegatives)")
+        for (p, r) in m.perPatternRecall.sorted(by: { $0.key < $1.key }) {
+            print("  recall \(p)\(String(repeating: " ", count: max(1, 16 - p.count)))\(f(r))")
+        }
+    }
+
+    static func printJSON(_ m: EvaluationMetrics, version: Int?, extra: [String: Any] = [:]) {
+        var o: [String: Any] = [
+            "roc_auc": m.rocAUC, "average_precision": m.averagePrecision, "recall_at_1pct_fpr": m.recallAt1PctFPR,
+            "per_pattern_recall": m.perPatternRecall, "precision": m.precision, "recall": m.recall, "f1": m.f1,
+            "threshold": m.threshold, "rows": m.rows, "positives": m.positives,
+            "confusion": ["tp": m.truePositives, "fp": m.falsePositives, "tn": m.trueNegatives, "fn": m.falseNegatives],
+        ]
+        o["card_precision_at_100"] = m.cardPrecisionAt100 ?? NSNull()
+        o["model_version"] = version ?? NSNull()
+        for (k, v) in extra { o[k] = v }
+        for (k, v) in o where (v as? Double)?.isNaN == true { o[k] = NSNull() }
+        let data = try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func writePredictions(_ rows: TimedDataset, _ scores: [Double], to path: String) throws {
+        var sink = try ByteSink(path: path)
+        sink.buffer.append(contentsOf: "transaction_id,timestamp,card_id,score,label\n".utf8)
+        for i in 0..<rows.rows {
+            TransactionEncoder.appendCSVCell(rows.transactionIDs[i], to: &sink.buffer)
+            sink.buffer.append(UInt8(ascii: ","))
+            Timestamp(microseconds: rows.times[i]).write(to: &sink.buffer)
+            sink.buffer.append(UInt8(ascii: ","))
+            TransactionEncoder.appendCSVCell(rows.cards[i], to: &sink.buffer)
+            sink.buffer.append(UInt8(ascii: ","))
+            TransactionEncoder.appendNumber(scores[i], to: &sink.buffer)
+            sink.buffer.append(contentsOf: (rows.matrix.labels[i] ? ",1\n" : ",0\n").utf8)
+            try sink.flushIfFull()
+        }
+        try sink.close()
+    }
+}

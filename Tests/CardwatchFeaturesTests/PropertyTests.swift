@@ -1,0 +1,78 @@
+import CardwatchCore
+import CardwatchFeatures
+import Foundation
+import Testing
+
+// The engine against the naive reference on hundreds of random streams.
+//
+// Reproduce one stream: CARDWATCH_FEATURES_SEED=<seed> swift test --filter CardwatchFeaturesTests
+// Explore new streams: CARDWATCH_FEATURES_BASE_SEED=<any number>
+// Shrink failing streams to a minimal input (slow): CARDWATCH_FEATURES_SHRINK=1
+
+private let environment = ProcessInfo.processInfo.environment
+private let chunks = 8
+private let streamsPerChunk = Int(environment["CARDWATCH_FEATURES_STREAMS"] ?? "") ?? 32
+private let baseSeed = UInt64(environment["CARDWATCH_FEATURES_BASE_SEED"] ?? "") ?? 0x00C0_FFEE
+
+private func seeds(chunk: Int, salt: UInt64) -> [UInt64] {
+    if let one = UInt64(environment["CARDWATCH_FEATURES_SEED"] ?? "") { return chunk == 0 ? [one] : [] }
+    return (0..<streamsPerChunk).map { baseSeed &+ salt &+ UInt64(chunk * 100_000 + $0) }
+}
+
+/// Runs every seed's stream through engine and reference and records each disagreement.
+private func check(seeds: [UInt64], beyondLateness: Bool) {
+    for seed in seeds {
+        let scenario = Streams.make(seed: seed, beyondLateness: beyondLateness)
+        let mismatches = compare(scenario)
+        guard let first = mismatches.first else { continue }
+        var report = "seed \(seed) (beyondLateness: \(beyondLateness)), config \(scenario.config), "
+        report += "\(scenario.steps.count) steps:\n" + mismatches.map { "  \($0)" }.joined(separator: "\n")
+        if case .tx(let tx) = scenario.steps[first.step] { report += "\n  first at \(tx)" }
+        if environment["CARDWATCH_FEATURES_SHRINK"] != nil {
+            for m in mismatches {
+                let small = shrink(scenario, step: m.step, feature: m.feature)
+                report += "\n  minimal input for \(m.feature.name) (\(small.steps.count) steps):\n"
+                report += small.steps.map { "    \($0)" }.joined(separator: "\n")
+            }
+        }
+        Issue.record(Comment(rawValue: report))
+    }
+}
+
+@Suite struct PropertyTests {
+    /// Within the allowed lateness: every feature of every transaction equals the reference.
+    @Test(arguments: 0..<chunks)
+    func randomStreamsMatchTheReference(chunk: Int) {
+        check(seeds: seeds(chunk: chunk, salt: 0), beyondLateness: false)
+    }
+
+    /// With a few events later than the allowed lateness (processed at their key's newest time).
+    @Test(arguments: 0..<2)
+    func streamsWithVeryLateEventsMatchTheReference(chunk: Int) {
+        check(seeds: seeds(chunk: chunk, salt: 1 << 40).prefix(streamsPerChunk / 2).map { $0 }, beyondLateness: true)
+    }
+
+    /// The engine's counters agree with the reference's reading of lateness.
+    @Test func statsCountLatenessLikeTheReference() throws {
+        for seed in seeds(chunk: 0, salt: 1 << 41).prefix(10) {
+            let scenario = Streams.make(seed: seed, beyondLateness: true)
+            var engine = try FeatureEngine(config: scenario.config)
+            var reference = ReferenceEngine(config: scenario.config)
+            for step in scenario.steps {
+                switch step {
+                case .tx(let tx):
+                    _ = engine.process(tx)
+                    _ = reference.process(tx)
+                case .label(let l):
+                    engine.apply(l)
+                    reference.apply(l)
+                }
+            }
+            let want = reference.stats
+            let got = engine.stats
+            #expect(got.processed == want.processed, "seed \(seed)")
+            #expect(got.lateWithinAllowance == want.lateWithinAllowance, "seed \(seed)")
+            #expect(got.lateBeyondAllowance == want.lateBeyondAllowance, "seed \(seed)")
+        }
+    }
+}
