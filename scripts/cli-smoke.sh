@@ -48,6 +48,43 @@ status=0
 "$bin" features --in "$tmp/bad.jsonl" --out "$tmp/partial.csv" --quiet 2> "$tmp/err.txt" || status=$?
 [ "$status" -eq 1 ] && grep -q "bad.jsonl:4" "$tmp/err.txt" || { echo "features should report bad records and exit 1" >&2; exit 1; }
 
+# Train on days 1–21, test on the rest: the quality bar of issue #4, checked on every run.
+"$bin" train --data "$tmp/h.jsonl" --train-from 2026-01-01 --train-to 2026-01-22 --test-from 2026-01-22 --test-to 2026-01-31 \
+  --data-dir "$tmp/data" --promote --json --predictions-out "$tmp/preds.csv" > "$tmp/train.json"
+cat "$tmp/train.json"
+python3 - "$tmp/train.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["roc_auc"] >= 0.98, f"ROC AUC {m['roc_auc']} < 0.98"
+assert m["average_precision"] >= 0.90, f"average precision {m['average_precision']} < 0.90"
+assert set(m["per_pattern_recall"]) == {"geo_jump", "velocity_burst", "high_amount", "card_testing"}, m["per_pattern_recall"]
+assert m["model_version"] == 1 and m["promoted"] is True
+for key in ("card_precision_at_100", "recall_at_1pct_fpr"):
+    assert key in m, key
+print("model quality: AUC %.4f, AP %.4f" % (m["roc_auc"], m["average_precision"]))
+PY
+[ "$(head -n 1 "$tmp/preds.csv")" = "transaction_id,timestamp,card_id,score,label" ]
+"$bin" models list --data-dir "$tmp/data" | grep -q production
+"$bin" models show production --data-dir "$tmp/data" | grep -q "test window"
+"$bin" evaluate --model production --data "$tmp/h.jsonl" --from 2026-01-22 --data-dir "$tmp/data" --json > "$tmp/eval.json"
+python3 -c "import json,sys; a=json.load(open('$tmp/train.json')); b=json.load(open('$tmp/eval.json')); assert abs(a['roc_auc']-b['roc_auc'])<1e-12, (a['roc_auc'], b['roc_auc'])"
+# A logistic baseline, trained on the feature table.
+"$bin" train --table "$tmp/table.csv" --label is_fraud --test-fraction 0.3 --model logistic --data-dir "$tmp/data" --json > /dev/null
+# Any schema v1 file trains: strip coordinates, categories and channels.
+python3 - "$tmp/h.jsonl" "$tmp/bare.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+    for line in src:
+        r = json.loads(line)
+        for k in ("latitude", "longitude", "merchant_category", "channel", "country", "customer_id", "fraud_pattern"):
+            r.pop(k, None)
+        out.write(json.dumps(r) + "\n")
+PY
+"$bin" train --data "$tmp/bare.jsonl" --data-dir "$tmp/data" --no-register --json > "$tmp/bare.json"
+status=0
+"$bin" train --data "$tmp/h.jsonl" --train-from 2026-01-20 --train-to 2026-01-10 --data-dir "$tmp/data" 2> "$tmp/err.txt" || status=$?
+[ "$status" -ne 0 ] && grep -q "training window" "$tmp/err.txt"
+
 # A missing file is a clear error with exit status 2.
 status=0
 "$bin" validate "$tmp/does-not-exist.jsonl" 2> "$tmp/err.txt" || status=$?

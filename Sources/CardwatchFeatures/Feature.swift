@@ -12,7 +12,7 @@
 /// | `tx_count_1hr` | card's events in (t − 1 h, t], exact | yes | 1 |
 /// | `avg_amount_1hr` | mean amount, (t − 1 h, t], exact | yes | the amount itself |
 /// | `max_amount_1hr` | max amount, (t − 1 h, t], exact | yes | the amount itself |
-/// | `geo_velocity_kmh` | km from the card's latest earlier located event ÷ hours since it (at least 1 minute) | — | 0 without coordinates or an earlier located event |
+/// | `geo_velocity_kmh` | km from the card's latest earlier located event ÷ hours since it (at least 1 minute) | — | 0 without coordinates, or when no located event lies within 30 days |
 /// | `time_since_last_tx_s` | seconds since the card's latest earlier event, capped at 30 days | — | 2,592,000 (30 days) on a first transaction |
 /// | `high_risk_merchant_count_1hr` | card's events at high-risk categories in (t − 1 h, t], exact | yes | 0 or 1 |
 /// | `amount_vs_avg_ratio` | amount ÷ the card's mean amount over days [day(t) − 29, day(t)] (bucketed) | no | 1 when there is no earlier event in the window |
@@ -20,7 +20,7 @@
 /// | `hour_of_day` | local solar hour 0–23 (UTC shifted by longitude ÷ 15) | yes | the UTC hour without coordinates |
 /// | `is_weekend` | local solar Saturday or Sunday | yes | UTC day without coordinates |
 /// | `is_night` | local solar hour 0–5 | yes | UTC hour without coordinates |
-/// | `distance_from_home_km` | km from the card's usual location: a running mean of its earlier located events' coordinates (weight 1/n, n capped at 20) | no | 0 without coordinates or an earlier located event |
+/// | `distance_from_home_km` | km from the card's usual location: a running mean, in arrival order, of its earlier located events' coordinates (weight 1/n, n capped at 20), started afresh after more than 30 days (plus the allowed lateness) without a transaction | no | 0 without coordinates or an earlier located event |
 /// | `card_tx_count_1d` | card's events in (t − 24 h, t], exact | yes | 1 |
 /// | `card_tx_count_7d` | card's events in days [day(t) − 6, day(t)], bucketed | yes | 1 |
 /// | `card_tx_count_30d` | card's events in days [day(t) − 29, day(t)], bucketed | yes | 1 |
@@ -28,7 +28,7 @@
 /// | `card_avg_amount_7d` | mean amount, days [day(t) − 6, day(t)], bucketed | yes | the amount |
 /// | `card_avg_amount_30d` | mean amount, days [day(t) − 29, day(t)], bucketed | yes | the amount |
 /// | `small_amount_count_1hr` | card's events of at most the small amount ($2.00) in (t − 1 h, t], exact | yes | 0 or 1 |
-/// | `is_new_merchant` | 1 unless the merchant is among the card's 16 most recently used distinct merchants with a use in days [day(t) − 29, day(t)] | — | 1 on a first transaction |
+/// | `is_new_merchant` | 1 unless the merchant is among the card's 16 most recently used (arrival order) distinct merchants and its latest use falls on or after day(t) − 29 | — | 1 on a first transaction |
 /// | `merchant_tx_count_1d` | merchant's events in hours [hour(t) − 23, hour(t)], bucketed | yes | 1 |
 /// | `merchant_tx_count_7d` | merchant's events in days [day(t) − 6, day(t)], bucketed | yes | 1 |
 /// | `merchant_tx_count_30d` | merchant's events in days [day(t) − 29, day(t)], bucketed | yes | 1 |
@@ -46,7 +46,12 @@
 /// label event as it arrives; in replay, one label delay after the transaction),
 /// and the windows end one label delay before *t*, so recent transactions whose
 /// labels are mostly unknown cannot dilute the rate. An event later than the
-/// allowed lateness is processed as if it happened at its key's newest event time.
+/// allowed lateness is processed as if it happened at its key's newest event time
+/// (the card's for card features, the merchant's for merchant features); its hour,
+/// weekend and night flags keep its real time. Among events with equal times, the
+/// latest is the one that arrived last. Local solar time is rounded to the second.
+/// Eviction (`FeatureConfig.idleTTL` ≥ 30 days) never changes an answer for events
+/// that arrive at most the allowed lateness behind the newest event overall.
 public enum Feature: Int, CaseIterable, Sendable {
     case txCount5min, txCount1hr, avgAmount1hr, maxAmount1hr, geoVelocityKmh, timeSinceLastTxS
     case highRiskMerchantCount1hr, amountVsAvgRatio

@@ -83,8 +83,9 @@ public struct FeatureEngine: Sendable {
     mutating func processCard(_ tx: Transaction, t: Int64, highRisk: Bool, merchantSlot: Int32, into f: inout FeatureVector) {
         let s = cards.slot(for: tx.cardID)
         var latest = cards.scalars[s].latest
-        if latest != .min, t - latest > FeatureConfig.cardHorizon {
-            cards.reset(s)  // idle past every window: start afresh, exactly as eviction would
+        if latest != .min, t - latest > FeatureConfig.cardHorizon + config.allowedLateness {
+            // Idle past every window, even of an event arriving late after this one: start afresh.
+            cards.reset(s)
             latest = .min
         }
         var te = t
@@ -240,7 +241,7 @@ public struct FeatureEngine: Sendable {
 
     mutating func processMerchant(_ m: Int, t: Int64, into f: inout FeatureVector) {
         var latest = merchants.scalars[m].latest
-        if latest != .min, t - latest > config.merchantHorizon {
+        if latest != .min, t - latest > config.merchantHorizon + config.allowedLateness {
             merchants.reset(m)
             latest = .min
         }
@@ -271,15 +272,19 @@ public struct FeatureEngine: Sendable {
         stats.labelsApplied += 1
     }
 
-    /// Evicts keys idle longer than their TTL; runs once an hour of event time.
+    /// Evicts keys idle longer than their TTL; runs once an hour of event time. Twice the
+    /// allowed lateness is added so that an event up to the lateness behind the newest one
+    /// overall still finds every state it can reach (the reset rule itself allows one lateness).
     mutating func sweep() {
         nextSweep = maxTime + FeatureConfig.hour
-        for s in 0..<cards.keys.count where !cards.keys[s].isEmpty && cards.scalars[s].latest < maxTime - config.idleTTL {
+        let margin = 2 * config.allowedLateness
+        for s in 0..<cards.keys.count
+        where !cards.keys[s].isEmpty && cards.scalars[s].latest < maxTime - config.idleTTL - margin {
             cards.evict(s)
             stats.evictedCards += 1
         }
         for m in 0..<merchants.keys.count
-        where !merchants.keys[m].isEmpty && merchants.scalars[m].latest < maxTime - config.merchantTTL {
+        where !merchants.keys[m].isEmpty && merchants.scalars[m].latest < maxTime - config.merchantTTL - margin {
             merchants.evict(m)
             stats.evictedMerchants += 1
         }

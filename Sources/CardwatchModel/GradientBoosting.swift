@@ -65,7 +65,7 @@ public enum GBDTTrainer {
         let n = train.rows
         let f = train.columns
         let bins = FeatureBins(train, maxBins: p.maxBins)
-        let binned = bins.binned(train)
+        let binned = bins.binned(train, threads: p.threads)
         let validationBinned = validation.map { bins.binned($0) }
         let weights = train.labels.map { $0 ? p.scalePosWeight : 1 }
         let labels = train.labels.map { $0 ? 1.0 : 0.0 }
@@ -74,8 +74,7 @@ public enum GBDTTrainer {
 
         var margin = [Double](repeating: base, count: n)
         var validationMargin = [Double](repeating: base, count: validation?.rows ?? 0)
-        var gradient = [Double](repeating: 0, count: n)
-        var hessian = [Double](repeating: 0, count: n)
+        var pairs = [Double](repeating: 0, count: 2 * n)  // gradient and hessian side by side: one cache line per row
         var rng = SplitMix(seed: p.seed)
         var builder = TreeBuilder(bins: bins, binned: binned, rows: n, features: f, parameters: p)
         var nodes: [TreeNode] = []
@@ -86,10 +85,15 @@ public enum GBDTTrainer {
         var bestIteration = 0
 
         for round in 0..<p.trees {
-            for i in 0..<n {
-                let prob = sigmoid(margin[i])
-                gradient[i] = weights[i] * (prob - labels[i])
-                hessian[i] = max(weights[i] * prob * (1 - prob), 1e-16)
+            // Gradient and hessian straight into the interleaved pairs the histograms read.
+            margin.withUnsafeBufferPointer { m in
+                pairs.withUnsafeMutableBufferPointer { gh in
+                    for i in 0..<n {
+                        let prob = 1 / (1 + exp(-m[i]))
+                        gh[2 * i] = weights[i] * (prob - labels[i])
+                        gh[2 * i + 1] = max(weights[i] * prob * (1 - prob), 1e-16)
+                    }
+                }
             }
             var rows: [Int32] = []
             rows.reserveCapacity(n)
@@ -99,7 +103,7 @@ public enum GBDTTrainer {
                 features.shuffle(using: &rng)
                 features = Array(features.prefix(max(1, Int((Double(f) * p.columnSubsample).rounded(.up))))).sorted()
             }
-            let tree = builder.grow(rows: &rows, gradient: gradient, hessian: hessian, features: features)
+            let tree = builder.grow(rows: &rows, pairs: pairs, features: features)
 
             // Append with absolute child indices; score every row through the new tree.
             let offset = Int32(nodes.count)
@@ -110,13 +114,11 @@ public enum GBDTTrainer {
                 nodes.append(node)
             }
             cover.append(contentsOf: tree.cover)
-            for i in 0..<n { margin[i] += Double(tree.nodes[tree.leaf(binned, row: i, rows: n)].value) }
+            tree.addLeafValues(binned, features: f, to: &margin)
             if let validation, let vb = validationBinned {
+                tree.addLeafValues(vb, features: f, to: &validationMargin)
                 var loss = 0.0
-                for i in 0..<validation.rows {
-                    validationMargin[i] += Double(tree.nodes[tree.leaf(vb, row: i, rows: validation.rows)].value)
-                    loss += logLoss(margin: validationMargin[i], label: validation.labels[i])
-                }
+                for i in 0..<validation.rows { loss += logLoss(margin: validationMargin[i], label: validation.labels[i]) }
                 loss /= Double(max(1, validation.rows))
                 losses.append(loss)
                 if loss < best - 1e-12 {
@@ -148,13 +150,37 @@ struct BuiltTree {
     var nodes: [TreeNode] = []
     var cover: [Float] = []
     var splitBin: [UInt8] = []
+    var missingBin: [UInt8] = []
+
+    /// Adds to each row's margin the value of the leaf its binned row reaches.
+    func addLeafValues(_ binned: [UInt8], features f: Int, to margin: inout [Double]) {
+        nodes.withUnsafeBufferPointer { nd in
+            splitBin.withUnsafeBufferPointer { sb in
+                missingBin.withUnsafeBufferPointer { mb in
+                    binned.withUnsafeBufferPointer { bn in
+                        margin.withUnsafeMutableBufferPointer { m in
+                            for r in 0..<m.count {
+                                var i = 0
+                                while !nd[i].isLeaf {
+                                    let b = bn[r * f + Int(nd[i].feature)]
+                                    let left = b == mb[i] ? nd[i].defaultLeft : b <= sb[i]
+                                    i = Int(nd[i].left) + (left ? 0 : 1)
+                                }
+                                m[r] += Double(nd[i].value)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// The leaf a binned row reaches.
-    func leaf(_ binned: [UInt8], row r: Int, rows n: Int) -> Int {
+    func leaf(_ binned: [UInt8], row r: Int, features f: Int) -> Int {
         var i = 0
         while !nodes[i].isLeaf {
-            let b = binned[Int(nodes[i].feature) * n + r]
-            let left = b == FeatureBins.missingBin ? nodes[i].defaultLeft : b <= splitBin[i]
+            let b = binned[r * f + Int(nodes[i].feature)]
+            let left = b == missingBin[i] ? nodes[i].defaultLeft : b <= splitBin[i]
             i = Int(nodes[i].left) + (left ? 0 : 1)
         }
         return i
@@ -168,7 +194,6 @@ struct TreeBuilder {
     let rows: Int
     let features: Int
     let p: GBDTParameters
-    static let binSlots = 256
 
     init(bins: FeatureBins, binned: [UInt8], rows: Int, features: Int, parameters: GBDTParameters) {
         self.bins = bins
@@ -196,25 +221,25 @@ struct TreeBuilder {
         var hl = 0.0
     }
 
-    mutating func grow(rows order: inout [Int32], gradient: [Double], hessian: [Double], features use: [Int]) -> BuiltTree {
+    mutating func grow(rows order: inout [Int32], pairs: [Double], features use: [Int]) -> BuiltTree {
         var tree = BuiltTree()
         func addNode() -> Int {
             tree.nodes.append(.leaf(0))
             tree.cover.append(0)
             tree.splitBin.append(0)
+            tree.missingBin.append(0)
             return tree.nodes.count - 1
         }
         var g0 = 0.0
         var h0 = 0.0
         for r in order {
-            g0 += gradient[Int(r)]
-            h0 += hessian[Int(r)]
+            g0 += pairs[2 * Int(r)]
+            h0 += pairs[2 * Int(r) + 1]
         }
         let root = addNode()
+        var scratch = [Int32](repeating: 0, count: order.count)
         var open = [
-            Open(
-                id: root, start: 0, end: order.count, g: g0, h: h0,
-                histogram: histogram(order, 0, order.count, gradient, hessian, use))
+            Open(id: root, start: 0, end: order.count, g: g0, h: h0, histogram: histogram(order, 0, order.count, pairs, use))
         ]
         for depth in 0...p.maxDepth {
             var next: [Open] = []
@@ -225,39 +250,37 @@ struct TreeBuilder {
                     tree.nodes[node.id] = .leaf(Float(-node.g / (node.h + p.lambda) * p.learningRate))
                     continue
                 }
-                // Partition the node's rows: left block first.
                 let j = split.feature
-                var i = node.start
-                var k = node.end
-                while i < k {
-                    let b = binned[j * rows + Int(order[i])]
-                    let left = b == FeatureBins.missingBin ? split.defaultLeft : Int(b) <= split.bin
-                    if left {
-                        i += 1
-                    } else {
-                        k -= 1
-                        order.swapAt(i, k)
-                    }
-                }
                 let l = addNode()
                 _ = addNode()
                 tree.nodes[node.id] = TreeNode(
                     threshold: bins.cuts[j][split.bin], feature: Int16(j), defaultLeft: split.defaultLeft, left: Int32(l),
                     value: 0)
                 tree.splitBin[node.id] = UInt8(split.bin)
+                tree.missingBin[node.id] = bins.missing[j]
+                if depth + 1 == p.maxDepth {
+                    // The children will be leaves: their sums are known, their rows and histograms are not needed.
+                    for (id, g, h) in [(l, split.gl, split.hl), (l + 1, node.g - split.gl, node.h - split.hl)] {
+                        tree.cover[id] = Float(h)
+                        tree.nodes[id] = .leaf(Float(-g / (h + p.lambda) * p.learningRate))
+                    }
+                    continue
+                }
+                let i = partition(&order, &scratch, node.start, node.end, split)
                 // Build the smaller child's histogram; the larger one is the parent's minus it.
                 let leftSmaller = i - node.start <= node.end - i
                 let small = leftSmaller ? (node.start, i) : (i, node.end)
-                let smallHist = histogram(order, small.0, small.1, gradient, hessian, use)
+                let smallHist = histogram(order, small.0, small.1, pairs, use)
                 var largeHist = node.histogram
                 for x in 0..<largeHist.count { largeHist[x] -= smallHist[x] }
-                let left = Open(
-                    id: l, start: node.start, end: i, g: split.gl, h: split.hl, histogram: leftSmaller ? smallHist : largeHist)
-                let right = Open(
-                    id: l + 1, start: i, end: node.end, g: node.g - split.gl, h: node.h - split.hl,
-                    histogram: leftSmaller ? largeHist : smallHist)
-                next.append(left)
-                next.append(right)
+                next.append(
+                    Open(
+                        id: l, start: node.start, end: i, g: split.gl, h: split.hl, histogram: leftSmaller ? smallHist : largeHist
+                    ))
+                next.append(
+                    Open(
+                        id: l + 1, start: i, end: node.end, g: node.g - split.gl, h: node.h - split.hl,
+                        histogram: leftSmaller ? largeHist : smallHist))
             }
             open = next
             if open.isEmpty { break }
@@ -265,34 +288,65 @@ struct TreeBuilder {
         return tree
     }
 
-    /// Gradient and hessian sums per bin, for the rows order[start..<end], over the features in use.
-    func histogram(_ order: [Int32], _ start: Int, _ end: Int, _ gradient: [Double], _ hessian: [Double], _ use: [Int])
-        -> [Double]
-    {
-        var hist = [Double](repeating: 0, count: features * Self.binSlots * 2)
-        let workers = max(1, min(p.threads, use.count, (end - start) / 20_000 + 1))
-        hist.withUnsafeMutableBufferPointer { h in
+    /// Stable partition of order[start..<end] by `split`: left rows first, each side in row
+    /// order, so later passes read rows ascending. Returns where the right rows begin.
+    func partition(_ order: inout [Int32], _ scratch: inout [Int32], _ start: Int, _ end: Int, _ split: Split) -> Int {
+        let j = split.feature
+        let bin = UInt8(split.bin)
+        let missingLeft = split.defaultLeft
+        let missing = bins.missing[j]
+        let f = features
+        var left = start
+        var right = 0
+        order.withUnsafeMutableBufferPointer { o in
+            scratch.withUnsafeMutableBufferPointer { sc in
+                binned.withUnsafeBufferPointer { bn in
+                    for k in start..<end {
+                        let r = o[k]
+                        let b = bn[Int(r) * f + j]
+                        if b == missing ? missingLeft : b <= bin {
+                            o[left] = r
+                            left += 1
+                        } else {
+                            sc[right] = r
+                            right += 1
+                        }
+                    }
+                    for k in 0..<right { o[left + k] = sc[k] }
+                }
+            }
+        }
+        return left
+    }
+
+    /// Gradient and hessian sums per bin for the rows order[start..<end], over the features in use.
+    /// Large nodes are split into row chunks, one per worker, each with its own histogram, summed at the end.
+    func histogram(_ order: [Int32], _ start: Int, _ end: Int, _ pairs: [Double], _ use: [Int]) -> [Double] {
+        let size = bins.slots * 2
+        let workers = max(1, min(p.threads, (end - start) / 20_000 + 1))
+        var partial = [Double](repeating: 0, count: size * workers)
+        partial.withUnsafeMutableBufferPointer { h in
             order.withUnsafeBufferPointer { o in
                 binned.withUnsafeBufferPointer { bn in
-                    gradient.withUnsafeBufferPointer { g in
-                        hessian.withUnsafeBufferPointer { hs in
-                            let shared = HistogramTask(
-                                hist: h, order: o, binned: bn, gradient: g, hessian: hs, rows: rows, start: start, end: end)
+                    pairs.withUnsafeBufferPointer { gh in
+                        use.withUnsafeBufferPointer { u in
+                            let task = HistogramTask(
+                                partial: h, order: o, binned: bn, pairs: gh, use: u, offsets: bins.offsets, features: features,
+                                size: size, start: start, end: end, workers: workers)
                             if workers == 1 {
-                                for j in use { shared.fill(feature: j) }
+                                task.fill(worker: 0)
                             } else {
-                                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                                    var k = w
-                                    while k < use.count {
-                                        shared.fill(feature: use[k])
-                                        k += workers
-                                    }
-                                }
+                                DispatchQueue.concurrentPerform(iterations: workers) { task.fill(worker: $0) }
                             }
                         }
                     }
                 }
             }
+        }
+        guard workers > 1 else { return partial }
+        var hist = Array(partial[0..<size])
+        for w in 1..<workers {
+            for x in 0..<size { hist[x] += partial[w * size + x] }
         }
         return hist
     }
@@ -305,9 +359,9 @@ struct TreeBuilder {
             for j in use {
                 let m = bins.cuts[j].count
                 guard m > 0 else { continue }
-                let base = j * Self.binSlots * 2
-                let gm = hist[base + Int(FeatureBins.missingBin) * 2]
-                let hm = hist[base + Int(FeatureBins.missingBin) * 2 + 1]
+                let base = bins.offsets[j] * 2
+                let gm = hist[base + Int(bins.missing[j]) * 2]
+                let hm = hist[base + Int(bins.missing[j]) * 2 + 1]
                 var gl = 0.0
                 var hl = 0.0
                 for b in 0..<m {
@@ -337,27 +391,37 @@ struct TreeBuilder {
 
 /// The buffers one histogram is built from, shared by the worker threads.
 /// `@unchecked Sendable` is sound here: the buffers outlive `concurrentPerform`
-/// (it returns only when every worker has), the inputs are only read, and each
-/// worker writes only the histogram slice of the features it was given, which
-/// no other worker touches.
+/// (it returns only when every worker has), the inputs are only read, and worker
+/// `w` writes only `partial[w * size ..< (w + 1) * size]`, which no other worker touches.
 struct HistogramTask: @unchecked Sendable {
-    let hist: UnsafeMutableBufferPointer<Double>
+    let partial: UnsafeMutableBufferPointer<Double>
     let order: UnsafeBufferPointer<Int32>
     let binned: UnsafeBufferPointer<UInt8>
-    let gradient: UnsafeBufferPointer<Double>
-    let hessian: UnsafeBufferPointer<Double>
-    let rows: Int
+    let pairs: UnsafeBufferPointer<Double>
+    let use: UnsafeBufferPointer<Int>
+    let offsets: [Int]
+    let features: Int
+    let size: Int
     let start: Int
     let end: Int
+    let workers: Int
 
-    func fill(feature j: Int) {
-        let base = j * TreeBuilder.binSlots * 2
-        let column = j * rows
-        for k in start..<end {
+    func fill(worker w: Int) {
+        let chunk = (end - start + workers - 1) / workers
+        let from = start + w * chunk
+        let to = min(end, from + chunk)
+        guard from < to else { return }
+        let hist = partial.baseAddress! + w * size
+        for k in from..<to {
             let r = Int(order[k])
-            let b = Int(binned[column + r])
-            hist[base + b * 2] += gradient[r]
-            hist[base + b * 2 + 1] += hessian[r]
+            let g = pairs[2 * r]
+            let h = pairs[2 * r + 1]
+            let row = r * features
+            for j in use {
+                let slot = (offsets[j] + Int(binned[row + j])) * 2
+                hist[slot] += g
+                hist[slot + 1] += h
+            }
         }
     }
 }

@@ -45,7 +45,8 @@ private func rates(_ f: FeatureVector) -> [Double] {
         // windows volume. Probes every hour from F to the end of hour 12 of day 7 see exactly
         // what they would see without the label, and rates of 0: each window ends before F.
         let earlier = [
-            txAt("2024-05-31T12:00:00Z", card: "e1", merchant: "shop"), txAt("2024-06-02T18:00:00Z", card: "e2", merchant: "shop"),
+            txAt("2024-05-31T12:00:00Z", card: "e1", merchant: "shop"),
+            txAt("2024-06-02T18:00:00Z", card: "e2", merchant: "shop"),
         ]
         var stream = earlier + history()
         var t = Timestamp(rfc3339: fraudTime)!
@@ -53,7 +54,8 @@ private func rates(_ f: FeatureVector) -> [Double] {
             stream.append(Transaction(transactionID: "p\(t)", cardID: "p\(t)", amount: 5, timestamp: t, merchantID: "shop"))
             t = t + 3_599
         }
-        stream = stream.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
+        stream = stream.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(
+            \.element)
         var labelled = try! FeatureEngine()
         var unlabelled = try! FeatureEngine()
         var probes = 0

@@ -64,13 +64,17 @@ import Testing
 
     /// The table: a use of the merchant counts when it lies in days [day(t) − 29, day(t)]. A use on
     /// the next day (which arrived first, the current one being late) is not in that window.
-    @Test func isNewMerchantIgnoresAUseOnALaterDay() {
+    @Test func isNewMerchantCountsAnEarlierArrivalOnALaterDay() {
+        // The table: "its latest use falls on or after day(t) − 29", in arrival order; a use that
+        // arrived first counts even when its event time is a few minutes later.
         let f = features([
             txAt("2024-06-04T00:01:00Z", merchant: "m"),  // day 1, first: 1
-            txAt("2024-06-03T23:58:00Z", merchant: "m"),  // day 0, 3 minutes late: no use in [day −29, day 0]: 1
+            txAt("2024-06-03T23:58:00Z", merchant: "m"),  // day 0, 3 minutes late: latest use day 1 ≥ day 0 − 29: 0
+            txAt("2024-07-05T00:00:00Z", merchant: "m"),  // day 32: latest use day 1 < day 32 − 29: 1
         ])
         #expect(f[0][.isNewMerchant] == 1)
-        #expect(f[1][.isNewMerchant] == 1, "spec: the only earlier use is on day 1, outside [day(t) − 29, day(t)]")
+        #expect(f[1][.isNewMerchant] == 0)
+        #expect(f[2][.isNewMerchant] == 1)
     }
 
     /// A card idle just over 30 days comes back, and then an event from just under 30 days after
@@ -195,5 +199,26 @@ private func sleepersStream(seed: UInt64) -> (txs: [Transaction], labels: [Int: 
         var engine = try FeatureEngine()  // idleTTL 30 days
         let evicted = txs.map { engine.process($0) }[2]
         #expect(evicted == kept, "eviction at 30 days changed \(Feature.allCases.filter { evicted[$0] != kept[$0] }.map(\.name))")
+    }
+
+    /// The same for a merchant. With a 1-day allowed lateness and a 1-hour label delay merchants
+    /// are kept 31 d 1 h. The fraud at m0 (day 0 23:00) is evicted when another merchant's event
+    /// arrives at day 32 00:01; then m0's transaction at day 31 00:30 arrives (23.5 h behind the
+    /// newest event, within the allowance). Its 30d rate window is days
+    /// [day(t − 1 h) − 30, day(t − 1 h) − 1] = [day 0, day 29]: the fraud, 1/1.
+    @Test func merchantEvictionKeepsWhatAnEventWithinTheLatenessCanStillReach() throws {
+        var config = FeatureConfig()
+        config.allowedLateness = FeatureConfig.day
+        config.labelDelay = FeatureConfig.hour
+        var keepConfig = config
+        keepConfig.idleTTL = 3650 * FeatureConfig.day
+        for (c, name) in [(keepConfig, "without eviction"), (config, "with a 30-day idle TTL")] {
+            var engine = try FeatureEngine(config: c)
+            _ = engine.process(txAt("2024-06-03T23:00:00Z", card: "a", merchant: "m0"))
+            engine.apply(LabelFact(merchantID: "m0", transactionTime: Timestamp(rfc3339: "2024-06-03T23:00:00Z")!, isFraud: true))
+            _ = engine.process(txAt("2024-07-05T00:01:00Z", card: "b", merchant: "m2"))
+            let f = engine.process(txAt("2024-07-04T00:30:00Z", card: "c", merchant: "m0"))
+            #expect(f[.merchantFraudRate30d] == 1, "\(name)")
+        }
     }
 }

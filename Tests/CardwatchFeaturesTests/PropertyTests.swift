@@ -52,6 +52,48 @@ private func check(seeds: [UInt64], beyondLateness: Bool) {
         check(seeds: seeds(chunk: chunk, salt: 1 << 40).prefix(streamsPerChunk / 2).map { $0 }, beyondLateness: true)
     }
 
+    /// The streams of the main property test really exercise every feature and every mechanism.
+    @Test func randomStreamsExerciseEverything() throws {
+        var values = [Set<Double>](repeating: [], count: Feature.count)
+        var nonzeroRates = 0
+        var stats = (lateWithinAllowance: 0, labelsApplied: 0, evictedCards: 0, evictedMerchants: 0)
+        var before1970 = 0
+        var longerThan40Days = 0
+        for seed in seeds(chunk: 0, salt: 0) + seeds(chunk: 1, salt: 0) {
+            let scenario = Streams.make(seed: seed)
+            var engine = try FeatureEngine(config: scenario.config)
+            var first = Int64.max
+            var last = Int64.min
+            for step in scenario.steps {
+                switch step {
+                case .tx(let tx):
+                    let f = engine.process(tx)
+                    for i in 0..<Feature.count where values[i].count < 3 { values[i].insert(f[i]) }
+                    if f[.merchantFraudRate1d] > 0 || f[.merchantFraudRate7d] > 0 || f[.merchantFraudRate30d] > 0 {
+                        nonzeroRates += 1
+                    }
+                    first = min(first, tx.timestamp.microseconds)
+                    last = max(last, tx.timestamp.microseconds)
+                case .label(let l): engine.apply(l)
+                }
+            }
+            if first < 0 { before1970 += 1 }
+            if last - first > 40 * Micros.day { longerThan40Days += 1 }
+            stats.lateWithinAllowance += engine.stats.lateWithinAllowance
+            stats.labelsApplied += engine.stats.labelsApplied
+            stats.evictedCards += engine.stats.evictedCards
+            stats.evictedMerchants += engine.stats.evictedMerchants
+        }
+        for f in Feature.allCases { #expect(values[f.rawValue].count >= 2, "\(f.name) never varies") }
+        #expect(nonzeroRates > 100)
+        #expect(stats.lateWithinAllowance > 100)
+        #expect(stats.labelsApplied > 100)
+        #expect(stats.evictedCards > 0)
+        #expect(stats.evictedMerchants > 0)
+        #expect(before1970 > 0)
+        #expect(longerThan40Days > 5)
+    }
+
     /// The engine's counters agree with the reference's reading of lateness.
     @Test func statsCountLatenessLikeTheReference() throws {
         for seed in seeds(chunk: 0, salt: 1 << 41).prefix(10) {

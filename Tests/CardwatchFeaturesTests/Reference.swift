@@ -15,12 +15,12 @@ import CardwatchFeatures
 //   arrived last.
 // - No card feature looks further back than 30 days (`FeatureConfig`: "no window reaches
 //   further"): `geo_velocity_kmh` ignores a located event more than 30 days before t, and the
-//   usual location starts afresh when an event comes more than 30 days after the newest event of
-//   its card that arrived before it (the card was idle past every window).
+//   usual location starts afresh when an event comes more than 30 days plus the allowed lateness
+//   after the newest event of its card that arrived before it (as the table says).
 // - Local solar time shifts UTC by longitude ÷ 15 hours, to the nearest second.
 // - `is_new_merchant`: the 16 most recently used distinct merchants are taken over every earlier
-//   arrival of the card, ordered by arrival; the merchant must also have an earlier use whose
-//   event day lies in [day(t) − 29, day(t)].
+//   arrival of the card, ordered by arrival; the merchant's latest earlier use (any arrival,
+//   even one later in event time) must fall on or after day(t) − 29, as the table says.
 
 /// Microseconds, spelled out here rather than taken from the engine.
 enum Micros {
@@ -91,18 +91,7 @@ struct ReferenceEngine {
         var cardTime = t
         var merchantTime = t
         do {  // the histories are released before they grow, so appending never copies them
-            var cardPast = byCard[tx.cardID] ?? []
-            do {  // DEV: mimic the engine's restart
-                var kept: [Record] = []
-                var nw: Int64? = nil
-                for r in cardPast {
-                    if let x = nw, r.time - x > 30 * Micros.day { kept = [] }
-                    kept.append(r)
-                    nw = max(nw ?? r.cardTime, r.cardTime)
-                }
-                if let x = nw, t - x > 30 * Micros.day { kept = [] }
-                cardPast = kept
-            }
+            let cardPast = byCard[tx.cardID] ?? []
             let merchantPast = byMerchant[tx.merchantID] ?? []
 
             // Lateness, per key.
@@ -167,11 +156,11 @@ struct ReferenceEngine {
         var sum7 = 0.0
         var count30 = 0
         var sum30 = 0.0
-        // An earlier use of this merchant on a day in [day(t) − 29, day(t)].
+        // An earlier use of this merchant on a day from day(t) − 29 on.
         var usedInWindow = false
 
         for r in past {  // in arrival order
-            if let last = newest, r.time - last > thirtyDays { n = 0 }
+            if let last = newest, r.time - last > thirtyDays + allowedLateness { n = 0 }
             newest = max(newest ?? r.cardTime, r.cardTime)
             if let p = r.location {
                 n += 1
@@ -193,7 +182,7 @@ struct ReferenceEngine {
                 count30 += 1
                 sum30 += r.amount
             }
-            if d >= today - 29 && r.merchant == merchant { usedInWindow = true }
+            if r.merchant == merchant && d >= today - 29 { usedInWindow = true }
 
             guard r.cardTime <= t else { continue }
             if r.cardTime > t - 5 * Micros.minute { count5m += 1 }
@@ -213,7 +202,7 @@ struct ReferenceEngine {
                 previousLocated = r
             }
         }
-        if let last = newest, tx.timestamp.microseconds - last > thirtyDays { n = 0 }
+        if let last = newest, tx.timestamp.microseconds - last > thirtyDays + allowedLateness { n = 0 }
 
         f[.txCount5min] = Double(count5m)
         f[.txCount1hr] = Double(count1h)

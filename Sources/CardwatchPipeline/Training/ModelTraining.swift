@@ -130,7 +130,8 @@ public enum ModelTraining {
 
     /// Scores every row of `data` with `artifact` (probabilities, or raw margins).
     public static func scores(_ artifact: ModelArtifact, _ data: FeatureMatrix, probability: Bool) -> [Double] {
-        (0..<data.rows).map { i in data.withRow(i) { probability ? artifact.probability($0) : artifact.margin($0) } }
+        let scorer = ModelScorer(artifact)
+        return (0..<data.rows).map { i in data.withRow(i) { probability ? scorer.probability($0) : scorer.margin($0) } }
     }
 
     /// Evaluates a stored model on labelled rows (all of them, or those in [from, to)).
