@@ -3,17 +3,8 @@
 # state per card with 500 and with 1,000,000 cards (`cardwatch bench features`,
 # median of 5 runs on one core), then the replay of 30 days of 500 cards to a
 # training table through the CLI (median of 5 runs).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${RUNS:-5}
-swift build -c release --product cardwatch >/dev/null
-bin=$(swift build -c release --show-bin-path)/cardwatch
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
-echo
+RUNS=${RUNS:-5}
+source "$(dirname "$0")/common.sh"
 echo "## cardwatch bench features --cards 500 --count 2000000 --runs $runs"
 "$bin" bench features --cards 500 --count 2000000 --runs "$runs"
 echo
@@ -22,7 +13,6 @@ echo "## cardwatch bench features --cards 1000000 --count 3000000 --runs $runs"
 echo
 "$bin" generate --days 30 --seed 1 --quiet --out "$tmp/h.jsonl"
 n=$(wc -l < "$tmp/h.jsonl")
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for i in $(seq "$runs"); do
   s=$(date +%s.%N)
   "$bin" features --in "$tmp/h.jsonl" --out "$tmp/table.csv" --quiet

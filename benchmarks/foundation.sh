@@ -2,22 +2,12 @@
 # Issue #2's benchmarks, in a release build: the generator and the schema codecs in
 # process (`cardwatch bench`, median of 5 runs each), then the CLI end to end on files
 # (median of 5 runs each): backfill generation to a JSON Lines file, and validation of it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${RUNS:-5}
-swift build -c release --product cardwatch >/dev/null
-bin=$(swift build -c release --show-bin-path)/cardwatch
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
-echo
+RUNS=${RUNS:-5}
+source "$(dirname "$0")/common.sh"
 echo "## in process: cardwatch bench codec --count 1000000 --runs $runs"
 "$bin" bench codec --count 1000000 --runs "$runs"
 echo
 echo "## CLI on files, 2,000,000 transactions (500 cards), median of $runs"
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for i in $(seq "$runs"); do
   s=$(date +%s.%N)
   "$bin" generate --count 2000000 --seed "$i" --quiet --out "$tmp/g.jsonl"

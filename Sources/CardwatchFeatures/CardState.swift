@@ -37,9 +37,7 @@ struct CardTable: Sendable {
     static let homeWeightCap: Int32 = 20
 
     let days: Int
-    var slots: [String: Int32] = [:]
-    var keys: [String] = []
-    var free: [Int32] = []
+    var index = KeySlots()
     var scalars: [CardScalars] = []
     var events: [[CardEvent]] = []
     /// Transactions per day (saturating at 65,535: beyond that a card is a bot and the count is moot).
@@ -51,17 +49,11 @@ struct CardTable: Sendable {
 
     init(days: Int) { self.days = days }
 
-    var count: Int { slots.count }
+    var count: Int { index.count }
 
     mutating func slot(for key: String) -> Int {
-        if let s = slots[key] { return Int(s) }
-        let s: Int
-        if let reused = free.popLast() {
-            s = Int(reused)
-            keys[s] = key
-        } else {
-            s = keys.count
-            keys.append(key)
+        let (s, appended) = index.slot(for: key)
+        if appended {
             scalars.append(CardScalars())
             events.append([])
             dayCount.append(contentsOf: repeatElement(0, count: days))
@@ -69,7 +61,6 @@ struct CardTable: Sendable {
             merchants.append(contentsOf: repeatElement(-1, count: Self.recentMerchants))
             merchantDay.append(contentsOf: repeatElement(0, count: Self.recentMerchants))
         }
-        slots[key] = Int32(s)
         return s
     }
 
@@ -86,9 +77,7 @@ struct CardTable: Sendable {
 
     mutating func evict(_ s: Int) {
         reset(s)
-        slots[keys[s]] = nil
-        keys[s] = ""
-        free.append(Int32(s))
+        index.release(s)
     }
 
     /// Moves the day ring forward to `day`, clearing the slots it reuses.

@@ -267,7 +267,7 @@ public struct FeatureEngine: Sendable {
     /// rates' denominators already count every transaction); labels for merchants
     /// the engine no longer holds are ignored.
     public mutating func apply(_ label: LabelFact) {
-        guard label.isFraud, let m = merchants.slots[label.merchantID] else { return }
+        guard label.isFraud, let m = merchants.index.slots[label.merchantID] else { return }
         merchants.addFraud(Int(m), at: label.transactionTime.microseconds)
         stats.labelsApplied += 1
     }
@@ -278,13 +278,13 @@ public struct FeatureEngine: Sendable {
     mutating func sweep() {
         nextSweep = maxTime + FeatureConfig.hour
         let margin = 2 * config.allowedLateness
-        for s in 0..<cards.keys.count
-        where !cards.keys[s].isEmpty && cards.scalars[s].latest < maxTime - config.idleTTL - margin {
+        for s in 0..<cards.index.keys.count
+        where !cards.index.keys[s].isEmpty && cards.scalars[s].latest < maxTime - config.idleTTL - margin {
             cards.evict(s)
             stats.evictedCards += 1
         }
-        for m in 0..<merchants.keys.count
-        where !merchants.keys[m].isEmpty && merchants.scalars[m].latest < maxTime - config.merchantTTL - margin {
+        for m in 0..<merchants.index.keys.count
+        where !merchants.index.keys[m].isEmpty && merchants.scalars[m].latest < maxTime - config.merchantTTL - margin {
             merchants.evict(m)
             stats.evictedMerchants += 1
         }
@@ -297,16 +297,17 @@ extension FeatureEngine {
     public var stateBytes: (cards: Int, merchants: Int) {
         func keyBytes(_ k: String) -> Int { k.utf8.count > 15 ? 32 + k.utf8.count : 0 }
         let dictionaryEntry = (MemoryLayout<String>.stride + MemoryLayout<Int32>.stride) * 4 / 3
-        var c = cards.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<CardScalars>.stride)
-        c += cards.keys.count * cards.days * (MemoryLayout<UInt16>.stride + MemoryLayout<Double>.stride)
-        c += cards.keys.count * CardTable.recentMerchants * 2 * MemoryLayout<Int32>.stride
-        for (k, e) in zip(cards.keys, cards.events) {
+        var c = cards.index.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<CardScalars>.stride)
+        c += cards.index.keys.count * cards.days * (MemoryLayout<UInt16>.stride + MemoryLayout<Double>.stride)
+        c += cards.index.keys.count * CardTable.recentMerchants * 2 * MemoryLayout<Int32>.stride
+        for (k, e) in zip(cards.index.keys, cards.events) {
             c += keyBytes(k) + MemoryLayout<[CardEvent]>.stride
             if e.capacity > 0 { c += 32 + e.capacity * MemoryLayout<CardEvent>.stride }
         }
-        var m = merchants.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<MerchantScalars>.stride)
-        m += merchants.keys.count * (merchants.hours.width + merchants.days.width) * 2 * MemoryLayout<UInt32>.stride
-        for k in merchants.keys { m += keyBytes(k) }
+        var m =
+            merchants.index.keys.count * (MemoryLayout<String>.stride + dictionaryEntry + MemoryLayout<MerchantScalars>.stride)
+        m += merchants.index.keys.count * (merchants.hours.width + merchants.days.width) * 2 * MemoryLayout<UInt32>.stride
+        for k in merchants.index.keys { m += keyBytes(k) }
         return (c, m)
     }
 }

@@ -79,9 +79,7 @@ struct MerchantTable: Sendable {
     static let hourWindows = [0, 3]
     static let dayWindows = [1, 2, 4, 5]
 
-    var slots: [String: Int32] = [:]
-    var keys: [String] = []
-    var free: [Int32] = []
+    var index = KeySlots()
     var scalars: [MerchantScalars] = []
     var hours: BucketRing
     var days: BucketRing
@@ -92,23 +90,16 @@ struct MerchantTable: Sendable {
         self.days = BucketRing(width: days)
     }
 
-    var count: Int { slots.count }
+    var count: Int { index.count }
 
     mutating func slot(for key: String) -> Int {
-        if let s = slots[key] { return Int(s) }
-        let s: Int
-        if let reused = free.popLast() {
-            s = Int(reused)
-            keys[s] = key
-        } else {
-            s = keys.count
-            keys.append(key)
+        let (s, appended) = index.slot(for: key)
+        if appended {
             scalars.append(MerchantScalars())
             cache.append(contentsOf: repeatElement(CachedWindow(), count: Self.windows))
             hours.appendSlot()
             days.appendSlot()
         }
-        slots[key] = Int32(s)
         return s
     }
 
@@ -121,9 +112,7 @@ struct MerchantTable: Sendable {
 
     mutating func evict(_ s: Int) {
         reset(s)
-        slots[keys[s]] = nil
-        keys[s] = ""
-        free.append(Int32(s))
+        index.release(s)
     }
 
     /// Counts one event at time `t` (already clamped to the merchant's lateness).

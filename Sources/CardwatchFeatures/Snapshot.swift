@@ -37,7 +37,7 @@ extension FeatureEngine {
             stats.evictedMerchants,
         ] { w.put(Int64(v)) }
 
-        w.putKeys(cards.keys, free: cards.free)
+        w.putKeys(cards.index.keys, free: cards.index.free)
         w.putArray(cards.scalars)
         for e in cards.events { w.putArray(e) }
         w.putArray(cards.dayCount)
@@ -45,7 +45,7 @@ extension FeatureEngine {
         w.putArray(cards.merchants)
         w.putArray(cards.merchantDay)
 
-        w.putKeys(merchants.keys, free: merchants.free)
+        w.putKeys(merchants.index.keys, free: merchants.index.free)
         w.putArray(merchants.scalars)
         w.putArray(merchants.hours.count)
         w.putArray(merchants.hours.fraud)
@@ -81,8 +81,8 @@ extension FeatureEngine {
             processed: s[0], lateWithinAllowance: s[1], lateBeyondAllowance: s[2], labelsApplied: s[3], evictedCards: s[4],
             evictedMerchants: s[5])
 
-        (cards.keys, cards.free) = try r.getKeys()
-        let n = cards.keys.count
+        (cards.index.keys, cards.index.free) = try r.getKeys()
+        let n = cards.index.keys.count
         cards.scalars = try r.getArray(count: n)
         cards.events = []
         cards.events.reserveCapacity(n)
@@ -91,17 +91,17 @@ extension FeatureEngine {
         cards.daySum = try r.getArray(count: n * cards.days)
         cards.merchants = try r.getArray(count: n * CardTable.recentMerchants)
         cards.merchantDay = try r.getArray(count: n * CardTable.recentMerchants)
-        cards.slots = try Self.slots(cards.keys)
+        cards.index.slots = try Self.slots(cards.index.keys)
 
-        (merchants.keys, merchants.free) = try r.getKeys()
-        let m = merchants.keys.count
+        (merchants.index.keys, merchants.index.free) = try r.getKeys()
+        let m = merchants.index.keys.count
         merchants.scalars = try r.getArray(count: m)
         merchants.hours.count = try r.getArray(count: m * merchants.hours.width)
         merchants.hours.fraud = try r.getArray(count: m * merchants.hours.width)
         merchants.days.count = try r.getArray(count: m * merchants.days.width)
         merchants.days.fraud = try r.getArray(count: m * merchants.days.width)
         merchants.cache = try r.getArray(count: m * MerchantTable.windows)
-        merchants.slots = try Self.slots(merchants.keys)
+        merchants.index.slots = try Self.slots(merchants.index.keys)
         guard r.offset == bytes.count else {
             throw SnapshotError("\(bytes.count - r.offset) unexpected bytes after the snapshot")
         }

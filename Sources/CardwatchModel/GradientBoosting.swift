@@ -152,22 +152,69 @@ struct BuiltTree {
     var splitBin: [UInt8] = []
     var missingBin: [UInt8] = []
 
-    /// Adds to each row's margin the value of the leaf its binned row reaches.
+    /// Adds to each row's margin the value of the leaf its binned row reaches. As in
+    /// `CompiledForest`: leaves loop to themselves, every row takes exactly `depth`
+    /// branch-free steps, and four rows walk side by side so their loads overlap.
     func addLeafValues(_ binned: [UInt8], features f: Int, to margin: inout [Double]) {
-        nodes.withUnsafeBufferPointer { nd in
-            splitBin.withUnsafeBufferPointer { sb in
-                missingBin.withUnsafeBufferPointer { mb in
-                    binned.withUnsafeBufferPointer { bn in
-                        margin.withUnsafeMutableBufferPointer { m in
-                            for r in 0..<m.count {
-                                var i = 0
-                                while !nd[i].isLeaf {
-                                    let b = bn[r * f + Int(nd[i].feature)]
-                                    let left = b == mb[i] ? nd[i].defaultLeft : b <= sb[i]
-                                    i = Int(nd[i].left) + (left ? 0 : 1)
-                                }
-                                m[r] += Double(nd[i].value)
+        struct Step {
+            var feature: Int32
+            var left: Int32
+            var splitBin: UInt8
+            var missingBin: UInt8
+            var missingLeft: UInt8
+        }
+        var depth = 0
+        var steps: [Step] = []
+        steps.reserveCapacity(nodes.count)
+        var level = [Int](repeating: 0, count: nodes.count)
+        for (i, n) in nodes.enumerated() {
+            if n.isLeaf {
+                steps.append(Step(feature: 0, left: Int32(i), splitBin: 255, missingBin: 0, missingLeft: 1))
+            } else {
+                steps.append(
+                    Step(
+                        feature: Int32(n.feature), left: n.left, splitBin: splitBin[i], missingBin: missingBin[i],
+                        missingLeft: n.defaultLeft ? 1 : 0))
+                level[Int(n.left)] = level[i] + 1
+                level[Int(n.left) + 1] = level[i] + 1
+                depth = max(depth, level[i] + 1)
+            }
+        }
+        steps.withUnsafeBufferPointer { st in
+            nodes.withUnsafeBufferPointer { nd in
+                binned.withUnsafeBufferPointer { bn in
+                    margin.withUnsafeMutableBufferPointer { m in
+                        @inline(__always) func next(_ i: Int32, _ row: Int) -> Int32 {
+                            let s = st[Int(i)]
+                            let b = bn[row + Int(s.feature)]
+                            let isMissing: UInt8 = b == s.missingBin ? 1 : 0
+                            let below: UInt8 = b <= s.splitBin ? 1 : 0
+                            let goLeft = isMissing & s.missingLeft | (1 &- isMissing) & below
+                            return s.left &+ Int32(1 &- goLeft)
+                        }
+                        var r = 0
+                        while r + 4 <= m.count {
+                            var a: Int32 = 0
+                            var b: Int32 = 0
+                            var c: Int32 = 0
+                            var d: Int32 = 0
+                            for _ in 0..<depth {
+                                a = next(a, r * f)
+                                b = next(b, (r + 1) * f)
+                                c = next(c, (r + 2) * f)
+                                d = next(d, (r + 3) * f)
                             }
+                            m[r] += Double(nd[Int(a)].value)
+                            m[r + 1] += Double(nd[Int(b)].value)
+                            m[r + 2] += Double(nd[Int(c)].value)
+                            m[r + 3] += Double(nd[Int(d)].value)
+                            r += 4
+                        }
+                        while r < m.count {
+                            var a: Int32 = 0
+                            for _ in 0..<depth { a = next(a, r * f) }
+                            m[r] += Double(nd[Int(a)].value)
+                            r += 1
                         }
                     }
                 }

@@ -109,17 +109,7 @@ struct CodecBench: ParsableCommand {
     }
 
     func measure(_ name: String, _ body: () throws -> Int) rethrows {
-        var rates: [Double] = []
-        for _ in 0..<runs {
-            let t0 = monotonicSeconds()
-            let n = try body()
-            rates.append(Double(n) / (monotonicSeconds() - t0))
-        }
-        rates.sort()
-        let pad = String(repeating: " ", count: max(1, 44 - name.count))
-        print(
-            "\(name)\(pad)\(grouped(Int(rates[rates.count / 2])))   (\(grouped(Int(rates[0]))) … \(grouped(Int(rates[rates.count - 1]))))"
-        )
+        try measureRate(name, runs: runs, body)
     }
 
     func splitLines(_ bytes: [UInt8]) -> [Range<Int>] {
@@ -162,6 +152,19 @@ struct FoundationRecord: Decodable {
     }
 }
 
+/// A backfill of the default world from 2026-01-01: `count` transactions, or `days` of them.
+func syntheticHistory(cards: Int, seed: UInt64 = 1, count: Int? = nil, days: Double? = nil) throws -> [Transaction] {
+    var config = GeneratorConfig()
+    config.cards = cards
+    config.seed = seed
+    let start = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
+    var g = try TransactionGenerator(config: config, mode: .backfill(start: start, end: days.map { start + $0 * 86_400 }))
+    var transactions: [Transaction] = []
+    transactions.reserveCapacity(count ?? 0)
+    while count.map({ transactions.count < $0 }) ?? true, let t = g.next() { transactions.append(t) }
+    return transactions
+}
+
 /// Runs `body` (which returns how many items it handled) `runs` times and prints the median rate.
 func measureRate(_ name: String, runs: Int, _ body: () throws -> Int) rethrows {
     var rates: [Double] = []
@@ -196,14 +199,7 @@ struct FeatureBench: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 1
 
     func run() throws {
-        var config = GeneratorConfig()
-        config.cards = cards
-        config.seed = seed
-        var g = try TransactionGenerator(
-            config: config, mode: .backfill(start: Timestamp(rfc3339: "2026-01-01T00:00:00Z")!, end: nil))
-        var transactions: [Transaction] = []
-        transactions.reserveCapacity(count)
-        while transactions.count < count, let t = g.next() { transactions.append(t) }
+        let transactions = try syntheticHistory(cards: cards, seed: seed, count: count)
         let days = transactions.last!.timestamp.seconds(since: transactions[0].timestamp) / 86_400
         print("cards=\(grouped(cards)) transactions=\(grouped(transactions.count)) spanning \(format1(days)) days, runs=\(runs)")
 
@@ -258,12 +254,7 @@ struct ModelBench: ParsableCommand {
     @Option(help: "Runs; the median is reported.") var runs = 5
 
     func run() throws {
-        var config = GeneratorConfig()
-        config.cards = cards
-        let start = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
-        var g = try TransactionGenerator(config: config, mode: .backfill(start: start, end: start + days * 86_400))
-        var transactions: [Transaction] = []
-        while let t = g.next() { transactions.append(t) }
+        let transactions = try syntheticHistory(cards: cards, days: days)
         let data = try ModelTraining.dataset(history: transactions)
         var p = GBDTParameters()
         p.trees = trees
