@@ -11,6 +11,9 @@ public enum MerchantRisk {
 
     public static func isHighRisk(category: String?) -> Bool {
         guard let c = category else { return false }
-        return highRiskMCCs.contains(c) || highRiskNames.contains(c.lowercased())
+        if highRiskMCCs.contains(c) { return true }
+        // An MCC (four digits) is decided by the code alone; only names need lower-casing.
+        if c.utf8.count == 4 && c.utf8.allSatisfy({ $0 &- 48 < 10 }) { return false }
+        return highRiskNames.contains(c.lowercased())
     }
 }

@@ -77,15 +77,15 @@ extension Timestamp {
         }
     }
 
-    /// Hour of day (0–23) in UTC shifted by `offsetMinutes`.
-    public func hourOfDay(offsetMinutes: Int = 0) -> Int {
-        let s = microseconds.floorDiv(1_000_000) + Int64(offsetMinutes * 60)
+    /// Hour of day (0–23) in UTC shifted by `offsetSeconds` (a time zone, or solar time).
+    public func hourOfDay(offsetSeconds: Int64 = 0) -> Int {
+        let s = microseconds.floorDiv(1_000_000) + offsetSeconds
         return Int(s.floorMod(86_400) / 3_600)
     }
 
-    /// Day of week, 0 = Monday … 6 = Sunday, in UTC shifted by `offsetMinutes`.
-    public func dayOfWeek(offsetMinutes: Int = 0) -> Int {
-        let s = microseconds.floorDiv(1_000_000) + Int64(offsetMinutes * 60)
+    /// Day of week, 0 = Monday … 6 = Sunday, in UTC shifted by `offsetSeconds`.
+    public func dayOfWeek(offsetSeconds: Int64 = 0) -> Int {
+        let s = microseconds.floorDiv(1_000_000) + offsetSeconds
         let days = s.floorDiv(86_400)
         return Int((days + 3).floorMod(7))  // 1970-01-01 was a Thursday
     }

@@ -62,10 +62,9 @@ public struct FeatureEngine: Sendable {
 
         // Attributes of the transaction itself, in the local solar time of where it happened.
         f[.amount] = tx.amount
-        let offset = tx.location.map { Int64(($0.longitude / 15 * 3600).rounded()) * 1_000_000 } ?? 0
-        let local = t + offset
-        let hour = bucket(local, FeatureConfig.hour).floorMod(24)
-        let weekday = (bucket(local, FeatureConfig.day) + 3).floorMod(7)  // 0 = Monday; 1970-01-01 was a Thursday
+        let solar = tx.location.map { Int64(($0.longitude / 15 * 3600).rounded()) } ?? 0
+        let hour = tx.timestamp.hourOfDay(offsetSeconds: solar)
+        let weekday = tx.timestamp.dayOfWeek(offsetSeconds: solar)
         f[.hourOfDay] = Double(hour)
         f[.isWeekend] = weekday >= 5 ? 1 : 0
         f[.isNight] = hour < 6 ? 1 : 0

@@ -227,10 +227,8 @@ struct Rhythm: Sendable {
     }
 
     func weight(at t: Int64, offsetMinutes: Int) -> Double {
-        let local = t / 1_000_000 + Int64(offsetMinutes * 60)
-        let day = local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
-        let hour = Int((local - day * 86_400) / 3_600)
-        let weekday = Int(((day + 3) % 7 + 7) % 7)
-        return hours[hour] * days[weekday]
+        let time = Timestamp(microseconds: t)
+        let offset = Int64(offsetMinutes * 60)
+        return hours[time.hourOfDay(offsetSeconds: offset)] * days[time.dayOfWeek(offsetSeconds: offset)]
     }
 }

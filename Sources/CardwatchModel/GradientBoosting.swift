@@ -221,17 +221,6 @@ struct BuiltTree {
             }
         }
     }
-
-    /// The leaf a binned row reaches.
-    func leaf(_ binned: [UInt8], row r: Int, features f: Int) -> Int {
-        var i = 0
-        while !nodes[i].isLeaf {
-            let b = binned[r * f + Int(nodes[i].feature)]
-            let left = b == missingBin[i] ? nodes[i].defaultLeft : b <= splitBin[i]
-            i = Int(nodes[i].left) + (left ? 0 : 1)
-        }
-        return i
-    }
 }
 
 /// Grows one tree depth-wise. Histograms hold (gradient, hessian) pairs per bin per feature.

@@ -263,8 +263,8 @@ func foundationSeconds(_ text: String) -> Int64? {
             calendar.timeZone = TimeZone(secondsFromGMT: offset * 60)!
             let date = Date(timeIntervalSince1970: Double(t.microseconds.floorDiv(1_000_000)))
             let c = calendar.dateComponents([.hour, .weekday], from: date)
-            #expect(t.hourOfDay(offsetMinutes: offset) == c.hour)
-            #expect(t.dayOfWeek(offsetMinutes: offset) == (c.weekday! + 5) % 7)  // Sunday 1 → 6
+            #expect(t.hourOfDay(offsetSeconds: Int64(offset * 60)) == c.hour)
+            #expect(t.dayOfWeek(offsetSeconds: Int64(offset * 60)) == (c.weekday! + 5) % 7)  // Sunday 1 → 6
         }
     }
 
