@@ -44,11 +44,11 @@ public struct TimeSplit: Sendable, Equatable {
         self.testTo = testTo
     }
 
-    /// Fills what the caller left out. The test window defaults to the last `testDays`
+    /// Fills what the caller left out. The test window defaults to the last `testLength` microseconds
     /// (or the latest `testFraction` of rows when given); training ends `delay` before it.
     public static func resolve(
         times: [Int64], trainFrom: Int64? = nil, trainTo: Int64? = nil, delay: Int64 = 0, testFrom: Int64? = nil,
-        testTo: Int64? = nil, testDays: Int64 = 7, testFraction: Double? = nil
+        testTo: Int64? = nil, testLength: Int64 = 7 * day, testFraction: Double? = nil
     ) throws(ModelError) -> TimeSplit {
         guard let first = times.min(), let last = times.max() else { throw ModelError("no rows to split") }
         let end = testTo ?? last + 1
@@ -58,7 +58,7 @@ public struct TimeSplit: Sendable, Equatable {
             let sorted = times.sorted()
             start = sorted[min(sorted.count - 1, Int(Double(sorted.count) * (1 - fraction)))]
         }
-        let testStart = start ?? max(first, end - testDays * day)
+        let testStart = start ?? max(first, end - testLength)
         let split = TimeSplit(
             trainFrom: trainFrom ?? first, trainTo: trainTo ?? testStart - delay, testFrom: testStart, testTo: end)
         try split.check()

@@ -85,6 +85,20 @@ struct Train: ParsableCommand {
     @Option(help: "Write transaction_id,timestamp,card_id,score,label for every test row.") var predictionsOut: String?
     @Flag(help: "Print the metrics as one JSON object.") var json = false
 
+    func validate() throws {
+        if targetPrecision != nil && targetFpr != nil {
+            throw ValidationError("give --target-precision or --target-fpr, not both")
+        }
+        if let p = targetPrecision, !(p > 0 && p <= 1) { throw ValidationError("--target-precision must be in (0, 1]") }
+        if let f = targetFpr, !(f > 0 && f < 1) { throw ValidationError("--target-fpr must be in (0, 1)") }
+        if trees < 1 { throw ValidationError("--trees must be at least 1") }
+        if !(1...16).contains(maxDepth) { throw ValidationError("--max-depth must be between 1 and 16") }
+        if !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
+        if !(scalePosWeight > 0) { throw ValidationError("--scale-pos-weight must be greater than 0") }
+        if !(delayDays >= 0) { throw ValidationError("--delay-days must not be negative") }
+        if !(testDays > 0) { throw ValidationError("--test-days must be greater than 0") }
+    }
+
     func run() throws {
         guard let kind = ModelKind(rawValue: model) else {
             throw ValidationError("--model must be gbdt or logistic, got '\(model)'")
@@ -103,7 +117,7 @@ struct Train: ParsableCommand {
         request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
         request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
         request.delay = Int64(delayDays * 86_400e6)
-        request.testDays = Int64(testDays * 86_400e6) / TimeSplit.day
+        request.testLength = Int64(testDays * 86_400e6)
         request.testFraction = testFraction
         request.targetPrecision = targetPrecision
         request.targetFPR = targetFpr

@@ -15,7 +15,8 @@ public struct TrainingRequest: Sendable {
     public var testTo: Int64?
     /// Gap between the training and the test windows.
     public var delay: Int64 = 0
-    public var testDays: Int64 = 7
+    /// Without a test start: the test window is this long (microseconds) before the end.
+    public var testLength: Int64 = 7 * TimeSplit.day
     public var testFraction: Double?
     /// Threshold choice on the validation rows: a target precision, a target false-positive rate, or (neither) the best F1.
     public var targetPrecision: Double?
@@ -73,7 +74,7 @@ public enum ModelTraining {
         }
         let split = try TimeSplit.resolve(
             times: data.times, trainFrom: r.trainFrom, trainTo: r.trainTo, delay: r.delay, testFrom: r.testFrom, testTo: r.testTo,
-            testDays: r.testDays, testFraction: r.testFraction)
+            testLength: r.testLength, testFraction: r.testFraction)
         let (trainIndices, testIndices) = split.indices(data.times)
         let trainLabels = trainIndices.map { data.matrix.labels[$0] }
         guard trainLabels.contains(true), trainLabels.contains(false) else {
