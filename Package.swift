@@ -43,7 +43,7 @@ let package = Package(
         ),
         .target(
             name: "CardwatchStorage",
-            dependencies: ["CardwatchModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CardwatchModel", "CardwatchPipeline", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: upcoming
         ),
         .executableTarget(
@@ -86,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CardwatchStorageTests",
-            dependencies: ["CardwatchModel", "CardwatchStorage"],
+            dependencies: ["CardwatchModel", "CardwatchPipeline", "CardwatchStorage"],
             swiftSettings: upcoming
         ),
     ]

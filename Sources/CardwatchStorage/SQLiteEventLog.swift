@@ -1,0 +1,253 @@
+public import CardwatchPipeline
+import Foundation
+import GRDB
+
+/// The embedded event log: every topic and the consumer groups' offsets in one SQLite
+/// file (`log.sqlite`, WAL mode) inside the data directory. Safe to share between
+/// threads and between processes; appends are serialized by SQLite's single writer.
+///
+/// `synchronous = NORMAL`: in WAL mode a committed transaction survives a crash of the
+/// process (SIGKILL); only a power loss may drop the last transactions, never corrupt the file.
+public final class SQLiteEventLog: EventLog {
+    public static let fileName = "log.sqlite"
+    /// The database file.
+    public let path: String
+    public let partitions: Int
+    private let pool: DatabasePool
+
+    /// Opens (or creates) the log in `directory`. Reopening with another partition count
+    /// is refused: the keys already written would no longer be found in their partitions.
+    public init(directory: String, partitions: Int = 4) throws(EventLogError) {
+        path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
+        guard partitions > 0 else {
+            throw EventLogError(.invalidArgument, "a log needs at least one partition, not \(partitions)")
+        }
+        self.partitions = partitions
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.label = "cardwatch.log"
+            config.busyMode = .timeout(10)  // another process (CLI, server) may be writing
+            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            pool = try DatabasePool(path: path, configuration: config)  // a pool is always in WAL mode
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
+        }
+        let stored = try Self.perform("reading the partition count of \(path)") {
+            try pool.write { db -> Int in
+                if let stored = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitions'") {
+                    return stored
+                }
+                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitions', ?)", arguments: [partitions])
+                return partitions
+            }
+        }
+        guard stored == partitions else {
+            throw EventLogError(
+                .partitionCountMismatch,
+                "the log at \(path) has \(stored) partitions and cannot be opened with \(partitions): "
+                    + "keys would move to other partitions")
+        }
+    }
+
+    // MARK: EventLog
+
+    /// Appends the batch in one transaction; see `EventLog.append`.
+    public func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws(EventLogError) -> [LogPosition] {
+        guard !records.isEmpty else { return [] }
+        return try Self.perform("appending \(records.count) records to \(topic.rawValue)") {
+            try pool.write { db in try insert(db, topic, records) }
+        }
+    }
+
+    public func read(_ topic: Topic, partition: Int, from offset: Int64, limit: Int) throws(EventLogError) -> [LogRecord] {
+        try checkPartition(partition, of: topic)
+        guard offset >= 0 else { throw EventLogError(.invalidArgument, "cannot read from negative offset \(offset)") }
+        guard limit >= 0 else { throw EventLogError(.invalidArgument, "cannot read a negative number (\(limit)) of records") }
+        guard limit > 0 else { return [] }
+        return try Self.perform("reading \(topic.rawValue)[\(partition)] from offset \(offset)") {
+            try pool.read { db in
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT "offset", key, payload, appended_at FROM records
+                        WHERE topic = ? AND "partition" = ? AND "offset" >= ?
+                        ORDER BY "offset" LIMIT ?
+                        """,
+                    arguments: [topic.rawValue, partition, offset, limit])
+                var records: [LogRecord] = []
+                records.reserveCapacity(min(limit, 10_000))
+                while let row = try rows.next() {
+                    let payload: Data = row[2]
+                    records.append(
+                        LogRecord(
+                            topic: topic, partition: partition, offset: row[0], key: row[1], payload: [UInt8](payload),
+                            appendedAt: row[3]))
+                }
+                return records
+            }
+        }
+    }
+
+    public func endOffset(_ topic: Topic, partition: Int) throws(EventLogError) -> Int64 {
+        try checkPartition(partition, of: topic)
+        return try Self.perform("reading the end of \(topic.rawValue)[\(partition)]") {
+            try pool.read { db in try Self.endOffset(db, topic, partition) }
+        }
+    }
+
+    public func committedOffset(group: String, topic: Topic, partition: Int) throws(EventLogError) -> Int64? {
+        try checkPartition(partition, of: topic)
+        return try Self.perform("reading the offset of group '\(group)' on \(topic.rawValue)[\(partition)]") {
+            try pool.read { db in try Self.committedOffset(db, group, topic, partition) }
+        }
+    }
+
+    public func commit(
+        group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool
+    ) throws(EventLogError) {
+        try Self.perform("committing offset \(offset) of group '\(group)' on \(topic.rawValue)[\(partition)]") {
+            try pool.write { db in
+                try commit(db, group: group, topic: topic, partition: partition, offset: offset, allowBackwards: allowBackwards)
+            }
+        }
+    }
+
+    // MARK: Exactly-once
+
+    /// Appends `records` to `topic` and commits `group`'s next offset on `consumed[partition]`
+    /// in ONE transaction: either the outputs are written and the input is marked consumed,
+    /// or neither. This is how a stage publishes what it made from its input and commits
+    /// that input together, so a crash between the two cannot duplicate or lose outputs.
+    /// The commit refuses to move backwards, as `commit` does.
+    ///
+    /// It belongs to this type, not to `EventLog`: in Kafka the same guarantee needs a
+    /// transactional producer (`sendOffsetsToTransaction`), which comes with the Kafka backend.
+    public func appendAndCommit(
+        _ topic: Topic, _ records: [(key: String, payload: [UInt8])], group: String, consumed: Topic, partition: Int,
+        offset: Int64
+    ) throws(EventLogError) -> [LogPosition] {
+        try Self.perform(
+            "appending \(records.count) records to \(topic.rawValue) and committing \(consumed.rawValue)[\(partition)]"
+        ) {
+            try pool.write { db in
+                let positions = try insert(db, topic, records)
+                try commit(db, group: group, topic: consumed, partition: partition, offset: offset, allowBackwards: false)
+                return positions
+            }
+        }
+    }
+
+    // MARK: Internals
+
+    private func checkPartition(_ partition: Int, of topic: Topic) throws(EventLogError) {
+        guard (0..<partitions).contains(partition) else {
+            throw EventLogError(
+                .invalidArgument,
+                "\(topic.rawValue) has no partition \(partition) (the log has partitions 0..<\(partitions))")
+        }
+    }
+
+    /// Inserts the records with one prepared statement, in the caller's transaction.
+    private func insert(_ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
+        guard !records.isEmpty else { return [] }
+        let appendedAt = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        var next = [Int64?](repeating: nil, count: partitions)  // each partition's end, read on first use
+        let statement = try db.makeStatement(
+            sql: """
+                INSERT INTO records (topic, "partition", "offset", key, payload, appended_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """)
+        var positions: [LogPosition] = []
+        positions.reserveCapacity(records.count)
+        for record in records {
+            let partition = partition(forKey: record.key)
+            let offset = try next[partition] ?? Self.endOffset(db, topic, partition)
+            next[partition] = offset + 1
+            try statement.execute(arguments: [
+                topic.rawValue, partition, offset, record.key, Data(record.payload), appendedAt,
+            ])
+            positions.append(LogPosition(partition: partition, offset: offset))
+        }
+        return positions
+    }
+
+    /// Moves a group's offset, in the caller's transaction.
+    private func commit(
+        _ db: Database, group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool
+    ) throws {
+        try checkPartition(partition, of: topic)
+        guard !group.isEmpty else { throw EventLogError(.invalidArgument, "a consumer group needs a name") }
+        let end = try Self.endOffset(db, topic, partition)
+        guard (0...end).contains(offset) else {
+            throw EventLogError(
+                .invalidArgument,
+                "group '\(group)' cannot commit offset \(offset) on \(topic.rawValue)[\(partition)], "
+                    + "which holds offsets 0..<\(end)")
+        }
+        let current = try Self.committedOffset(db, group, topic, partition)
+        if let current, offset < current, !allowBackwards {
+            throw EventLogError(
+                .offsetBackwards,
+                "group '\(group)' has committed offset \(current) on \(topic.rawValue)[\(partition)] and cannot "
+                    + "move back to \(offset) (pass allowBackwards to rewind)")
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO offsets (group_name, topic, "partition", next_offset) VALUES (?, ?, ?, ?)
+                ON CONFLICT (group_name, topic, "partition") DO UPDATE SET next_offset = excluded.next_offset
+                """,
+            arguments: [group, topic.rawValue, partition, offset])
+    }
+
+    private static func endOffset(_ db: Database, _ topic: Topic, _ partition: Int) throws -> Int64 {
+        let last = try Int64.fetchOne(
+            db, sql: #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#,
+            arguments: [topic.rawValue, partition])
+        return last.map { $0 + 1 } ?? 0
+    }
+
+    private static func committedOffset(_ db: Database, _ group: String, _ topic: Topic, _ partition: Int) throws -> Int64? {
+        try Int64.fetchOne(
+            db, sql: #"SELECT next_offset FROM offsets WHERE group_name = ? AND topic = ? AND "partition" = ?"#,
+            arguments: [group, topic.rawValue, partition])
+    }
+
+    /// Runs a database operation, turning any error that is not already an `EventLogError` into one.
+    private static func perform<T>(_ what: String, _ body: () throws -> T) throws(EventLogError) -> T {
+        do { return try body() } catch let error as EventLogError { throw error } catch {
+            throw EventLogError(.storage, "\(what) failed: \(error)")
+        }
+    }
+
+    /// Migrations are append-only: a released migration is never edited.
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: records, offsets and meta") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE records (
+                        topic TEXT NOT NULL,
+                        "partition" INTEGER NOT NULL,
+                        "offset" INTEGER NOT NULL,
+                        key TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        appended_at INTEGER NOT NULL,
+                        PRIMARY KEY (topic, "partition", "offset")
+                    ) WITHOUT ROWID;
+                    -- The next offset each consumer group will read, per topic-partition.
+                    CREATE TABLE offsets (
+                        group_name TEXT NOT NULL,
+                        topic TEXT NOT NULL,
+                        "partition" INTEGER NOT NULL,
+                        next_offset INTEGER NOT NULL,
+                        PRIMARY KEY (group_name, topic, "partition")
+                    ) WITHOUT ROWID;
+                    -- Fixed properties of the log, e.g. its partition count.
+                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+}
