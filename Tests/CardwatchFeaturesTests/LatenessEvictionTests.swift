@@ -1,5 +1,6 @@
 import CardwatchCore
 import CardwatchFeatures
+import CardwatchGenerator
 import Testing
 
 // Late events (default allowed lateness: 5 minutes) and idle-key eviction.
@@ -107,7 +108,7 @@ import Testing
 /// back, merchants shared by all plus one that only sleepers use; out of order within 5 minutes,
 /// with fraud labels.
 private func sleepersStream(seed: UInt64) -> (txs: [Transaction], labels: [Int: LabelFact]) {
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let start: Int64 = 1_717_372_800 * Micros.second  // 2024-06-03
     var events: [(time: Int64, card: String, merchant: String)] = []
     for c in 0..<20 {

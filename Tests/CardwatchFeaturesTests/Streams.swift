@@ -1,22 +1,10 @@
 import CardwatchCore
 import CardwatchFeatures
+import CardwatchGenerator
 import Testing
 
 // Random transaction streams for the property tests, the comparison of engine and reference,
 // and a shrinker that cuts a failing stream down to a few steps.
-
-/// SplitMix64: small, fast, and reproducible from one 64-bit seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// One input of the engine: a transaction to process or a label to apply.
 enum Step: CustomStringConvertible {
@@ -59,7 +47,7 @@ enum Streams {
     /// lateness behind any event that arrived before it, unless `beyondLateness` is set, in which
     /// case a few events are held back much longer.
     static func make(seed: UInt64, beyondLateness: Bool = false) -> Scenario {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
         func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &rng)] }
         func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
 

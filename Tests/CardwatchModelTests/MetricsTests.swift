@@ -4,18 +4,6 @@ import Testing
 // Every metric against a deliberately naive reference on random inputs with many ties,
 // then small fixtures computed by hand, then edge cases.
 
-/// SplitMix64: a tiny seeded generator, so every random case is reproducible.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// One random test window: rows over a few days and cards, scores often tied.
 private struct Case: CustomStringConvertible {
     var scores: [Double] = []
@@ -27,7 +15,7 @@ private struct Case: CustomStringConvertible {
 
     init(seed: UInt64) {
         self.seed = seed
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix(seed: seed)
         let n = Int.random(in: 0...60, using: &rng)
         // Half the cases draw scores from a handful of values: ties everywhere.
         let palette = (0..<Int.random(in: 1...5, using: &rng)).map { _ in Double(Int.random(in: 0...10, using: &rng)) / 10 }
@@ -363,7 +351,7 @@ private enum Naive {
 
     /// O(n log n): 200,000 rows finish quickly (a quadratic version would not).
     @Test func scalesToLargeInputs() {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix(seed: 42)
         let y = (0..<200_000).map { _ in Double.random(in: 0..<1, using: &rng) < 0.01 }
         let s = y.map { $0 ? Double.random(in: 0.3..<1, using: &rng) : Double.random(in: 0..<0.7, using: &rng) }
         // Frauds ~ U(0.3, 1), legit ~ U(0, 0.7): a fraud ranks lower only when both fall in

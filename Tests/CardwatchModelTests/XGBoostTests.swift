@@ -210,7 +210,7 @@ import Testing
     @Test func mutatedInputNeverCrashes() throws {
         let original = Array(TinyModel().json)
         let alphabet = Array("0123456789-+.eE,:[]{}\" tfn".utf8)
-        var rng = FuzzRNG(state: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         var loaded = 0
         for _ in 0..<3000 {
             var bytes = original
@@ -388,17 +388,5 @@ extension XGBoostTests {
             case .emptyTree: "no nodes"
             }
         }
-    }
-}
-
-/// SplitMix64, so the mutation test is reproducible.
-private struct FuzzRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -39,18 +39,6 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
     try registry.list().filter { $0.stage == .production }.count
 }
 
-/// SplitMix64: a small seeded generator so a failing sequence can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 // MARK: Tests
 
 @Suite struct ModelRegistryTests {
@@ -327,7 +315,7 @@ private struct SplitMix64: RandomNumberGenerator {
     /// oracle, and every model's stage is the last stage its history moved it to.
     @Test(arguments: 1...12)
     func randomSequencesKeepOneProduction(seed: UInt64) throws {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix(seed: seed)
         try withRegistry { registry, _ in
             var models: [Int: (auc: Double, ap: Double)] = [:]
             var production: Int?
