@@ -12,7 +12,7 @@
 #
 # Python peers live in their own virtual environment, .venv-bench/ (xgboost,
 # scikit-learn, numpy from PyPI; created on first use). Knobs: VENV, CARDS, DAYS,
-# SEED, REPEATS, OUT.
+# SEED, REPEATS, SEEDS (training-time seeds, default 7), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -21,6 +21,7 @@ cards=${CARDS:-500}
 days=${DAYS:-30}
 seed=${SEED:-1}
 repeats=${REPEATS:-3}
+seeds=${SEEDS:-7}
 venv=${VENV:-$repo/.venv-bench}
 out=${OUT:-$repo/benchmarks/peers-result.md}
 
@@ -72,7 +73,7 @@ for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
 done
 started=$(date +%s)
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$venv/bin/python" "$repo/benchmarks/peers.py" \
-  --cardwatch "$bin" --table "$tmp/table.csv" --workdir "$tmp" --out "$out" --repeats "$repeats" \
+  --cardwatch "$bin" --table "$tmp/table.csv" --workdir "$tmp" --out "$out" --repeats "$repeats" --seeds "$seeds" \
   --train-from 2026-01-01 --train-to 2026-01-22 --test-from 2026-01-22 --test-to 2026-01-31 \
   --world "cardwatch generate --days $days --cards $cards --seed $seed, then cardwatch features"
 step "done in $(($(date +%s) - started)) s; report in ${out#"$repo"/}"

@@ -9,34 +9,16 @@ struct FeatureBins: Sendable {
     /// Ascending cut points per feature, at most 254, so real bins are 0…254.
     let cuts: [[Float]]
 
-    init(_ data: FeatureMatrix, maxBins: Int) {
+    init(_ data: FeatureMatrix, maxBins: Int, threads: Int = 2) {
         let limit = min(max(2, maxBins), 255) - 1
-        var cuts: [[Float]] = []
-        var column: [Float] = []
-        column.reserveCapacity(data.rows)
+        var cuts = [[Float]](repeating: [], count: data.columns)
         // Quantiles from at most `sampleLimit` evenly spaced rows: sorting every value of
         // a million-row column per feature would cost more than the boosting.
         let stride = max(1, data.rows / Self.sampleLimit)
-        for j in 0..<data.columns {
-            column.removeAll(keepingCapacity: true)
-            for r in Swift.stride(from: 0, to: data.rows, by: stride) {
-                let v = data[r, j]
-                if !v.isNaN { column.append(Float(v)) }
-            }
-            column.sort()
-            var distinct: [Float] = []
-            for v in column where distinct.last != v { distinct.append(v) }
-            var c: [Float] = []
-            if distinct.count <= limit + 1 {
-                c = Array(distinct.dropFirst())  // every distinct value starts its own bin
-            } else {
-                // Quantiles of the values (not of the distinct values), so dense regions get more bins.
-                for q in 1...limit {
-                    let v = column[min(column.count - 1, q * column.count / (limit + 1))]
-                    if v > (c.last ?? distinct[0]) { c.append(v) }
-                }
-            }
-            cuts.append(c)
+        let workers = max(1, min(threads, data.columns))
+        cuts.withUnsafeMutableBufferPointer { out in
+            let task = CutTask(out: out, data: data, stride: stride, limit: limit, workers: workers)
+            DispatchQueue.concurrentPerform(iterations: workers) { task.run(worker: $0) }
         }
         self.cuts = cuts
         missing = cuts.map { UInt8($0.count + 1) }
@@ -100,5 +82,54 @@ struct BinningTask: @unchecked Sendable {
         let from = min(rows, w * chunk) * columns
         let to = min(rows, (w + 1) * chunk) * columns
         for i in from..<to { out[i] = bins.bin(values[i], feature: i % columns) }
+    }
+}
+
+/// Cut points of features `w`, `w + workers`, … per worker. `@unchecked Sendable` is sound:
+/// `out` outlives `concurrentPerform`, `data` is only read, and each worker writes only
+/// the elements of `out` for its own features.
+struct CutTask: @unchecked Sendable {
+    let out: UnsafeMutableBufferPointer<[Float]>
+    let data: FeatureMatrix
+    let stride: Int
+    let limit: Int
+    let workers: Int
+
+    func run(worker w: Int) {
+        var column: [Float] = []
+        column.reserveCapacity(data.rows / stride + 1)
+        for j in Swift.stride(from: w, to: data.columns, by: workers) {
+            column.removeAll(keepingCapacity: true)
+            for r in Swift.stride(from: 0, to: data.rows, by: stride) {
+                let v = data[r, j]
+                if !v.isNaN { column.append(Float(v)) }
+            }
+            column.sort()
+            out[j] = Self.cuts(sorted: column, limit: limit)
+        }
+    }
+
+    /// At most `limit` cut points for sorted values, as XGBoost's `hist` sketch places them:
+    /// with few distinct values (counts, flags), one bin per value; otherwise quantile
+    /// ranks evenly spaced between the last row of the smallest value and the first row
+    /// of the largest, so a heavy point mass (many zeros, say) takes one bin and leaves
+    /// the others to the values around it.
+    static func cuts(sorted column: [Float], limit: Int) -> [Float] {
+        guard let smallest = column.first, let largest = column.last, smallest < largest else { return [] }
+        var distinct: [Float] = []
+        for v in column where v != distinct.last {
+            distinct.append(v)
+            if distinct.count > limit + 1 { break }
+        }
+        if distinct.count <= limit + 1 { return Array(distinct.dropFirst()) }
+        let low = column.firstIndex { $0 != smallest }!
+        let high = column.count - 1 - column.lastIndex { $0 != largest }!
+        let span = column.count - low - high
+        var c: [Float] = []
+        for q in 1..<limit {
+            let v = column[low + q * span / limit]
+            if v > (c.last ?? smallest) { c.append(v) }
+        }
+        return c
     }
 }

@@ -149,7 +149,8 @@ struct Train: ParsableCommand {
                 outcome.metrics, version: version,
                 extra: [
                     "train_rows": outcome.trainRows, "test_rows": outcome.test.rows, "trees": outcome.trees ?? 0,
-                    "training_seconds": (outcome.seconds * 1000).rounded() / 1000, "promoted": decision?.promoted ?? false,
+                    "training_seconds": (outcome.seconds * 1000).rounded() / 1000,
+                    "fit_seconds": (outcome.fitSeconds * 10000).rounded() / 10000, "promoted": decision?.promoted ?? false,
                 ])
         } else {
             print(
