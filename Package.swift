@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CardwatchCore", swiftSettings: upcoming),
@@ -38,7 +40,10 @@ let package = Package(
         .target(name: "CardwatchModel", swiftSettings: upcoming),
         .target(
             name: "CardwatchPipeline",
-            dependencies: ["CardwatchCore", "CardwatchFeatures", "CardwatchModel"],
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchModel", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: upcoming
         ),
         .target(

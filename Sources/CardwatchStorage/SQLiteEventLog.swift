@@ -13,7 +13,7 @@ public final class SQLiteEventLog: EventLog {
     /// The database file.
     public let path: String
     public let partitions: Int
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (or creates) the log in `directory`. Reopening with another partition count
     /// is refused: the keys already written would no longer be found in their partitions.
@@ -150,7 +150,7 @@ public final class SQLiteEventLog: EventLog {
     }
 
     /// Inserts the records with one prepared statement, in the caller's transaction.
-    private func insert(_ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
+    func insert(_ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
         guard !records.isEmpty else { return [] }
         let appendedAt = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
         var next = [Int64?](repeating: nil, count: partitions)  // each partition's end, read on first use
@@ -170,11 +170,22 @@ public final class SQLiteEventLog: EventLog {
             ])
             positions.append(LogPosition(partition: partition, offset: offset))
         }
+        if let arrival = Arrival.entry(topic: topic, partition: 0) {
+            // The order the processor will read these in: one row per append, a partition per record.
+            var entries: [UInt8] = []
+            entries.reserveCapacity(2 * positions.count)
+            for position in positions {
+                let e = arrival | UInt16(position.partition)
+                entries.append(UInt8(e & 0xFF))
+                entries.append(UInt8(e >> 8))
+            }
+            try db.execute(sql: "INSERT INTO arrivals (entries) VALUES (?)", arguments: [Data(entries)])
+        }
         return positions
     }
 
     /// Moves a group's offset, in the caller's transaction.
-    private func commit(
+    func commit(
         _ db: Database, group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool
     ) throws {
         try checkPartition(partition, of: topic)
@@ -215,7 +226,7 @@ public final class SQLiteEventLog: EventLog {
     }
 
     /// Runs a database operation, turning any error that is not already an `EventLogError` into one.
-    private static func perform<T>(_ what: String, _ body: () throws -> T) throws(EventLogError) -> T {
+    static func perform<T>(_ what: String, _ body: () throws -> T) throws(EventLogError) -> T {
         do { return try body() } catch let error as EventLogError { throw error } catch {
             throw EventLogError(.storage, "\(what) failed: \(error)")
         }
@@ -248,6 +259,8 @@ public final class SQLiteEventLog: EventLog {
                     CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
                     """)
         }
+        WarehouseSchema.register(&migrator)
+        registerMonitoring(&migrator)
         return migrator
     }
 }

@@ -12,6 +12,8 @@ struct Cardwatch: ParsableCommand {
             Or watch a live stream of 50 transactions a second:
               cardwatch generate --tps 50
             """,
-        subcommands: [Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Bench.self]
+        subcommands: [
+            Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Import.self, Bench.self,
+        ]
     )
 }

@@ -1,0 +1,63 @@
+import Foundation
+public import Synchronization
+
+/// What the running pipeline shares between its stages and its monitors: counters that
+/// the stage threads bump and the health check reads, and each stage's health.
+public final class PipelineState: Sendable {
+    public let processed = Atomic<Int>(0)
+    public let alerts = Atomic<Int>(0)
+    public let ingested = Atomic<Int>(0)
+    public let deadLetters = Atomic<Int>(0)
+    public let duplicates = Atomic<Int>(0)
+    public let labels = Atomic<Int>(0)
+    private let stages = Mutex<[String: StageHealth]>([:])
+
+    public init() {}
+
+    public struct StageHealth: Sendable, Equatable, Codable {
+        public var failures = 0
+        public var lastError: String?
+        /// Out of restarts: the stage is down and the pipeline unhealthy.
+        public var down = false
+    }
+
+    public func recordFailure(_ stage: String, _ error: any Error, down: Bool) {
+        stages.withLock {
+            var s = $0[stage] ?? StageHealth()
+            s.failures += 1
+            s.lastError = "\(error)"
+            s.down = s.down || down
+            $0[stage] = s
+        }
+    }
+
+    public var stageHealth: [String: StageHealth] { stages.withLock { $0 } }
+    public var isHealthy: Bool { stages.withLock { !$0.values.contains { $0.down } } }
+}
+
+/// Runs a blocking loop on a thread of its own (the stages are CPU-bound and call
+/// SQLite synchronously; they must not occupy the few threads of Swift's cooperative
+/// pool), and returns or throws when it does.
+public func runOnThread(name: String, _ body: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        let thread = Thread {
+            do {
+                try body()
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        thread.name = name
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
+/// A flag a stage's loop polls to stop at its next boundary.
+public final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func stop() { flag.store(true, ordering: .releasing) }
+    public var isStopped: Bool { flag.load(ordering: .acquiring) }
+}

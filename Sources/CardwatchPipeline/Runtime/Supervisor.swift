@@ -1,0 +1,111 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// Restarts a failing stage up to `restarts` times (waiting a little longer each time);
+/// after that the stage stays down and the pipeline reports itself unhealthy, while the
+/// other stages go on. A stage that returns normally, or is cancelled, is not restarted.
+public struct Supervised: Service {
+    public let name: String
+    public let restarts: Int
+    public let state: PipelineState
+    public let logger: Logger
+    let body: @Sendable () async throws -> Void
+    let backoff: Duration
+
+    public init(
+        _ name: String, restarts: Int = 3, state: PipelineState, logger: Logger, backoff: Duration = .milliseconds(200),
+        body: @escaping @Sendable () async throws -> Void
+    ) {
+        self.name = name
+        self.restarts = restarts
+        self.state = state
+        self.logger = logger
+        self.backoff = backoff
+        self.body = body
+    }
+
+    public func run() async throws {
+        var failures = 0
+        while true {
+            do {
+                try await body()
+                return
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                let down = failures > restarts
+                state.recordFailure(name, error, down: down)
+                if down {
+                    logger.critical(
+                        "stage failed \(failures) times and stays down; the pipeline is unhealthy",
+                        metadata: ["stage": "\(name)", "error": "\(error)"])
+                    return
+                }
+                logger.error(
+                    "stage failed; restarting (\(failures) of \(restarts))", metadata: ["stage": "\(name)", "error": "\(error)"])
+                try? await Task.sleep(for: backoff * failures)
+            }
+        }
+    }
+}
+
+/// The processor stage as a service: steps on its own thread until graceful shutdown,
+/// idling briefly when the logs have nothing new, and checkpoints when it stops.
+public struct ProcessorService: Service {
+    public let processor: ProcessorHandle
+    public let idle: Duration
+
+    public init(processor: ProcessorHandle, idle: Duration = .milliseconds(2)) {
+        self.processor = processor
+        self.idle = idle
+    }
+
+    public func run() async throws {
+        let stop = StopSignal()
+        let processor = processor
+        let idleMicros = UInt32(idle.components.attoseconds / 1_000_000_000_000 + idle.components.seconds * 1_000_000)
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await runOnThread(name: "processor") {
+                    while !stop.isStopped {
+                        if try processor.withProcessor({ try $0.step() }) == 0 { usleep(max(100, idleMicros)) }
+                    }
+                    try processor.withProcessor { try $0.checkpoint() }
+                }
+            } onCancel: {
+                stop.stop()
+            }
+        } onGracefulShutdown: {
+            stop.stop()
+        }
+    }
+}
+
+/// The processor behind a lock, so the stage thread, the retraining job (model swaps go
+/// through `Processor.swapModel`, which needs no lock) and tests can share it safely.
+public final class ProcessorHandle: @unchecked Sendable {
+    // `@unchecked Sendable`: `processor` is touched only inside `lock`.
+    private let lock = NSLock()
+    private let processor: Processor
+    public let models: ModelSwitch
+
+    public init(_ processor: Processor) {
+        self.processor = processor
+        self.models = ModelSwitch(processor.pendingModel)
+    }
+
+    public func withProcessor<T>(_ body: (Processor) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(processor)
+    }
+}
+
+/// Swaps the model of a running processor without waiting for its lock: the swap takes
+/// effect at the next batch boundary.
+public struct ModelSwitch: Sendable {
+    let pending: PendingModel
+    init(_ pending: PendingModel) { self.pending = pending }
+    public func swap(to scorer: Scorer) { pending.set(scorer) }
+}

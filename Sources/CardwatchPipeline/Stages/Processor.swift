@@ -1,0 +1,273 @@
+import CardwatchCore
+public import CardwatchFeatures
+import Foundation
+import Synchronization
+
+/// The stream processor: reads the `transactions` and `labels` logs in arrival order,
+/// computes features, scores and decides, and commits every output with its input
+/// offsets in one store transaction (consumer group `processor`).
+///
+/// Exactly once: a batch's outputs, offsets and position commit together, so after a
+/// crash every batch is either wholly in the warehouse or not at all. The feature state
+/// is not written every batch (with a million cards it is hundreds of megabytes): a
+/// checkpoint is taken every `checkpointEvery` batches, and a restart restores it and
+/// replays the arrivals committed after it through the engine, without writing
+/// anything. Because records are consumed in arrival order (the order the appends
+/// happened, kept by the store), the replay and an uninterrupted run see the same
+/// sequence whatever the batch boundaries were.
+public final class Processor {
+    public static let group = "processor"
+    public let store: any PipelineStore
+    public private(set) var engine: FeatureEngine
+    public private(set) var scorer: Scorer
+    public let rules: RuleFile?
+    /// Records per batch, at least (whole arrivals are taken).
+    public var batchRecords: Int
+    public var checkpointEvery: Int
+    /// The last committed arrival.
+    public private(set) var position: Int64 = 0
+    private var next: [Int64]
+    private var nextLabel: [Int64]
+    private var sinceCheckpoint = 0
+    let pendingModel = PendingModel()
+    /// Shared counters of the running pipeline, when there is one.
+    public var state: PipelineState?
+    private var transactionDecoder = TransactionJSONDecoder()
+    private var labelDecoder = LabelJSONDecoder()
+    /// Counters for the summary.
+    public private(set) var processed = 0
+    public private(set) var alerts = 0
+    public private(set) var replayed = 0
+    /// Called after every committed batch with its outputs (for live views: metrics, WebSocket).
+    public var onCommit: (@Sendable (ProcessedBatch) -> Void)?
+
+    public init(
+        store: any PipelineStore, scorer: Scorer, rules: RuleFile? = nil, config: FeatureConfig = FeatureConfig(),
+        batchRecords: Int = 8192, checkpointEvery: Int = 64
+    ) throws {
+        self.store = store
+        self.scorer = scorer
+        self.rules = rules
+        self.batchRecords = max(1, batchRecords)
+        self.checkpointEvery = max(1, checkpointEvery)
+        engine = try FeatureEngine(config: config)
+        next = [Int64](repeating: 0, count: store.partitions)
+        nextLabel = next
+        try recover()
+    }
+
+    /// Hands the processor a new model; it takes effect at the next batch boundary, so no
+    /// batch mixes models and the stream never pauses.
+    public func swapModel(_ scorer: Scorer) { pendingModel.set(scorer) }
+
+    /// Restores the checkpoint and replays the arrivals committed after it.
+    func recover() throws {
+        for p in 0..<store.partitions {
+            next[p] = try store.committedOffset(group: Self.group, topic: .transactions, partition: p) ?? 0
+            nextLabel[p] = try store.committedOffset(group: Self.group, topic: .labels, partition: p) ?? 0
+        }
+        let committed = try store.processorPosition()
+        var replayFrom: Int64 = 0
+        if let checkpoint = try store.latestCheckpoint() {
+            engine = try FeatureEngine(snapshot: checkpoint.state)
+            replayFrom = checkpoint.arrival
+        }
+        guard replayFrom < committed else {
+            position = committed
+            return
+        }
+        // Offsets at the checkpoint: the committed ones minus what the replayed arrivals hold.
+        var arrivals: [Arrival] = []
+        var after = replayFrom
+        while after < committed {
+            let chunk = try store.arrivals(after: after, records: batchRecords).filter { $0.id <= committed }
+            guard let last = chunk.last else { break }
+            arrivals += chunk
+            after = last.id
+        }
+        var tOffsets = next
+        var lOffsets = nextLabel
+        for arrival in arrivals {
+            for e in arrival.entries {
+                if e & Arrival.labelBit != 0 { lOffsets[Int(e & ~Arrival.labelBit)] -= 1 } else { tOffsets[Int(e)] -= 1 }
+            }
+        }
+        let records = try read(arrivals, transactions: tOffsets, labels: lOffsets)
+        for r in records {
+            switch r.item {
+            case .transaction(let t, _, _, _):
+                _ = engine.process(t)
+                replayed += 1
+            case .label(let label, _):
+                let known = try store.processedTransactions([label.transactionID], before: r.arrival)
+                if let t = known[label.transactionID] {
+                    engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+                }
+            }
+        }
+        position = committed
+    }
+
+    /// Processes one batch; returns how many transactions and labels it consumed (0: nothing new).
+    @discardableResult
+    public func step() throws -> Int {
+        if let swapped = pendingModel.take() { scorer = swapped }
+        let arrivals = try store.arrivals(after: position, records: batchRecords)
+        guard let first = arrivals.first, let last = arrivals.last else { return 0 }
+        let rules = rules?.current() ?? RuleBook()
+        let records = try read(arrivals, transactions: next, labels: nextLabel)
+        var out = ProcessedBatch(arrivals: first.id...last.id, transactionOffsets: next, labelOffsets: nextLabel)
+        out.transactions.reserveCapacity(records.count)
+        var seen: [String: (merchantID: String, time: Timestamp)] = [:]
+        var transactions = 0
+        for r in records {
+            switch r.item {
+            case .transaction(let t, let partition, let offset, let appendedAt):
+                let features = engine.process(t)
+                let decision = scorer.decide(features, rules: rules)
+                out.transactions.append(
+                    ProcessedTransaction(
+                        transaction: t, features: features, decision: decision,
+                        latencyMicros: max(0, Self.nowMicros() - appendedAt), partition: partition, offset: offset,
+                        arrival: r.arrival))
+                out.transactionOffsets[partition] = offset + 1
+                if decision.isAlert { alerts += 1 }
+                seen[t.transactionID] = (t.merchantID, t.timestamp)
+                transactions += 1
+            case .label(let label, let partition):
+                out.labelOffsets[partition] += 1
+                // Resolve now: a label counts from its place in the arrival order on.
+                var known = seen[label.transactionID]
+                if known == nil {
+                    known = try store.processedTransactions([label.transactionID], before: first.id)[label.transactionID]
+                }
+                if let t = known {
+                    engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+                }
+                out.labels.append(ProcessedLabel(label: label, matched: known != nil, arrival: r.arrival))
+            }
+        }
+        sinceCheckpoint += 1
+        if sinceCheckpoint >= checkpointEvery {
+            out.checkpoint = engine.snapshot()
+            sinceCheckpoint = 0
+        }
+        try store.commit(out)
+        position = last.id
+        next = out.transactionOffsets
+        nextLabel = out.labelOffsets
+        processed += transactions
+        if let state {
+            state.processed.add(transactions, ordering: .relaxed)
+            state.alerts.add(out.transactions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }, ordering: .relaxed)
+            state.labels.add(out.labels.count, ordering: .relaxed)
+        }
+        onCommit?(out)
+        return records.count
+    }
+
+    /// Writes a checkpoint now (at a clean stop), so the next start replays nothing.
+    public func checkpoint() throws {
+        guard sinceCheckpoint > 0, position > 0 else { return }
+        var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
+        out.checkpoint = engine.snapshot()
+        try store.commit(out)
+        sinceCheckpoint = 0
+    }
+
+    /// How many transactions wait in the log for this processor.
+    public func lag() throws -> Int64 {
+        var lag: Int64 = 0
+        for p in 0..<store.partitions { lag += try store.endOffset(.transactions, partition: p) - next[p] }
+        return lag
+    }
+
+    // MARK: Internals
+
+    enum Item {
+        case transaction(Transaction, partition: Int, offset: Int64, appendedAt: Int64)
+        case label(LabelEvent, partition: Int)
+    }
+
+    /// The arrivals' records in arrival order, reading each partition from the given offsets.
+    private func read(_ arrivals: [Arrival], transactions: [Int64], labels: [Int64]) throws -> [(arrival: Int64, item: Item)] {
+        let partitions = store.partitions
+        var tCount = [Int](repeating: 0, count: partitions)
+        var lCount = [Int](repeating: 0, count: partitions)
+        for a in arrivals {
+            for e in a.entries {
+                if e & Arrival.labelBit != 0 { lCount[Int(e & ~Arrival.labelBit)] += 1 } else { tCount[Int(e)] += 1 }
+            }
+        }
+        var tRecords: [[LogRecord]] = []
+        var lRecords: [[LogRecord]] = []
+        for p in 0..<partitions {
+            tRecords.append(try readExactly(.transactions, p, from: transactions[p], count: tCount[p]))
+            lRecords.append(try readExactly(.labels, p, from: labels[p], count: lCount[p]))
+        }
+        var tAt = [Int](repeating: 0, count: partitions)
+        var lAt = [Int](repeating: 0, count: partitions)
+        var out: [(arrival: Int64, item: Item)] = []
+        out.reserveCapacity(arrivals.reduce(0) { $0 + $1.entries.count })
+        for a in arrivals {
+            for e in a.entries {
+                if e & Arrival.labelBit != 0 {
+                    let p = Int(e & ~Arrival.labelBit)
+                    let r = lRecords[p][lAt[p]]
+                    lAt[p] += 1
+                    let result = r.payload.withUnsafeBytes { labelDecoder.decode($0) }
+                    guard case .success(let label) = result else {
+                        throw PipelineError("labels[\(p)] offset \(r.offset) does not decode")
+                    }
+                    out.append((a.id, .label(label, partition: p)))
+                } else {
+                    let p = Int(e)
+                    let r = tRecords[p][tAt[p]]
+                    tAt[p] += 1
+                    out.append((a.id, .transaction(try decode(r), partition: p, offset: r.offset, appendedAt: r.appendedAt)))
+                }
+            }
+        }
+        return out
+    }
+
+    private func readExactly(_ topic: Topic, _ p: Int, from offset: Int64, count: Int) throws -> [LogRecord] {
+        guard count > 0 else { return [] }
+        let records = try store.read(topic, partition: p, from: offset, limit: count)
+        guard records.count == count, records.first?.offset == offset else {
+            throw PipelineError(
+                "\(topic.rawValue)[\(p)] holds \(records.count) records from offset \(offset), the arrival order says \(count)")
+        }
+        return records
+    }
+
+    private func decode(_ r: LogRecord) throws -> Transaction {
+        let result = r.payload.withUnsafeBytes { transactionDecoder.decode($0) }
+        switch result {
+        case .success(let t): return t
+        case .failure(let e):
+            throw PipelineError("transactions[\(r.partition)] offset \(r.offset) does not decode: \(e)")
+        }
+    }
+
+    static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+}
+
+/// A model waiting to be swapped in at the next batch. `@unchecked Sendable`: `scorer` is
+/// read and written only under `lock`.
+final class PendingModel: @unchecked Sendable {
+    private let lock = NSLock()
+    private var scorer: Scorer?
+    func set(_ s: Scorer) {
+        lock.lock()
+        scorer = s
+        lock.unlock()
+    }
+    func take() -> Scorer? {
+        lock.lock()
+        defer { lock.unlock() }
+        let s = scorer
+        scorer = nil
+        return s
+    }
+}

@@ -1,0 +1,71 @@
+public import CardwatchFeatures
+public import CardwatchModel
+
+/// The scoring stage: model probability, rules, tier and action; for alerts, the reasons
+/// (the top TreeSHAP contributions with the features' values, then the rule hits).
+public struct Scorer: Sendable {
+    public let modelVersion: Int
+    public let artifact: ModelArtifact
+    public var policy: DecisionPolicy
+    /// How many feature contributions an alert carries.
+    public var reasonCount = 5
+    let model: ModelScorer
+
+    /// `policy` nil: the model's own review and decline thresholds.
+    public init(artifact: ModelArtifact, version: Int, policy: DecisionPolicy? = nil) throws(PipelineError) {
+        guard artifact.featureNames == Feature.names else {
+            throw PipelineError(
+                "model v\(version) was trained on other features than this engine computes "
+                    + "(\(artifact.featureNames.count) names, first difference: "
+                    + "\(zip(artifact.featureNames, Feature.names).first { $0 != $1 }.map { "'\($0.0)' vs '\($0.1)'" } ?? "count"))")
+        }
+        self.artifact = artifact
+        self.modelVersion = version
+        self.model = ModelScorer(artifact)
+        self.policy = policy ?? DecisionPolicy(review: artifact.thresholds.review, decline: artifact.thresholds.decline)
+    }
+
+    /// The decision for one feature vector. Alerts get feature reasons; every decision gets its rule hits.
+    public func decide(_ features: FeatureVector, rules: RuleBook) -> Decision {
+        var x = features
+        let probability = withUnsafeBytes(of: &x.values) { raw in
+            model.probability(raw.bindMemory(to: Double.self))
+        }
+        var tier = policy.tier(probability)
+        var action = DecisionPolicy.action(tier)
+        var reasons: [Reason] = []
+        for rule in rules.rules where rule.fires(features) {
+            reasons.append(.rule(rule.name, detail: "\(rule.text) → \(rule.action.rawValue)"))
+            if rule.action > action {
+                action = rule.action
+                tier = max(tier, rule.action == .decline ? .critical : .high)
+            }
+        }
+        if tier >= .high { reasons = explain(features) + reasons }
+        return Decision(probability: probability, tier: tier, action: action, reasons: reasons, modelVersion: modelVersion)
+    }
+
+    /// The features that pushed the margin most, with their values.
+    public func explain(_ features: FeatureVector) -> [Reason] {
+        let values = features.array
+        var contributions: [Double]
+        if let trees = artifact.trees {
+            contributions = values.withUnsafeBufferPointer { trees.explain($0).contributions }
+        } else if let logistic = artifact.logistic {
+            contributions = values.indices.map { j in
+                values[j].isNaN ? 0 : logistic.weights[j] * (values[j] - logistic.means[j]) / logistic.scales[j]
+            }
+        } else {
+            contributions = []
+        }
+        // Calibration scales the margin by `a`: report contributions on the calibrated log-odds.
+        let a = artifact.calibration.a
+        contributions = contributions.map { $0 * a }
+        let order = contributions.indices.sorted {
+            abs(contributions[$0]) > abs(contributions[$1]) || (abs(contributions[$0]) == abs(contributions[$1]) && $0 < $1)
+        }
+        return order.prefix(reasonCount).filter { contributions[$0] != 0 }.map {
+            .feature(Feature.names[$0], value: values[$0], contribution: contributions[$0])
+        }
+    }
+}

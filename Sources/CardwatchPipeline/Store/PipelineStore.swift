@@ -1,0 +1,154 @@
+public import CardwatchCore
+public import CardwatchFeatures
+
+/// A record the ingest stage refused, kept whole with every reason.
+public struct DeadLetter: Sendable, Equatable {
+    /// Where it came from: a file path, `generator`, `http`.
+    public var source: String
+    /// Its place in the source (a line number), when there is one.
+    public var line: Int?
+    public var issues: [FieldIssue]
+    /// The record's bytes exactly as received.
+    public var raw: [UInt8]
+
+    public init(source: String, line: Int?, issues: [FieldIssue], raw: [UInt8]) {
+        self.source = source
+        self.line = line
+        self.issues = issues
+        self.raw = raw
+    }
+}
+
+/// One valid transaction on its way into the log.
+public struct IngestRecord: Sendable {
+    public var transaction: Transaction
+    /// The canonical JSON line (schema v1) stored in the `transactions` log.
+    public var payload: [UInt8]
+    public var line: Int?
+
+    public init(transaction: Transaction, line: Int? = nil) {
+        self.transaction = transaction
+        var out: [UInt8] = []
+        out.reserveCapacity(320)
+        TransactionEncoder.appendJSONLine(transaction, to: &out)
+        if out.last == UInt8(ascii: "\n") { out.removeLast() }
+        payload = out
+        self.line = line
+    }
+}
+
+/// What the ingest stage hands the store in one atomic write.
+public struct IngestBatch: Sendable {
+    public var source: String
+    public var records: [IngestRecord] = []
+    public var deadLetters: [DeadLetter] = []
+    /// Where the source resumes after this batch (a file's byte or record count), committed
+    /// with the batch so that a restarted import neither skips nor repeats records.
+    public var resumeAt: Int64?
+
+    public init(source: String) { self.source = source }
+    public var isEmpty: Bool { records.isEmpty && deadLetters.isEmpty }
+}
+
+public struct IngestOutcome: Sendable, Equatable {
+    public var accepted = 0
+    /// Transaction ids already in the log (or earlier in the batch): recorded, not appended.
+    public var duplicates: [String] = []
+    public var deadLetters = 0
+    public init() {}
+}
+
+/// One append to `transactions` or `labels`, in the order appends happened: the
+/// partition of each record. Consumed in this order, the log gives every run the same
+/// sequence, whatever the batch boundaries, which is what makes replays exact.
+public struct Arrival: Sendable, Equatable {
+    public var id: Int64
+    /// Per record: its partition, with `labelBit` set for a label.
+    public var entries: [UInt16]
+
+    public static let labelBit: UInt16 = 0x8000
+
+    public init(id: Int64, entries: [UInt16]) {
+        self.id = id
+        self.entries = entries
+    }
+
+    /// The entry bits of a topic (nil: the topic is not in the arrival order).
+    public static func entry(topic: Topic, partition: Int) -> UInt16? {
+        switch topic {
+        case .transactions: UInt16(partition)
+        case .labels: labelBit | UInt16(partition)
+        case .transactionsDLQ, .alerts: nil
+        }
+    }
+}
+
+/// One processed transaction: the silver row, and an alert when its tier is high or above.
+public struct ProcessedTransaction: Sendable {
+    public var transaction: Transaction
+    public var features: FeatureVector
+    public var decision: Decision
+    /// From its append to the log to its decision.
+    public var latencyMicros: Int64
+    public var partition: Int
+    public var offset: Int64
+    public var arrival: Int64
+}
+
+/// A label that reached the processor, with what it was matched to.
+public struct ProcessedLabel: Sendable {
+    public var label: LabelEvent
+    /// Whether its transaction had been processed (and so counted in merchant fraud rates).
+    public var matched: Bool
+    public var arrival: Int64
+}
+
+/// Everything one processor batch writes, committed in one transaction with the offsets.
+public struct ProcessedBatch: Sendable {
+    /// The arrivals consumed, in order.
+    public var arrivals: ClosedRange<Int64>
+    /// The processor's next offsets after the batch, per partition.
+    public var transactionOffsets: [Int64]
+    public var labelOffsets: [Int64]
+    public var transactions: [ProcessedTransaction] = []
+    public var labels: [ProcessedLabel] = []
+    /// The feature engine's snapshot after this batch, when it is time for a checkpoint.
+    public var checkpoint: [UInt8]?
+
+    public init(arrivals: ClosedRange<Int64>, transactionOffsets: [Int64], labelOffsets: [Int64]) {
+        self.arrivals = arrivals
+        self.transactionOffsets = transactionOffsets
+        self.labelOffsets = labelOffsets
+    }
+}
+
+/// A feature-state checkpoint: the engine after arrival `arrival`.
+public struct Checkpoint: Sendable {
+    public var arrival: Int64
+    public var state: [UInt8]
+    public init(arrival: Int64, state: [UInt8]) {
+        self.arrival = arrival
+        self.state = state
+    }
+}
+
+/// The durable store the stages need beyond the log: atomic ingest (log + dead letters +
+/// duplicate check + source position) and atomic batch commits (warehouse rows, alerts,
+/// aggregates, offsets, position, checkpoints). The embedded implementation is
+/// `CardwatchStorage.SQLiteEventLog`; both writes are single SQLite transactions.
+public protocol PipelineStore: EventLog {
+    func ingest(_ batch: IngestBatch) throws -> IngestOutcome
+    /// Appends label events to the `labels` log (keyed by transaction) and the source's resume position, atomically.
+    func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws
+    /// Where a source resumes (its last committed `resumeAt`), nil when it never committed.
+    func resumePosition(source: String) throws -> Int64?
+    /// Writes the batch's outputs and moves the processor's offsets and position, atomically.
+    func commit(_ batch: ProcessedBatch) throws
+    /// The last arrival the processor committed (0: none).
+    func processorPosition() throws -> Int64
+    /// Arrivals after `arrival`, in order, until they hold at least `records` records (or there are no more).
+    func arrivals(after arrival: Int64, records: Int) throws -> [Arrival]
+    func latestCheckpoint() throws -> Checkpoint?
+    /// For labels: the merchant and time of transactions processed from arrivals before `arrival`.
+    func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (merchantID: String, time: Timestamp)]
+}

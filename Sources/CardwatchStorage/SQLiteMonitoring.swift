@@ -1,0 +1,164 @@
+import CardwatchFeatures
+public import CardwatchModel
+public import CardwatchPipeline
+import Foundation
+import GRDB
+
+/// Health reports, system alerts and training rows, from the same database as the log and
+/// the warehouse.
+extension SQLiteEventLog: MonitoringStore, TrainingStore {
+    static func registerMonitoring(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v3: health reports and system alerts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE health_reports (checked_at INTEGER PRIMARY KEY, healthy INTEGER NOT NULL, report TEXT NOT NULL);
+                    CREATE TABLE system_alerts (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, message TEXT NOT NULL, raised_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX records_by_time ON records (topic, appended_at);
+                    """)
+        }
+    }
+
+    public func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) {
+        try Self.perform("counting dead letters") {
+            try pool.read { db in
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(*), COALESCE(SUM(appended_at >= ?), 0) FROM records WHERE topic = 'transactions.dlq'
+                        """, arguments: [since])!
+                return (row[0], row[1])
+            }
+        }
+    }
+
+    public func baseline() throws -> (transactions: Int, alerts: Int) {
+        try Self.perform("reading the 7-day baseline") {
+            try pool.read { db in
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COALESCE(SUM(transactions), 0), COALESCE(SUM(alerts), 0) FROM gold_hourly
+                        WHERE hour >= (SELECT MAX(hour) FROM gold_hourly) - 7 * 86400000000
+                        """)!
+                return (row[0], row[1])
+            }
+        }
+    }
+
+    public func processorLag() throws -> Int64 {
+        var lag: Int64 = 0
+        for p in 0..<partitions {
+            lag +=
+                try endOffset(.transactions, partition: p)
+                - (committedOffset(group: Processor.group, topic: .transactions, partition: p) ?? 0)
+        }
+        return lag
+    }
+
+    public func record(_ report: HealthReport) throws {
+        let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        try Self.perform("recording a health report") {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO health_reports (checked_at, healthy, report) VALUES (?, ?, ?)",
+                    arguments: [report.checkedAt, report.healthy, json])
+            }
+        }
+    }
+
+    public func record(_ alert: SystemAlert) throws {
+        try Self.perform("recording a system alert") {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO system_alerts (kind, message, raised_at) VALUES (?, ?, ?)",
+                    arguments: [alert.kind.rawValue, alert.message, alert.raisedAt])
+            }
+        }
+    }
+
+    public func latestHealth() throws -> HealthReport? {
+        let json = try Self.perform("reading the latest health report") {
+            try pool.read { db in
+                try String.fetchOne(db, sql: "SELECT report FROM health_reports ORDER BY checked_at DESC LIMIT 1")
+            }
+        }
+        return try json.map { try JSONDecoder().decode(HealthReport.self, from: Data($0.utf8)) }
+    }
+
+    public func systemAlerts(limit: Int) throws -> [SystemAlert] {
+        try Self.perform("reading system alerts") {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT kind, message, raised_at FROM system_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]
+                ).compactMap { row in
+                    SystemAlert.Kind(rawValue: row[0]).map { SystemAlert(kind: $0, message: row[1], raisedAt: row[2]) }
+                }
+            }
+        }
+    }
+
+    public func featureColumns() throws -> [String] {
+        try Self.perform("reading the silver table's columns") {
+            try pool.read { db in
+                let known = Set(Feature.names)
+                return try db.columns(in: "silver_transactions").map(\.name).filter { known.contains($0) }
+            }
+        }
+    }
+
+    public func trainingRows(days: Double) throws -> TimedDataset {
+        let columns = Feature.names.map { "\"\($0)\"" }.joined(separator: ", ")
+        return try Self.perform("reading training rows") {
+            try pool.read { db in
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT event_time, card_id, transaction_id, fraud_pattern, COALESCE(label, is_fraud), \(columns)
+                        FROM silver_transactions
+                        WHERE COALESCE(label, is_fraud) IS NOT NULL
+                            AND event_time >= (SELECT MAX(event_time) FROM silver_transactions) - ?
+                        ORDER BY event_time, rowid
+                        """, arguments: [Int64(days * 86_400e6)])
+                var matrix = FeatureMatrix(columns: Feature.count)
+                var times: [Int64] = []
+                var cards: [String] = []
+                var patterns: [String?] = []
+                var ids: [String] = []
+                var values = [Double](repeating: .nan, count: Feature.count)
+                while let row = try rows.next() {
+                    for i in 0..<Feature.count { values[i] = (row[5 + i] as Double?) ?? .nan }
+                    matrix.append(values, label: (row[4] as Int) == 1)
+                    times.append(row[0])
+                    cards.append(row[1])
+                    ids.append(row[2])
+                    patterns.append(row[3])
+                }
+                return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
+            }
+        }
+    }
+}
+
+/// The registry as the retraining job's catalog.
+extension ModelRegistry: ModelCatalog {
+    public func register(_ artifact: ModelArtifact) throws -> Int { try register(artifact, stage: .none) }
+
+    public func productionModel() throws -> (version: Int, artifact: ModelArtifact)? {
+        guard let record = try production() else { return nil }
+        return (record.version, try artifact(version: record.version, expectedFeatures: Feature.names))
+    }
+
+    public func promote(version: Int, productionAP: Double?) throws -> (promoted: Bool, reason: String) {
+        let decision = try promote(version: version, rule: PromotionRule(), productionAP: productionAP)
+        return (decision.promoted, decision.reason)
+    }
+}
+
+extension SQLiteEventLog {
+    /// Alerts in the warehouse.
+    public func alertCount() throws -> Int {
+        try Self.perform("counting alerts") { try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alerts")! } }
+    }
+}

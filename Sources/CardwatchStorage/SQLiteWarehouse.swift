@@ -1,0 +1,365 @@
+public import CardwatchCore
+import CardwatchFeatures
+public import CardwatchPipeline
+import Foundation
+import GRDB
+
+/// The embedded `PipelineStore`: ingest and processor batches are single SQLite
+/// transactions in the log's file, with the warehouse tables of `WarehouseSchema`.
+extension SQLiteEventLog: PipelineStore {
+    public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
+        try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
+            try pool.write { db in
+                var outcome = IngestOutcome()
+                let seen = try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen_transactions (transaction_id) VALUES (?)")
+                var fresh: [(key: String, payload: [UInt8])] = []
+                fresh.reserveCapacity(batch.records.count)
+                let now = Self.nowMicros()
+                for record in batch.records {
+                    try seen.execute(arguments: [record.transaction.transactionID])
+                    if db.changesCount == 1 {
+                        fresh.append((record.transaction.cardID, record.payload))
+                    } else {
+                        outcome.duplicates.append(record.transaction.transactionID)
+                        try db.execute(
+                            sql: """
+                                INSERT INTO duplicates (transaction_id, source, line, detected_at, record) VALUES (?, ?, ?, ?, ?)
+                                """,
+                            arguments: [
+                                record.transaction.transactionID, batch.source, record.line, now,
+                                String(decoding: record.payload, as: UTF8.self),
+                            ])
+                    }
+                }
+                _ = try insert(db, .transactions, fresh)
+                outcome.accepted = fresh.count
+                _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
+                outcome.deadLetters = batch.deadLetters.count
+                if let resume = batch.resumeAt {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO ingest_sources (source, resume_at, updated_at) VALUES (?, ?, ?)
+                            ON CONFLICT (source) DO UPDATE SET resume_at = excluded.resume_at, updated_at = excluded.updated_at
+                            """,
+                        arguments: [batch.source, resume, now])
+                }
+                return outcome
+            }
+        }
+    }
+
+    public func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
+        try Self.perform("appending \(labels.count) labels from \(source)") {
+            try pool.write { db in
+                let records = labels.map { l -> (key: String, payload: [UInt8]) in
+                    var out: [UInt8] = []
+                    TransactionEncoder.appendJSONLine(l, to: &out)
+                    if out.last == UInt8(ascii: "\n") { out.removeLast() }
+                    return (l.transactionID, out)
+                }
+                _ = try insert(db, .labels, records)
+                try db.execute(
+                    sql: """
+                        INSERT INTO ingest_sources (source, resume_at, updated_at) VALUES (?, ?, ?)
+                        ON CONFLICT (source) DO UPDATE SET resume_at = excluded.resume_at, updated_at = excluded.updated_at
+                        """,
+                    arguments: [source, resumeAt, Self.nowMicros()])
+            }
+        }
+    }
+
+    public func resumePosition(source: String) throws -> Int64? {
+        try Self.perform("reading where \(source) resumes") {
+            try pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT resume_at FROM ingest_sources WHERE source = ?", arguments: [source])
+            }
+        }
+    }
+
+    public func commit(_ batch: ProcessedBatch) throws {
+        try Self.perform("committing processor arrivals \(batch.arrivals)") {
+            try pool.write { db in
+                try writeSilverAndAlerts(db, batch)
+                try writeGold(db, batch)
+                try writeLabels(db, batch)
+                for (p, offset) in batch.transactionOffsets.enumerated() {
+                    try commit(db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
+                }
+                for (p, offset) in batch.labelOffsets.enumerated() {
+                    try commit(db, group: Processor.group, topic: .labels, partition: p, offset: offset, allowBackwards: false)
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO processor_position (id, arrival) VALUES (1, ?)
+                        ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
+                        """, arguments: [batch.arrivals.upperBound])
+                if let state = batch.checkpoint {
+                    try db.execute(sql: "DELETE FROM checkpoints")
+                    try db.execute(
+                        sql: "INSERT INTO checkpoints (arrival, state, created_at) VALUES (?, ?, ?)",
+                        arguments: [batch.arrivals.upperBound, Data(state), Self.nowMicros()])
+                }
+            }
+        }
+    }
+
+    public func processorPosition() throws -> Int64 {
+        try Self.perform("reading the processor's position") {
+            try pool.read { db in try Int64.fetchOne(db, sql: "SELECT arrival FROM processor_position WHERE id = 1") ?? 0 }
+        }
+    }
+
+    public func arrivals(after arrival: Int64, records: Int) throws -> [Arrival] {
+        try Self.perform("reading arrivals after \(arrival)") {
+            try pool.read { db in
+                var out: [Arrival] = []
+                var total = 0
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT id, entries FROM arrivals WHERE id > ? ORDER BY id", arguments: [arrival])
+                while total < records, let row = try rows.next() {
+                    let blob: Data = row[1]
+                    var entries = [UInt16](repeating: 0, count: blob.count / 2)
+                    blob.withUnsafeBytes { raw in
+                        for i in entries.indices { entries[i] = UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8 }
+                    }
+                    total += entries.count
+                    out.append(Arrival(id: row[0], entries: entries))
+                }
+                return out
+            }
+        }
+    }
+
+    public func latestCheckpoint() throws -> Checkpoint? {
+        try Self.perform("reading the latest checkpoint") {
+            try pool.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT arrival, state FROM checkpoints ORDER BY arrival DESC LIMIT 1")
+                else { return nil }
+                let state: Data = row[1]
+                return Checkpoint(arrival: row[0], state: [UInt8](state))
+            }
+        }
+    }
+
+    public func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (
+        merchantID: String, time: Timestamp
+    )] {
+        guard !ids.isEmpty else { return [:] }
+        return try Self.perform("looking up \(ids.count) processed transactions") {
+            try pool.read { db in
+                var found: [String: (merchantID: String, time: Timestamp)] = [:]
+                let statement = try db.cachedStatement(
+                    sql: "SELECT merchant_id, event_time FROM silver_transactions WHERE transaction_id = ? AND arrival < ?")
+                for id in Set(ids) {
+                    if let row = try Row.fetchOne(statement, arguments: [id, arrival]) {
+                        found[id] = (row[0], Timestamp(microseconds: row[1]))
+                    }
+                }
+                return found
+            }
+        }
+    }
+
+    // MARK: Batch parts
+
+    private func writeSilverAndAlerts(_ db: Database, _ batch: ProcessedBatch) throws {
+        guard !batch.transactions.isEmpty else { return }
+        let featureNames = Feature.names.map { "\"\($0)\"" }.joined(separator: ", ")
+        let silver = try db.cachedStatement(
+            sql: """
+                INSERT INTO silver_transactions (transaction_id, card_id, merchant_id, merchant_category, currency,
+                    country, channel, event_time, "timestamp", \(featureNames), fraud_probability, risk_tier, action,
+                    model_version, rule_hits, latency_us, is_fraud, fraud_pattern, arrival, "partition", "offset")
+                VALUES (\(Array(repeating: "?", count: 20 + Feature.count).joined(separator: ", ")))
+                """)
+        let alert = try db.cachedStatement(
+            sql: """
+                INSERT INTO alerts (transaction_id, card_id, merchant_id, amount, event_time, "timestamp", fraud_probability,
+                    risk_tier, action, model_version, reasons, fraud_pattern, arrival)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        var values: [(any DatabaseValueConvertible)?] = []
+        values.reserveCapacity(21 + Feature.count)
+        for p in batch.transactions {
+            let t = p.transaction
+            let d = p.decision
+            let time = t.timestamp.rfc3339
+            let rules = d.reasons.filter { $0.kind == .rule }.map(\.name)
+            values.removeAll(keepingCapacity: true)
+            values.append(contentsOf: [
+                t.transactionID, t.cardID, t.merchantID, t.merchantCategory, t.currency, t.country,
+                t.channel?.rawValue, t.timestamp.microseconds, time,
+            ] as [(any DatabaseValueConvertible)?])
+            for i in 0..<Feature.count {
+                let v = p.features[i]
+                values.append(v.isNaN ? nil : v)
+            }
+            values.append(contentsOf: [
+                d.probability, d.tier.rawValue, d.action.rawValue, d.modelVersion,
+                rules.isEmpty ? nil : rules.joined(separator: ","), p.latencyMicros, t.isFraud.map { $0 ? 1 : 0 },
+                t.fraudPattern?.rawValue, p.arrival, p.partition, p.offset,
+            ] as [(any DatabaseValueConvertible)?])
+            try silver.execute(arguments: StatementArguments(values))
+            if d.isAlert {
+                try alert.execute(arguments: [
+                    t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
+                    d.tier.rawValue, d.action.rawValue, d.modelVersion, Self.reasonsJSON(d.reasons), t.fraudPattern?.rawValue,
+                    p.arrival,
+                ])
+            }
+        }
+    }
+
+    private func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {
+        guard !batch.transactions.isEmpty else { return }
+        struct Hour {
+            var transactions = 0
+            var amount = 0.0
+            var alerts = 0
+            var reviews = 0
+            var declines = 0
+            var probability = 0.0
+            var latency: Int64 = 0
+            var latencyMax: Int64 = 0
+        }
+        struct Card {
+            var transactions = 0
+            var amount = 0.0
+            var alerts = 0
+            var declines = 0
+            var maxProbability = 0.0
+            var last: Int64 = .min
+            var lastTier = RiskTier.low
+        }
+        var hours: [Int64: Hour] = [:]
+        var cards: [String: Card] = [:]
+        for p in batch.transactions {
+            let t = p.transaction
+            let d = p.decision
+            let hour = t.timestamp.microseconds - ((t.timestamp.microseconds % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
+            hours[hour, default: Hour()].transactions += 1
+            hours[hour]!.amount += t.amount
+            hours[hour]!.alerts += d.isAlert ? 1 : 0
+            hours[hour]!.reviews += d.action == .review ? 1 : 0
+            hours[hour]!.declines += d.action == .decline ? 1 : 0
+            hours[hour]!.probability += d.probability
+            hours[hour]!.latency += p.latencyMicros
+            hours[hour]!.latencyMax = max(hours[hour]!.latencyMax, p.latencyMicros)
+            var c = cards[t.cardID] ?? Card()
+            c.transactions += 1
+            c.amount += t.amount
+            c.alerts += d.isAlert ? 1 : 0
+            c.declines += d.action == .decline ? 1 : 0
+            c.maxProbability = max(c.maxProbability, d.probability)
+            if t.timestamp.microseconds >= c.last {
+                c.last = t.timestamp.microseconds
+                c.lastTier = d.tier
+            }
+            cards[t.cardID] = c
+        }
+        let hourly = try db.cachedStatement(
+            sql: """
+                INSERT INTO gold_hourly (hour, transactions, amount, alerts, reviews, declines, probability_sum,
+                    latency_sum_us, latency_max_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (hour) DO UPDATE SET transactions = transactions + excluded.transactions,
+                    amount = amount + excluded.amount, alerts = alerts + excluded.alerts,
+                    reviews = reviews + excluded.reviews, declines = declines + excluded.declines,
+                    probability_sum = probability_sum + excluded.probability_sum,
+                    latency_sum_us = latency_sum_us + excluded.latency_sum_us,
+                    latency_max_us = MAX(latency_max_us, excluded.latency_max_us)
+                """)
+        for (hour, h) in hours.sorted(by: { $0.key < $1.key }) {
+            try hourly.execute(arguments: [
+                hour, h.transactions, h.amount, h.alerts, h.reviews, h.declines, h.probability, h.latency, h.latencyMax,
+            ])
+        }
+        let profile = try db.cachedStatement(
+            sql: """
+                INSERT INTO gold_card_profiles (card_id, transactions, amount, alerts, declines, max_probability,
+                    last_event_time, last_risk_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (card_id) DO UPDATE SET transactions = transactions + excluded.transactions,
+                    amount = amount + excluded.amount, alerts = alerts + excluded.alerts,
+                    declines = declines + excluded.declines,
+                    max_probability = MAX(max_probability, excluded.max_probability),
+                    last_risk_tier = CASE WHEN excluded.last_event_time >= last_event_time
+                        THEN excluded.last_risk_tier ELSE last_risk_tier END,
+                    last_event_time = MAX(last_event_time, excluded.last_event_time)
+                """)
+        for (card, c) in cards.sorted(by: { $0.key < $1.key }) {
+            try profile.execute(arguments: [
+                card, c.transactions, c.amount, c.alerts, c.declines, c.maxProbability, c.last, c.lastTier.rawValue,
+            ])
+        }
+    }
+
+    private func writeLabels(_ db: Database, _ batch: ProcessedBatch) throws {
+        guard !batch.labels.isEmpty else { return }
+        let insert = try db.cachedStatement(
+            sql: "INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, arrival) VALUES (?, ?, ?, ?, ?)")
+        let mark = try db.cachedStatement(sql: "UPDATE silver_transactions SET label = ? WHERE transaction_id = ?")
+        for l in batch.labels {
+            try insert.execute(arguments: [
+                l.label.transactionID, l.label.isFraud ? 1 : 0, l.label.reportedAt.microseconds, l.matched ? 1 : 0,
+                l.arrival,
+            ])
+            try mark.execute(arguments: [l.label.isFraud ? 1 : 0, l.label.transactionID])
+        }
+    }
+
+    // MARK: Encodings
+
+    static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+
+    /// The dead-letter record: source, line, every reason, and the raw record (as text when
+    /// it is UTF-8, else base64), as one JSON object.
+    static func deadLetterJSON(_ d: DeadLetter) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"source":"#.utf8)
+        TransactionEncoder.appendJSONString(d.source, to: &out)
+        if let line = d.line { out.append(contentsOf: Array(#","line":\#(line)"#.utf8)) }
+        out.append(contentsOf: Array(#","reasons":["#.utf8))
+        for (i, issue) in d.issues.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: Array(#"{"field":"#.utf8))
+            TransactionEncoder.appendJSONString(issue.field, to: &out)
+            out.append(contentsOf: Array(#","problem":"#.utf8))
+            TransactionEncoder.appendJSONString(issue.problem, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        if let text = String(validating: d.raw, as: UTF8.self) {
+            out.append(contentsOf: Array(#","raw":"#.utf8))
+            TransactionEncoder.appendJSONString(text, to: &out)
+        } else {
+            out.append(contentsOf: Array(#","raw_base64":""#.utf8))
+            out.append(contentsOf: Array(Data(d.raw).base64EncodedString().utf8))
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// An alert's reasons as a JSON array.
+    static func reasonsJSON(_ reasons: [Reason]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, r) in reasons.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: Array(#"{"kind":""#.utf8) + Array(r.kind.rawValue.utf8) + Array(#"","name":"#.utf8))
+            TransactionEncoder.appendJSONString(r.name, to: &out)
+            if let v = r.value {
+                out.append(contentsOf: Array(#","value":"#.utf8))
+                TransactionEncoder.appendNumber(v, to: &out)
+            }
+            if let c = r.contribution {
+                out.append(contentsOf: Array(#","contribution":"#.utf8))
+                TransactionEncoder.appendNumber(c, to: &out)
+            }
+            if let d = r.detail {
+                out.append(contentsOf: Array(#","detail":"#.utf8))
+                TransactionEncoder.appendJSONString(d, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchGenerator
+import CardwatchModel
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+
+/// Options shared by `run` and `import`: the data directory and the decision settings.
+struct PipelineOptions: ParsableArguments {
+    @Option(help: "Directory of the log, the warehouse and the model registry.") var dataDir = "./cardwatch-data"
+    @Option(help: "A rule file (JSON), reloaded when it changes.") var rules: String?
+    @Option(help: "Probability at or above which a transaction is high risk (review, alert); default: the model's.")
+    var highThreshold: Double?
+    @Option(help: "Probability at or above which a transaction is critical (decline, alert); default: the model's.")
+    var criticalThreshold: Double?
+    @Option(help: "Log partitions (fixed when the data directory is created).") var partitions = 4
+    @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 8192
+    @Option(help: "Checkpoint the feature state every this many processor batches.") var checkpointEvery = 64
+    @Flag(help: "Print no progress.") var quiet = false
+
+    func validate() throws {
+        if !(1...256).contains(partitions) { throw ValidationError("--partitions must be between 1 and 256") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        for (name, v) in [("--high-threshold", highThreshold), ("--critical-threshold", criticalThreshold)] {
+            if let v, !(0...1).contains(v) { throw ValidationError("\(name) must be within 0…1") }
+        }
+    }
+
+    func say(_ text: String) { if !quiet { printError(text) } }
+
+    func openStore() throws -> SQLiteEventLog {
+        do { return try SQLiteEventLog(directory: dataDir, partitions: partitions) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The production model, bootstrapping one when the registry has none: a generated
+    /// history (30 days × 500 cards), features by replay, GBDT, registration, promotion.
+    func productionScorer(registry: ModelRegistry) throws -> Scorer {
+        if let production = try registry.production() {
+            let artifact = try registry.artifact(
+                version: production.version, expectedFeatures: Feature.names, expectedSchemaVersion: Feature.schemaVersion)
+            return try scorer(artifact, version: production.version)
+        }
+        say("bootstrap: no model in \(dataDir) yet; generating 30 days of history for 500 cards")
+        var config = GeneratorConfig()
+        config.seed = 1
+        let start = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
+        var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: start + 30 * 86_400))
+        var history: [Transaction] = []
+        while let t = generator.next() { history.append(t) }
+        say("bootstrap: \(grouped(history.count)) transactions; computing features by replay")
+        let dataset = try ModelTraining.dataset(history: history, labels: nil, config: FeatureConfig())
+        var request = TrainingRequest()
+        request.trainFrom = start.microseconds
+        request.trainTo = (start + 21 * 86_400).microseconds
+        request.testFrom = request.trainTo
+        request.testTo = (start + 30 * 86_400).microseconds
+        request.delay = 0
+        say("bootstrap: training a GBDT on days 1–21, testing on days 22–30")
+        let outcome = try ModelTraining.train(dataset, featureNames: Feature.names, request: request)
+        let version = try registry.register(outcome.artifact)
+        let decision = try registry.promote(version: version)
+        say(
+            "bootstrap: model v\(version): ROC AUC \(format4(outcome.metrics.rocAUC)), average precision "
+                + "\(format4(outcome.metrics.averagePrecision)); \(decision.promoted ? "promoted" : "NOT promoted"): \(decision.reason)")
+        guard decision.promoted else { throw ValidationError("the bootstrap model did not pass the promotion rule") }
+        return try scorer(outcome.artifact, version: version)
+    }
+
+    func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {
+        var policy: DecisionPolicy?
+        if highThreshold != nil || criticalThreshold != nil {
+            let high = highThreshold ?? artifact.thresholds.review
+            let critical = criticalThreshold ?? max(high, artifact.thresholds.decline)
+            policy = try DecisionPolicy(medium: high / 2, high: high, critical: critical)
+        }
+        return try Scorer(artifact: artifact, version: version, policy: policy)
+    }
+
+    func ruleFile() throws -> RuleFile? {
+        guard let rules else { return nil }
+        do { return try RuleFile(path: rules) } catch { throw ValidationError("\(error)") }
+    }
+}
+
+func format4(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }

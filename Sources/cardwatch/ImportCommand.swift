@@ -1,0 +1,123 @@
+import ArgumentParser
+import CardwatchCore
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+import Synchronization
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Feed a file of transactions through the pipeline: log, features, scoring, alerts, warehouse.",
+        discussion: """
+            Ingest (validation, dead letters, duplicates) and processing run side by side;
+            the command returns when every record of the file has been decided. An
+            interrupted import resumes where its last commit left off when run again.
+            On an empty data directory a first model is bootstrapped (unless the
+            registry already has one).
+
+            Example:
+              cardwatch generate --days 30 --seed 7 --out history.jsonl
+              cardwatch import history.jsonl --data-dir ./cardwatch-data --json
+            """)
+
+    @Argument(help: "Transactions: JSON Lines or CSV, schema v1.") var file: String
+    @Option(help: "Label events (JSON Lines) to feed to the labels log after the transactions.") var labels: String?
+    @Option(help: "jsonl or csv (default: from the file name).") var format: String?
+    @Option(help: "Pause ingestion while this many records wait for the processor.") var maxLag = 200_000
+    @OptionGroup var pipeline: PipelineOptions
+    @Flag(help: "Print the summary as one JSON object.") var json = false
+
+    func validate() throws {
+        if maxLag < 1 { throw ValidationError("--max-lag must be at least 1") }
+    }
+
+    func run() throws {
+        guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let recordFormat = try format.map(parseFormat)
+        let store = try pipeline.openStore()
+        let registry = try ModelRegistry(directory: pipeline.dataDir)
+        let scorer = try pipeline.productionScorer(registry: registry)
+        let state = PipelineState()
+        let processor = try Processor(
+            store: store, scorer: scorer, rules: try pipeline.ruleFile(), batchRecords: pipeline.batch,
+            checkpointEvery: pipeline.checkpointEvery)
+        processor.state = state
+        if processor.replayed > 0 {
+            pipeline.say("resumed: replayed \(grouped(processor.replayed)) transactions since the last checkpoint")
+        }
+        let alertsBefore = try store.alertCount()
+        let began = monotonicSeconds()
+
+        // Ingest on its own thread; process here until the ingest is done and the log is drained.
+        let done = StopSignal()
+        let result = Mutex<Result<Ingestor.Summary, any Error>?>(nil)
+        let maxLag = Int64(maxLag)
+        let ingestor = Ingestor(store: store) {
+            while (try? store.processorLag()) ?? 0 > maxLag { usleep(1_000) }
+        }
+        let file = file
+        let labels = labels
+        let thread = Thread {
+            result.withLock { $0 = Result { try ingestor.importFile(file, format: recordFormat) } }
+            if let labels, case .success = result.withLock({ $0! }) {
+                do { try Self.appendLabels(labels, to: store) } catch { result.withLock { $0 = .failure(error) } }
+            }
+            done.stop()
+        }
+        thread.start()
+        var lastProgress = began
+        while true {
+            let n = try processor.step()
+            if n == 0 {
+                if try done.isStopped && store.processorLag() == 0 && processor.step() == 0 { break }
+                usleep(500)
+            }
+            if !pipeline.quiet && isatty(2) != 0 && monotonicSeconds() - lastProgress > 0.5 {
+                lastProgress = monotonicSeconds()
+                printError("\rprocessed \(grouped(processor.processed))   ", terminator: "")
+            }
+        }
+        try processor.checkpoint()
+        let summary: Ingestor.Summary
+        switch result.withLock({ $0! }) {
+        case .success(let s): summary = s
+        case .failure(let error): throw ValidationError("\(file): \(error)")
+        }
+        let seconds = monotonicSeconds() - began
+        let alerts = try store.alertCount() - alertsBefore
+        if !pipeline.quiet && isatty(2) != 0 { printError("") }
+        if json {
+            let object: [String: Any] = [
+                "read": summary.read, "accepted": summary.accepted, "processed": processor.processed,
+                "dead_lettered": summary.deadLettered, "duplicates": summary.duplicates, "alerts": alerts,
+                "labels": state.labels.load(ordering: .relaxed), "resumed_after_line": summary.resumedAfter,
+                "replayed": processor.replayed, "seconds": (seconds * 1000).rounded() / 1000,
+                "transactions_per_second": (Double(processor.processed) / max(seconds, 1e-9)).rounded(),
+                "model_version": processor.scorer.modelVersion,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            let resumed = summary.resumedAfter > 0 ? " (resumed after line \(grouped(summary.resumedAfter)))" : ""
+            let rate = grouped(Int(Double(processor.processed) / max(seconds, 1e-9)))
+            var line = "\(file): \(grouped(summary.read)) records read\(resumed), \(grouped(processor.processed)) processed, "
+            line += "\(grouped(summary.deadLettered)) dead-lettered, \(grouped(summary.duplicates)) duplicates, "
+            line += "\(grouped(alerts)) alerts; model v\(processor.scorer.modelVersion); \(format1(seconds)) s, \(rate) tx/s"
+            print(line)
+        }
+    }
+
+    /// Appends label events (JSON Lines) to the labels log, resuming after the last batch a
+    /// previous (interrupted) import of the same file committed.
+    static func appendLabels(_ path: String, to store: SQLiteEventLog) throws {
+        let source = "labels:" + URL(fileURLWithPath: path).standardizedFileURL.path
+        let events = try Input.labels(path, command: "import")
+        var at = Int(try store.resumePosition(source: source) ?? 0)
+        while at < events.count {
+            let end = min(events.count, at + 4096)
+            try store.ingestLabels(Array(events[at..<end]), source: source, resumeAt: Int64(end))
+            at = end
+        }
+    }
+}
