@@ -56,6 +56,9 @@ let package = Package(
             dependencies: [
                 "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
                 "CardwatchPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
@@ -91,7 +94,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CardwatchStorageTests",
-            dependencies: ["CardwatchModel", "CardwatchPipeline", "CardwatchStorage"],
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
+                "CardwatchStorage", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
     ]

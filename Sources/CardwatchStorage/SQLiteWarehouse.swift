@@ -83,7 +83,8 @@ extension SQLiteEventLog: PipelineStore {
                 try writeGold(db, batch)
                 try writeLabels(db, batch)
                 for (p, offset) in batch.transactionOffsets.enumerated() {
-                    try commit(db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
+                    try commit(
+                        db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
                 }
                 for (p, offset) in batch.labelOffsets.enumerated() {
                     try commit(db, group: Processor.group, topic: .labels, partition: p, offset: offset, allowBackwards: false)
@@ -186,19 +187,21 @@ extension SQLiteEventLog: PipelineStore {
             let time = t.timestamp.rfc3339
             let rules = d.reasons.filter { $0.kind == .rule }.map(\.name)
             values.removeAll(keepingCapacity: true)
-            values.append(contentsOf: [
-                t.transactionID, t.cardID, t.merchantID, t.merchantCategory, t.currency, t.country,
-                t.channel?.rawValue, t.timestamp.microseconds, time,
-            ] as [(any DatabaseValueConvertible)?])
+            values.append(
+                contentsOf: [
+                    t.transactionID, t.cardID, t.merchantID, t.merchantCategory, t.currency, t.country,
+                    t.channel?.rawValue, t.timestamp.microseconds, time,
+                ] as [(any DatabaseValueConvertible)?])
             for i in 0..<Feature.count {
                 let v = p.features[i]
                 values.append(v.isNaN ? nil : v)
             }
-            values.append(contentsOf: [
-                d.probability, d.tier.rawValue, d.action.rawValue, d.modelVersion,
-                rules.isEmpty ? nil : rules.joined(separator: ","), p.latencyMicros, t.isFraud.map { $0 ? 1 : 0 },
-                t.fraudPattern?.rawValue, p.arrival, p.partition, p.offset,
-            ] as [(any DatabaseValueConvertible)?])
+            values.append(
+                contentsOf: [
+                    d.probability, d.tier.rawValue, d.action.rawValue, d.modelVersion,
+                    rules.isEmpty ? nil : rules.joined(separator: ","), p.latencyMicros, t.isFraud.map { $0 ? 1 : 0 },
+                    t.fraudPattern?.rawValue, p.arrival, p.partition, p.offset,
+                ] as [(any DatabaseValueConvertible)?])
             try silver.execute(arguments: StatementArguments(values))
             if d.isAlert {
                 try alert.execute(arguments: [

@@ -64,7 +64,8 @@ struct PipelineOptions: ParsableArguments {
         let decision = try registry.promote(version: version)
         say(
             "bootstrap: model v\(version): ROC AUC \(format4(outcome.metrics.rocAUC)), average precision "
-                + "\(format4(outcome.metrics.averagePrecision)); \(decision.promoted ? "promoted" : "NOT promoted"): \(decision.reason)")
+                + "\(format4(outcome.metrics.averagePrecision)); \(decision.promoted ? "promoted" : "NOT promoted"): \(decision.reason)"
+        )
         guard decision.promoted else { throw ValidationError("the bootstrap model did not pass the promotion rule") }
         return try scorer(outcome.artifact, version: version)
     }

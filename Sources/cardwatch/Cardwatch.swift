@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Cardwatch: ParsableCommand {
+struct Cardwatch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cardwatch",
         abstract: "Real-time card-fraud detection: a synthetic card network, schema checks, and (soon) the whole pipeline.",
@@ -13,7 +13,8 @@ struct Cardwatch: ParsableCommand {
               cardwatch generate --tps 50
             """,
         subcommands: [
-            Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Import.self, Bench.self,
+            Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Import.self,
+            Bench.self,
         ]
     )
 }

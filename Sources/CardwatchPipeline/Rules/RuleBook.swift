@@ -17,7 +17,12 @@ public import Foundation
 public struct RuleBook: Sendable, Equatable {
     public struct Condition: Sendable, Equatable {
         public enum Operator: String, Sendable, CaseIterable {
-            case greaterOrEqual = ">=", lessOrEqual = "<=", equal = "==", notEqual = "!=", greater = ">", less = "<"
+            case greaterOrEqual = ">="
+            case lessOrEqual = "<="
+            case equal = "=="
+            case notEqual = "!="
+            case greater = ">"
+            case less = "<"
         }
         public var feature: Feature
         public var op: Operator
@@ -76,7 +81,8 @@ public struct RuleBook: Sendable, Equatable {
             guard names.insert(name).inserted else { throw PipelineError("\(label): the name is used twice") }
             guard let when = entry.when else { throw PipelineError("\(label): needs a \"when\" condition") }
             guard let actionText = entry.action, let action = Action(rawValue: actionText), action != .approve else {
-                throw PipelineError("\(label): \"action\" must be \"review\" or \"decline\", not \(entry.action.map { "'\($0)'" } ?? "missing")")
+                throw PipelineError(
+                    "\(label): \"action\" must be \"review\" or \"decline\", not \(entry.action.map { "'\($0)'" } ?? "missing")")
             }
             let groups = try Self.parse(when, label: label)
             rules.append(Rule(name: name, groups: groups, action: action, text: when))
@@ -94,11 +100,13 @@ public struct RuleBook: Sendable, Equatable {
                 throw PipelineError("\(label): '\(words[i...].joined(separator: " "))' is not FEATURE OP NUMBER")
             }
             guard let feature = Feature(name: words[i]) else {
-                throw PipelineError("\(label): unknown feature '\(words[i])' (features: \(Feature.names.joined(separator: ", ")))")
+                throw PipelineError(
+                    "\(label): unknown feature '\(words[i])' (features: \(Feature.names.joined(separator: ", ")))")
             }
             guard let op = Condition.Operator(rawValue: words[i + 1]) else {
                 throw PipelineError(
-                    "\(label): unknown operator '\(words[i + 1])' (use \(Condition.Operator.allCases.map(\.rawValue).joined(separator: " ")))")
+                    "\(label): unknown operator '\(words[i + 1])' (use \(Condition.Operator.allCases.map(\.rawValue).joined(separator: " ")))"
+                )
             }
             guard let value = Double(words[i + 2]), value.isFinite else {
                 throw PipelineError("\(label): '\(words[i + 2])' is not a number")

@@ -1,7 +1,7 @@
-import Synchronization
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// A system-level alert (about the pipeline, not a transaction).
 public struct SystemAlert: Sendable, Equatable, Codable {

@@ -1,5 +1,5 @@
-public import CardwatchModel
 import CardwatchFeatures
+public import CardwatchModel
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -69,9 +69,7 @@ public struct CronSchedule: Sendable, Equatable {
     public func next(after date: Date) -> Date {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        var t = calendar.date(bySetting: .second, value: 0, of: date.addingTimeInterval(60)) ?? date.addingTimeInterval(60)
-        if t <= date { t = t.addingTimeInterval(60) }
-        t = Date(timeIntervalSince1970: (t.timeIntervalSince1970 / 60).rounded(.down) * 60)
+        var t = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
         for _ in 0..<(60 * 24 * 366 * 4) {
             let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: t)
             if fields[0].contains(c.minute!) && fields[1].contains(c.hour!) && fields[2].contains(c.day!)
@@ -121,7 +119,8 @@ public struct RetrainingJob: Sendable {
         var outcome = RetrainingOutcome(ran: false)
         let columns = try store.featureColumns()
         guard columns == Feature.names else {
-            outcome.gate = "schema drift: the warehouse holds features \(columns.joined(separator: ",")), "
+            outcome.gate =
+                "schema drift: the warehouse holds features \(columns.joined(separator: ",")), "
                 + "the engine computes \(Feature.names.joined(separator: ","))"
             return outcome
         }
@@ -212,7 +211,8 @@ public struct RetrainingService: Service {
                 logger.info("retraining skipped by the data-quality gate: \(gate)")
             } else {
                 logger.info(
-                    "retrained: model v\(outcome.version ?? 0), \(outcome.promoted ? "promoted" : "not promoted"): \(outcome.reason ?? "")")
+                    "retrained: model v\(outcome.version ?? 0), \(outcome.promoted ? "promoted" : "not promoted"): \(outcome.reason ?? "")"
+                )
             }
             onRun?(outcome)
         }

@@ -31,8 +31,10 @@ public struct Supervised: Service {
             do {
                 try await body()
                 return
+            } catch is CancellationError {
+                return  // shutting down
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
                 failures += 1
                 let down = failures > restarts
                 state.recordFailure(name, error, down: down)

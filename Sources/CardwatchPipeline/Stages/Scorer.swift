@@ -17,7 +17,8 @@ public struct Scorer: Sendable {
             throw PipelineError(
                 "model v\(version) was trained on other features than this engine computes "
                     + "(\(artifact.featureNames.count) names, first difference: "
-                    + "\(zip(artifact.featureNames, Feature.names).first { $0 != $1 }.map { "'\($0.0)' vs '\($0.1)'" } ?? "count"))")
+                    + "\(zip(artifact.featureNames, Feature.names).first { $0 != $1 }.map { "'\($0.0)' vs '\($0.1)'" } ?? "count"))"
+            )
         }
         self.artifact = artifact
         self.modelVersion = version

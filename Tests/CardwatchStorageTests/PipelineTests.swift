@@ -1,0 +1,398 @@
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchGenerator
+import CardwatchModel
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+import GRDB
+import Logging
+import Testing
+
+// MARK: Fixtures
+
+/// A fresh temporary directory, removed afterwards.
+private func withDirectory<T>(_ body: (String) throws -> T) throws -> T {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-pipeline-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    return try body(dir)
+}
+
+/// A logistic model on the amount alone: probability 0.5 at `pivot` dollars, ~1 well above.
+private func amountModel(pivot: Double) -> ModelArtifact {
+    let amount = Feature.amount.rawValue
+    var weights = [Double](repeating: 0, count: Feature.count)
+    weights[amount] = 0.01
+    let model = LogisticModel(
+        means: [Double](repeating: 0, count: Feature.count), scales: [Double](repeating: 1, count: Feature.count),
+        weights: weights, intercept: -0.01 * pivot)
+    return ModelArtifact(
+        kind: .logistic, featureNames: Feature.names, featureSchemaVersion: Feature.schemaVersion, logistic: model,
+        thresholds: DecisionThresholds(review: 0.5, decline: 0.99))
+}
+
+private func history(days: Double, cards: Int = 100, seed: UInt64 = 3, fraudRate: Double = 0.02) throws -> [Transaction] {
+    var config = GeneratorConfig()
+    config.seed = seed
+    config.cards = cards
+    config.fraudRate = fraudRate
+    let start = Timestamp(rfc3339: "2026-03-01T00:00:00Z")!
+    var g = try TransactionGenerator(config: config, mode: .backfill(start: start, end: start + days * 86_400))
+    var out: [Transaction] = []
+    while let t = g.next() { out.append(t) }
+    return out
+}
+
+private func writeLines(_ lines: [String], to path: String) throws {
+    try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+private func jsonLine(_ t: Transaction) -> String {
+    TransactionEncoder.jsonLine(t).trimmingCharacters(in: .newlines)
+}
+
+private func query<T: DatabaseValueConvertible>(_ dir: String, _ sql: String) throws -> [T] {
+    let db = try DatabaseQueue(path: dir + "/log.sqlite")
+    return try db.read { try T.fetchAll($0, sql: sql) }
+}
+
+/// Processes until the log is drained.
+private func drain(_ p: Processor) throws {
+    while try p.step() > 0 {}
+}
+
+// MARK: Ingest
+
+@Suite struct IngestTests {
+    @Test func everyKindOfBadRecordIsDeadLetteredWithItsReasons() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 2)
+            let good = try history(days: 1, cards: 20)
+            var lines = good.prefix(10).map(jsonLine)
+            let bad: [(line: String, field: String)] = [
+                ("{\"transaction_id\": \"t1\", \"card_id\": ", "record"),  // malformed JSON
+                (
+                    "{\"transaction_id\":\"t2\",\"card_id\":\"c\",\"amount\":\"lots\",\"timestamp\":\"2026-03-01T00:00:00Z\","
+                        + "\"merchant_id\":\"m\",\"currency\":\"USD\"}", "amount"
+                ),  // wrong type
+                (
+                    "{\"transaction_id\":\"t3\",\"amount\":5,\"timestamp\":\"2026-03-01T00:00:00Z\",\"merchant_id\":\"m\","
+                        + "\"currency\":\"USD\"}", "card_id"
+                ),  // missing field
+                (
+                    "{\"transaction_id\":\"t4\",\"card_id\":\"c\",\"amount\":5,\"timestamp\":\"2026-03-01T00:00:00Z\","
+                        + "\"merchant_id\":\"m\",\"currency\":\"XXQ\"}", "currency"
+                ),  // not ISO 4217
+                (
+                    "{\"transaction_id\":\"t5\",\"card_id\":\"c\",\"amount\":-5,\"timestamp\":\"yesterday\","
+                        + "\"merchant_id\":\"m\",\"currency\":\"USD\"}", "timestamp"
+                ),  // two problems at once
+                ("plain text, not a record", "record"),
+            ]
+            lines += bad.map(\.line)
+            let path = dir + "/in.jsonl"
+            try writeLines(lines, to: path)
+            let summary = try Ingestor(store: store).importFile(path)
+            #expect(summary.read == lines.count)
+            #expect(summary.accepted == 10)
+            #expect(summary.deadLettered == bad.count)
+
+            let raws: [String] = try query(dir, "SELECT raw FROM dead_letters ORDER BY line")
+            let reasons: [String] = try query(dir, "SELECT reasons FROM dead_letters ORDER BY line")
+            let linesNo: [Int] = try query(dir, "SELECT line FROM dead_letters ORDER BY line")
+            #expect(raws == bad.map(\.line), "the dead-letter log keeps each record exactly")
+            #expect(linesNo == Array(11...(10 + bad.count)))
+            for (reason, expected) in zip(reasons, bad) {
+                #expect(reason.contains("\"field\":\"\(expected.field)\""), "\(reason) should name \(expected.field)")
+            }
+            #expect(reasons[4].contains("\"field\":\"amount\""), "every problem of a record is reported")
+        }
+    }
+
+    @Test func duplicatesAreRecordedNotDoubleCounted() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 4)
+            let txs = try history(days: 2, cards: 30)
+            let first = dir + "/a.jsonl"
+            let second = dir + "/b.jsonl"
+            // Within a file (line 3 repeats line 1) and across files (b repeats a's last 5).
+            try writeLines([jsonLine(txs[0]), jsonLine(txs[1]), jsonLine(txs[0])] + txs[2..<50].map(jsonLine), to: first)
+            try writeLines(txs[45..<80].map(jsonLine), to: second)
+            let a = try Ingestor(store: store).importFile(first)
+            let b = try Ingestor(store: store).importFile(second)
+            #expect(a.accepted == 50 && a.duplicates == 1)
+            #expect(b.accepted == 30 && b.duplicates == 5)
+            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(processor)
+            let silver: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
+            let distinct: [Int] = try query(dir, "SELECT COUNT(DISTINCT transaction_id) FROM silver_transactions")
+            let recorded: [String] = try query(dir, "SELECT transaction_id FROM duplicates ORDER BY id")
+            #expect(silver == [80] && distinct == [80])
+            #expect(recorded == [txs[0].transactionID] + txs[45..<50].map(\.transactionID))
+        }
+    }
+}
+
+// MARK: Processing
+
+@Suite struct ProcessorTests {
+    @Test func aModelSwapMidStreamLosesNothingAndEveryDecisionNamesItsModel() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 3)
+            let txs = try history(days: 4, cards: 80)
+            let ingest = Ingestor(store: store)
+            let half = txs.count / 2
+            _ = try ingest.ingest(txs[..<half].map { IngestRecord(transaction: $0) }, source: "test")
+            let processor = try Processor(
+                store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1), batchRecords: 100)
+            #expect(try processor.step() > 0)  // v1 is serving
+            let before = processor.processed
+            _ = try ingest.ingest(txs[half...].map { IngestRecord(transaction: $0) }, source: "test")
+            processor.swapModel(try Scorer(artifact: amountModel(pivot: 50), version: 2))
+            try drain(processor)
+
+            let ids: [String] = try query(dir, "SELECT transaction_id FROM silver_transactions ORDER BY arrival, rowid")
+            let versions: [Int] = try query(dir, "SELECT model_version FROM silver_transactions ORDER BY arrival, rowid")
+            #expect(Set(ids) == Set(txs.map(\.transactionID)) && ids.count == txs.count, "no transaction lost or repeated")
+            #expect(versions.prefix(before).allSatisfy { $0 == 1 })
+            #expect(versions.dropFirst(before).allSatisfy { $0 == 2 })
+            #expect(versions.contains(2) && versions.first == 1)
+            // Each model's own decisions: v2 (pivot $50) alerts on far more.
+            let alerts1: [Int] = try query(dir, "SELECT COUNT(*) FROM alerts WHERE model_version = 1")
+            let alerts2: [Int] = try query(dir, "SELECT COUNT(*) FROM alerts WHERE model_version = 2")
+            #expect(alerts2[0] > alerts1[0])
+        }
+    }
+
+    @Test func ruleFileChangesAreReloadedAndHitsRecorded() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 2)
+            let rulesPath = dir + "/rules.json"
+            try #"{"rules": [{"name": "big", "when": "amount > 300", "action": "review"}]}"#
+                .write(toFile: rulesPath, atomically: true, encoding: .utf8)
+            let rules = try RuleFile(path: rulesPath, checkEvery: 0)
+            let txs = try history(days: 3, cards: 60)
+            let ingest = Ingestor(store: store)
+            let processor = try Processor(
+                store: store, scorer: try Scorer(artifact: amountModel(pivot: 100_000), version: 1), rules: rules)
+            let half = txs.count / 2
+            _ = try ingest.ingest(txs[..<half].map { IngestRecord(transaction: $0) }, source: "test")
+            try drain(processor)
+            // A new rule set, and a later modification time than the file had.
+            try #"{"rules": [{"name": "tiny-online", "when": "amount < 5 and is_online == 1", "action": "decline"}]}"#
+                .write(toFile: rulesPath, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)], ofItemAtPath: rulesPath)
+            _ = try ingest.ingest(txs[half...].map { IngestRecord(transaction: $0) }, source: "test")
+            try drain(processor)
+            #expect(rules.loads == 2)
+
+            let firstHits: [Int] = try query(
+                dir, "SELECT COUNT(*) FROM silver_transactions WHERE rule_hits = 'big' AND action = 'review'")
+            let expectedFirst = txs[..<half].filter { $0.amount > 300 }.count
+            #expect(firstHits == [expectedFirst] && expectedFirst > 0)
+            let secondHits: [Int] = try query(
+                dir, "SELECT COUNT(*) FROM silver_transactions WHERE rule_hits = 'tiny-online' AND action = 'decline'")
+            let expectedSecond = txs[half...].filter { $0.amount < 5 && $0.channel == .online }.count
+            #expect(secondHits == [expectedSecond] && expectedSecond > 0)
+            let late: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions WHERE rule_hits = 'big' AND arrival > 1")
+            #expect(late == [0], "the old rule no longer fires")
+            let reasons: [String] = try query(
+                dir,
+                "SELECT reasons FROM alerts WHERE transaction_id IN "
+                    + "(SELECT transaction_id FROM silver_transactions WHERE rule_hits = 'tiny-online') LIMIT 1")
+            #expect(reasons.first?.contains("\"kind\":\"rule\",\"name\":\"tiny-online\"") == true)
+
+            // A broken file keeps the last good rules and says why.
+            try #"{"rules": [{"name": "x", "when": "amount >> 5", "action": "decline"}]}"#
+                .write(toFile: rulesPath, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(10)], ofItemAtPath: rulesPath)
+            #expect(rules.current().rules.map(\.name) == ["tiny-online"])
+            #expect(rules.error?.contains("unknown operator '>>'") == true)
+        }
+    }
+
+    @Test func ruleParsingNamesWhatIsWrong() {
+        func error(_ json: String) -> String? {
+            do {
+                _ = try RuleBook(json: Data(json.utf8))
+                return nil
+            } catch { return error.message }
+        }
+        #expect(
+            error(#"{"rules": [{"name": "a", "when": "speed > 5", "action": "decline"}]}"#)?.contains("unknown feature 'speed'")
+                == true)
+        #expect(
+            error(#"{"rules": [{"name": "a", "when": "amount > lots", "action": "decline"}]}"#)?.contains(
+                "'lots' is not a number") == true)
+        #expect(
+            error(#"{"rules": [{"name": "a", "when": "amount > 5", "action": "approve"}]}"#)?.contains(
+                "\"review\" or \"decline\"") == true)
+        #expect(
+            error(#"{"rules": [{"name": "a", "when": "amount > 5 and", "action": "review"}]}"#)?.contains("ends with 'and'")
+                == true)
+        let book = try? RuleBook(
+            json: Data(
+                #"{"rules": [{"name": "a", "when": "amount > 5 and amount < 10 or tx_count_5min >= 3", "action": "review"}]}"#
+                    .utf8))
+        var f = FeatureVector()
+        f[.amount] = 7
+        #expect(book?.hits(f).count == 1)
+        f[.amount] = 20
+        #expect(book?.hits(f).isEmpty == true)
+        f[.txCount5min] = 3
+        #expect(book?.hits(f).count == 1)
+    }
+}
+
+// MARK: Health and retraining
+
+@Suite struct HealthTests {
+    @Test func aFraudSpikeAndDeadLettersRaiseSystemAlerts() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 2)
+            let state = PipelineState()
+            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 400), version: 1))
+            processor.state = state
+            var check = HealthCheck(store: store, state: state)
+            let t0 = wallClock() - 1_000_000_000  // checks 1000, 700 and 400 s ago, then now
+
+            // A normal week, then a quiet check: no alerts.
+            let normal = try history(days: 7, cards: 100, seed: 5, fraudRate: 0.02)
+            _ = try Ingestor(store: store).ingest(normal.map { IngestRecord(transaction: $0) }, source: "test")
+            _ = try check.run(now: t0)
+            try drain(processor)
+            let calm = try check.run(now: t0 + 300_000_000)
+            #expect(calm.processed == normal.count)
+            #expect(calm.alerts.isEmpty, "\(calm.alerts)")
+            let baseline = try #require(calm.baselineFraudRate)
+
+            // A spike: expensive purchases, many of them.
+            var spike = try history(days: 1, cards: 100, seed: 6, fraudRate: 0.02)
+            for i in spike.indices {
+                spike[i].transactionID = "spike-\(i)"
+                spike[i].timestamp = spike[i].timestamp + 7 * 86_400
+                if i % 4 == 0 { spike[i].amount = 2_000 }
+            }
+            _ = try Ingestor(store: store).ingest(spike.map { IngestRecord(transaction: $0) }, source: "test")
+            try drain(processor)
+            let report = try check.run(now: t0 + 600_000_000)
+            let kinds = Set(report.alerts.map(\.kind))
+            #expect(kinds.contains(.fraudRateHigh), "\(report)")
+            #expect(kinds.contains(.fraudRateAboveBaseline))
+            #expect((report.fraudRate ?? 0) > 0.05 && (report.fraudRate ?? 0) > 2 * baseline)
+            #expect(!kinds.contains(.deadLetters))
+
+            // Dead letters in the last 5 minutes.
+            var bad = IngestBatch(source: "test")
+            bad.deadLetters = [DeadLetter(source: "test", line: 1, issues: [FieldIssue(field: "record", problem: "x")], raw: [1])]
+            _ = try store.ingest(bad)
+            let withDead = try check.run(now: wallClock())
+            #expect(withDead.alerts.contains { $0.kind == .deadLetters })
+            #expect(withDead.deadLettersRecent == 1)
+            let stored = try store.systemAlerts(limit: 10)
+            #expect(stored.contains { $0.kind == .deadLetters } && stored.contains { $0.kind == .fraudRateHigh })
+            #expect(try store.latestHealth()?.checkedAt == withDead.checkedAt)
+        }
+    }
+}
+
+private func wallClock() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+/// A clock that jumps to whatever time the scheduler sleeps until, and records the jumps.
+private final class JumpingClock: SchedulerClock, @unchecked Sendable {
+    // `@unchecked Sendable`: `time` and `sleeps` are touched only under `lock`.
+    private let lock = NSLock()
+    private var time: Date
+    private var sleeps: [Date] = []
+    init(_ start: Date) { time = start }
+    func now() -> Date { lock.withLock { time } }
+    func sleep(until date: Date) async throws {
+        try Task.checkCancellation()
+        let first = lock.withLock {
+            sleeps.append(date)
+            time = date
+            return sleeps.count == 1
+        }
+        if !first { try await Task.sleep(for: .seconds(3_600)) }  // one run is enough: wait to be cancelled
+    }
+    var wakeUps: [Date] { lock.withLock { sleeps } }
+}
+
+private final class Outcomes: @unchecked Sendable {
+    // `@unchecked Sendable`: `list` is touched only under `lock`.
+    private let lock = NSLock()
+    private var list: [RetrainingOutcome] = []
+    func add(_ o: RetrainingOutcome) { lock.withLock { list.append(o) } }
+    var all: [RetrainingOutcome] { lock.withLock { list } }
+}
+
+@Suite struct RetrainingTests {
+    @Test func theScheduleFiresDailyAtTwoUTCAndParsesCron() throws {
+        let daily = try CronSchedule()
+        let t = Date(timeIntervalSince1970: 1_795_570_000)  // 2026-11-25T01:26:40Z
+        #expect(ISO8601DateFormatter().string(from: daily.next(after: t)) == "2026-11-25T02:00:00Z")
+        let next = daily.next(after: daily.next(after: t))
+        #expect(ISO8601DateFormatter().string(from: next) == "2026-11-26T02:00:00Z")
+        let quarter = try CronSchedule("*/15 * * * *")
+        #expect(ISO8601DateFormatter().string(from: quarter.next(after: t)) == "2026-11-25T01:30:00Z")
+        #expect(throws: PipelineError.self) { try CronSchedule("0 25 * * *") }
+        #expect(throws: PipelineError.self) { try CronSchedule("0 2 * *") }
+    }
+
+    @Test func retrainingEndToEndWithAFakeClock() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-retrain-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteEventLog(directory: dir, partitions: 2)
+        let registry = try ModelRegistry(directory: dir)
+        var first = amountModel(pivot: 2_000)
+        first.metrics = nil
+        let v1 = try registry.register(first)
+        _ = try registry.promote(version: v1, rule: PromotionRule(), force: true)
+        let processor = try Processor(store: store, scorer: try Scorer(artifact: first, version: v1))
+        let handle = ProcessorHandle(processor)
+
+        var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
+        job.request.gbdt.trees = 40
+        // The gate first: an empty warehouse is refused.
+        let refused = try job.run()
+        #expect(!refused.ran && refused.gate?.contains("fewer than") == true)
+
+        let txs = try history(days: 12, cards: 150, seed: 9, fraudRate: 0.03)
+        _ = try Ingestor(store: store).ingest(txs.map { IngestRecord(transaction: $0) }, source: "test")
+        try handle.withProcessor { try drain($0) }
+
+        let clock = JumpingClock(Date(timeIntervalSince1970: 1_795_570_000))  // 2026-11-25T01:26:40Z
+        var service = RetrainingService(
+            job: job, schedule: try CronSchedule(), clock: clock, state: PipelineState(), monitoring: store,
+            logger: .init(label: "test"))
+        let outcomes = Outcomes()
+        service.onRun = { outcomes.add($0) }
+        let task = Task { try await service.run() }
+        for _ in 0..<600 where outcomes.all.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        task.cancel()
+        _ = try? await task.value
+
+        let outcome = try #require(outcomes.all.first)
+        #expect(ISO8601DateFormatter().string(from: clock.wakeUps[0]) == "2026-11-25T02:00:00Z")
+        #expect(outcome.ran && outcome.gate == nil)
+        #expect(outcome.rows == txs.count)
+        let version = try #require(outcome.version)
+        #expect(try registry.record(version: version) != nil)
+        #expect(outcome.promoted, "\(outcome.reason ?? "")")  // the amount-only model never had metrics to defend
+        #expect(try registry.production()?.version == version)
+
+        // Hot swap: the next batch is decided by the new model.
+        let more = try history(days: 1, cards: 150, seed: 10).enumerated().map { i, t -> IngestRecord in
+            var t = t
+            t.transactionID = "after-\(i)"
+            t.timestamp = t.timestamp + 30 * 86_400
+            return IngestRecord(transaction: t)
+        }
+        _ = try Ingestor(store: store).ingest(more, source: "test")
+        try handle.withProcessor { try drain($0) }
+        let versions: [Int] = try query(
+            dir, "SELECT DISTINCT model_version FROM silver_transactions WHERE transaction_id LIKE 'after-%'")
+        #expect(versions == [version])
+    }
+}
