@@ -48,7 +48,10 @@ let package = Package(
         ),
         .target(
             name: "CardwatchStorage",
-            dependencies: ["CardwatchModel", "CardwatchPipeline", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "CardwatchModel", "CardwatchPipeline", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .executableTarget(

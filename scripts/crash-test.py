@@ -43,7 +43,7 @@ def snapshot(db):
         "silver": rows(db, f"SELECT {quoted} FROM silver_transactions ORDER BY transaction_id"),
         "alerts": rows(db, "SELECT transaction_id, card_id, fraud_probability, risk_tier, action, model_version, reasons, "
                            "fraud_pattern FROM alerts ORDER BY transaction_id"),
-        "gold_hourly": rows(db, "SELECT hour, transactions, amount, alerts, reviews, declines, probability_sum "
+        "gold_hourly": rows(db, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos "
                                 "FROM gold_hourly ORDER BY hour"),
         "gold_cards": rows(db, "SELECT * FROM gold_card_profiles ORDER BY card_id"),
         "labels": rows(db, "SELECT transaction_id, is_fraud, reported_at, matched FROM labels ORDER BY transaction_id"),

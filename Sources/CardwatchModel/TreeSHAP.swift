@@ -18,6 +18,8 @@ public struct Explanation: Sendable {
 }
 
 extension TreeEnsemble {
+    /// The reference algorithm, recursive over the tree with the path's weights (the tests
+    /// hold `TreeExplainer`'s leaf tables to it).
     public func explain(_ x: UnsafeBufferPointer<Double>) -> Explanation {
         var phi = [Double](repeating: 0, count: featureCount)
         var bias = baseMargin
@@ -34,7 +36,6 @@ extension TreeEnsemble {
         }
         return Explanation(contributions: phi, bias: bias)
     }
-
     func depth(_ i: Int) -> Int {
         nodes[i].isLeaf ? 0 : 1 + max(depth(Int(nodes[i].left)), depth(Int(nodes[i].left) + 1))
     }
@@ -156,5 +157,182 @@ extension TreeEnsemble {
             }
         }
         return total * Double(l + 1)
+    }
+}
+
+/// The same exact path-dependent TreeSHAP, several times faster per row, from tables
+/// built once per model (in the spirit of Yang's Fast TreeSHAP v2). For a leaf with value
+/// v whose path holds the distinct features F (n of them), each with its zero fraction
+/// z_j (the product of the cover shares of the path's splits on j), and for a row that
+/// follows the path's splits on exactly the features P ⊆ F, the contribution is
+///
+///     φ_i += v · Z(F∖P) · (1 − z_i) · H(P∖{i})   for i ∈ P
+///     φ_i −= v · Z(F∖P) · H(P)                   for i ∈ F∖P
+///
+/// with Z(T) = Π_{j∈T} z_j and H(T) = Σ_{S⊆T} |S|!(n−|S|−1)!/n! · Z(T∖S), which depends
+/// on the leaf only, so it is tabulated for every T (2ⁿ values). A row then costs one
+/// split test per inner node and O(n) per leaf instead of the recursion's O(D²) per node.
+/// Trees with a leaf of more than `maxTabulated` distinct path features use the recursion.
+public struct TreeExplainer: Sendable {
+    public static let maxTabulated = 10
+    public let ensemble: TreeEnsemble
+    let bias: Double
+    let tabulated: Bool
+    /// Per leaf: value, where its path splits, distinct features and H table start.
+    let leaves: [Leaf]
+    /// Per path split: the node, and whether the path goes left there.
+    let pathNodes: [Int32]
+    let pathLeft: [Bool]
+    /// Which distinct feature (0..<n) of its leaf a path split tests.
+    let pathSlot: [UInt8]
+    let features: [Int32]
+    let zeros: [Double]
+    let tables: [Double]
+    let treeLeaves: [Range<Int>]
+    let scratch: Int
+
+    struct Leaf {
+        var value: Double
+        var splits: Range<Int>
+        var features: Range<Int>
+        var table: Int
+    }
+
+    public init(_ e: TreeEnsemble) {
+        ensemble = e
+        var depth = 0
+        var bias = e.baseMargin
+        for r in e.roots {
+            depth = max(depth, e.depth(Int(r)))
+            bias += e.expectedValue(Int(r))
+        }
+        self.bias = bias
+        scratch = (depth + 3) * (depth + 4) / 2 + 2
+        var leaves: [Leaf] = []
+        var pathNodes: [Int32] = []
+        var pathLeft: [Bool] = []
+        var pathSlot: [UInt8] = []
+        var features: [Int32] = []
+        var zeros: [Double] = []
+        var tables: [Double] = []
+        var treeLeaves: [Range<Int>] = []
+        var tabulated = true
+        // Shapley weights w(s, n) = s!(n−s−1)!/n!.
+        func weight(_ s: Int, _ n: Int) -> Double {
+            var w = 1.0 / Double(n)
+            for k in 0..<s { w *= Double(k + 1) / Double(n - 1 - k) }
+            return w
+        }
+        outer: for r in e.roots {
+            let first = leaves.count
+            // Depth-first over the tree, carrying the path.
+            var stack: [(node: Int, path: [(node: Int32, left: Bool)])] = [(Int(r), [])]
+            while let (i, path) = stack.popLast() {
+                let node = e.nodes[i]
+                if !node.isLeaf {
+                    stack.append((Int(node.left) + 1, path + [(Int32(i), false)]))
+                    stack.append((Int(node.left), path + [(Int32(i), true)]))
+                    continue
+                }
+                var distinct: [Int32] = []
+                var z: [Double] = []
+                let splitStart = pathNodes.count
+                for (n, left) in path {
+                    let split = e.nodes[Int(n)]
+                    let child = Int(split.left) + (left ? 0 : 1)
+                    let total = Double(e.cover[Int(n)])
+                    let share = total > 0 ? Double(e.cover[child]) / total : 0.5
+                    let f = Int32(split.feature)
+                    let slot: Int
+                    if let k = distinct.firstIndex(of: f) {
+                        slot = k
+                        z[k] *= share
+                    } else {
+                        slot = distinct.count
+                        distinct.append(f)
+                        z.append(share)
+                    }
+                    pathNodes.append(n)
+                    pathLeft.append(left)
+                    pathSlot.append(UInt8(slot))
+                }
+                let n = distinct.count
+                if n > Self.maxTabulated {
+                    tabulated = false
+                    break outer
+                }
+                let featureStart = features.count
+                features += distinct
+                zeros += z
+                let table = tables.count
+                if n > 0 {
+                    for t in 0..<(1 << n) {
+                        var h = 0.0
+                        var sub = t
+                        while true {  // every S ⊆ T
+                            var product = 1.0
+                            for j in 0..<n where (t & ~sub) & (1 << j) != 0 { product *= z[j] }
+                            h += weight(sub.nonzeroBitCount, n) * product
+                            if sub == 0 { break }
+                            sub = (sub - 1) & t
+                        }
+                        tables.append(h)
+                    }
+                }
+                leaves.append(
+                    Leaf(
+                        value: Double(node.value), splits: splitStart..<pathNodes.count,
+                        features: featureStart..<features.count, table: table))
+            }
+            treeLeaves.append(first..<leaves.count)
+        }
+        self.tabulated = tabulated
+        self.leaves = tabulated ? leaves : []
+        self.pathNodes = tabulated ? pathNodes : []
+        self.pathLeft = tabulated ? pathLeft : []
+        self.pathSlot = tabulated ? pathSlot : []
+        self.features = tabulated ? features : []
+        self.zeros = tabulated ? zeros : []
+        self.tables = tabulated ? tables : []
+        self.treeLeaves = tabulated ? treeLeaves : []
+    }
+
+    public func explain(_ x: UnsafeBufferPointer<Double>) -> Explanation {
+        var phi = [Double](repeating: 0, count: ensemble.featureCount)
+        guard tabulated else {
+            var path = [TreeEnsemble.PathElement](repeating: TreeEnsemble.PathElement(), count: scratch)
+            path.withUnsafeMutableBufferPointer { path in
+                for r in ensemble.roots {
+                    ensemble.recurse(
+                        node: Int(r), x: x, phi: &phi, path: path, parentOffset: 0, uniqueDepth: 0, zero: 1, one: 1,
+                        feature: -1)
+                }
+            }
+            return Explanation(contributions: phi, bias: bias)
+        }
+        // Which way the row goes at every inner node, once.
+        var goesLeft = [Bool](repeating: false, count: ensemble.nodes.count)
+        for (i, node) in ensemble.nodes.enumerated() where !node.isLeaf {
+            let v = x[Int(node.feature)]
+            goesLeft[i] = v.isNaN ? node.defaultLeft : Float(v) < node.threshold
+        }
+        for leaf in leaves {
+            let n = leaf.features.count
+            guard n > 0 else { continue }
+            var p = (1 << n) - 1  // P: the features whose splits the row follows
+            for s in leaf.splits where goesLeft[Int(pathNodes[s])] != pathLeft[s] { p &= ~(1 << Int(pathSlot[s])) }
+            var a = leaf.value  // v · Z(F∖P)
+            for j in 0..<n where p & (1 << j) == 0 { a *= zeros[leaf.features.lowerBound + j] }
+            let hp = tables[leaf.table + p]
+            for j in 0..<n {
+                let f = Int(features[leaf.features.lowerBound + j])
+                if p & (1 << j) != 0 {
+                    phi[f] += a * (1 - zeros[leaf.features.lowerBound + j]) * tables[leaf.table + (p & ~(1 << j))]
+                } else {
+                    phi[f] -= a * hp
+                }
+            }
+        }
+        return Explanation(contributions: phi, bias: bias)
     }
 }

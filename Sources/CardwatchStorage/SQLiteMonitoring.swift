@@ -119,7 +119,7 @@ extension SQLiteEventLog: MonitoringStore, TrainingStore {
                         FROM silver_transactions
                         WHERE COALESCE(label, is_fraud) IS NOT NULL
                             AND event_time >= (SELECT MAX(event_time) FROM silver_transactions) - ?
-                        ORDER BY event_time, rowid
+                        ORDER BY event_time, arrival, "partition", "offset"
                         """, arguments: [Int64(days * 86_400e6)])
                 var matrix = FeatureMatrix(columns: Feature.count)
                 var times: [Int64] = []

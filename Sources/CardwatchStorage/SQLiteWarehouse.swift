@@ -15,8 +15,10 @@ extension SQLiteEventLog: PipelineStore {
                 var fresh: [(key: String, payload: [UInt8])] = []
                 fresh.reserveCapacity(batch.records.count)
                 let now = Self.nowMicros()
+                var seenRow = RowBinder(seen)
                 for record in batch.records {
-                    try seen.execute(arguments: [record.transaction.transactionID])
+                    seenRow.text(record.transaction.transactionID)
+                    try seenRow.run(db)
                     if db.changesCount == 1 {
                         fresh.append((record.transaction.cardID, record.payload))
                     } else {
@@ -179,30 +181,35 @@ extension SQLiteEventLog: PipelineStore {
                     risk_tier, action, model_version, reasons, fraud_pattern, arrival)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        var values: [(any DatabaseValueConvertible)?] = []
-        values.reserveCapacity(21 + Feature.count)
+        var row = RowBinder(silver)
         for p in batch.transactions {
             let t = p.transaction
             let d = p.decision
             let time = t.timestamp.rfc3339
-            let rules = d.reasons.filter { $0.kind == .rule }.map(\.name)
-            values.removeAll(keepingCapacity: true)
-            values.append(
-                contentsOf: [
-                    t.transactionID, t.cardID, t.merchantID, t.merchantCategory, t.currency, t.country,
-                    t.channel?.rawValue, t.timestamp.microseconds, time,
-                ] as [(any DatabaseValueConvertible)?])
-            for i in 0..<Feature.count {
-                let v = p.features[i]
-                values.append(v.isNaN ? nil : v)
-            }
-            values.append(
-                contentsOf: [
-                    d.probability, d.tier.rawValue, d.action.rawValue, d.modelVersion,
-                    rules.isEmpty ? nil : rules.joined(separator: ","), p.latencyMicros, t.isFraud.map { $0 ? 1 : 0 },
-                    t.fraudPattern?.rawValue, p.arrival, p.partition, p.offset,
-                ] as [(any DatabaseValueConvertible)?])
-            try silver.execute(arguments: StatementArguments(values))
+            row.text(t.transactionID)
+            row.text(t.cardID)
+            row.text(t.merchantID)
+            row.text(t.merchantCategory)
+            row.text(t.currency)
+            row.text(t.country)
+            row.text(t.channel?.rawValue)
+            row.int(t.timestamp.microseconds)
+            row.text(time)
+            for i in 0..<Feature.count { row.double(p.features[i]) }
+            row.double(d.probability)
+            row.text(d.tier.rawValue)
+            row.text(d.action.rawValue)
+            row.int(d.modelVersion)
+            row.text(
+                d.reasons.contains { $0.kind == .rule }
+                    ? d.reasons.filter { $0.kind == .rule }.map(\.name).joined(separator: ",") : nil)
+            row.int(p.latencyMicros)
+            row.int(t.isFraud.map { $0 ? 1 : 0 })
+            row.text(t.fraudPattern?.rawValue)
+            row.int(p.arrival)
+            row.int(p.partition)
+            row.int(p.offset)
+            try row.run(db)
             if d.isAlert {
                 try alert.execute(arguments: [
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
@@ -213,85 +220,121 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
+    /// Amounts and probabilities are summed as integers (micro-dollars, nano-units of
+    /// probability), so a sum does not depend on how the stream was cut into batches: a
+    /// restarted run's aggregates equal an uninterrupted run's to the last digit.
+    static func micros(_ amount: Double) -> Int64 { Int64((amount * 1e6).rounded()) }
+    static func nanos(_ probability: Double) -> Int64 { Int64((probability * 1e9).rounded()) }
+
     private func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.transactions.isEmpty else { return }
         struct Hour {
             var transactions = 0
-            var amount = 0.0
+            var amount: Int64 = 0
             var alerts = 0
             var reviews = 0
             var declines = 0
-            var probability = 0.0
+            var probability: Int64 = 0
             var latency: Int64 = 0
             var latencyMax: Int64 = 0
+
+            mutating func add(amount: Int64, alert: Int, review: Int, decline: Int, probability: Int64, latency: Int64) {
+                transactions += 1
+                self.amount += amount
+                alerts += alert
+                reviews += review
+                declines += decline
+                self.probability += probability
+                self.latency += latency
+                latencyMax = max(latencyMax, latency)
+            }
         }
         struct Card {
             var transactions = 0
-            var amount = 0.0
+            var amount: Int64 = 0
             var alerts = 0
             var declines = 0
             var maxProbability = 0.0
             var last: Int64 = .min
             var lastTier = RiskTier.low
+
+            mutating func add(amount: Int64, alert: Int, decline: Int, probability: Double, time: Int64, tier: RiskTier) {
+                transactions += 1
+                self.amount += amount
+                alerts += alert
+                declines += decline
+                maxProbability = max(maxProbability, probability)
+                if time >= last {
+                    last = time
+                    lastTier = tier
+                }
+            }
         }
         var hours: [Int64: Hour] = [:]
         var cards: [String: Card] = [:]
+        cards.reserveCapacity(batch.transactions.count / 2)
         for p in batch.transactions {
             let t = p.transaction
             let d = p.decision
-            let hour = t.timestamp.microseconds - ((t.timestamp.microseconds % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
-            hours[hour, default: Hour()].transactions += 1
-            hours[hour]!.amount += t.amount
-            hours[hour]!.alerts += d.isAlert ? 1 : 0
-            hours[hour]!.reviews += d.action == .review ? 1 : 0
-            hours[hour]!.declines += d.action == .decline ? 1 : 0
-            hours[hour]!.probability += d.probability
-            hours[hour]!.latency += p.latencyMicros
-            hours[hour]!.latencyMax = max(hours[hour]!.latencyMax, p.latencyMicros)
-            var c = cards[t.cardID] ?? Card()
-            c.transactions += 1
-            c.amount += t.amount
-            c.alerts += d.isAlert ? 1 : 0
-            c.declines += d.action == .decline ? 1 : 0
-            c.maxProbability = max(c.maxProbability, d.probability)
-            if t.timestamp.microseconds >= c.last {
-                c.last = t.timestamp.microseconds
-                c.lastTier = d.tier
-            }
-            cards[t.cardID] = c
+            let micros = t.timestamp.microseconds
+            let hour = micros - ((micros % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
+            let amount = Self.micros(t.amount)
+            let isAlert = d.isAlert ? 1 : 0
+            let isDecline = d.action == .decline ? 1 : 0
+            // In place (`_modify`): one hash lookup per table and transaction.
+            hours[hour, default: Hour()].add(
+                amount: amount, alert: isAlert, review: d.action == .review ? 1 : 0, decline: isDecline,
+                probability: Self.nanos(d.probability), latency: p.latencyMicros)
+            cards[t.cardID, default: Card()].add(
+                amount: amount, alert: isAlert, decline: isDecline, probability: d.probability, time: micros, tier: d.tier)
         }
         let hourly = try db.cachedStatement(
             sql: """
-                INSERT INTO gold_hourly (hour, transactions, amount, alerts, reviews, declines, probability_sum,
+                INSERT INTO gold_hourly (hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos,
                     latency_sum_us, latency_max_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (hour) DO UPDATE SET transactions = transactions + excluded.transactions,
-                    amount = amount + excluded.amount, alerts = alerts + excluded.alerts,
+                    amount_micros = amount_micros + excluded.amount_micros, alerts = alerts + excluded.alerts,
                     reviews = reviews + excluded.reviews, declines = declines + excluded.declines,
-                    probability_sum = probability_sum + excluded.probability_sum,
+                    probability_nanos = probability_nanos + excluded.probability_nanos,
                     latency_sum_us = latency_sum_us + excluded.latency_sum_us,
                     latency_max_us = MAX(latency_max_us, excluded.latency_max_us)
                 """)
+        var row = RowBinder(hourly)
         for (hour, h) in hours.sorted(by: { $0.key < $1.key }) {
-            try hourly.execute(arguments: [
-                hour, h.transactions, h.amount, h.alerts, h.reviews, h.declines, h.probability, h.latency, h.latencyMax,
-            ])
+            row.int(hour)
+            row.int(h.transactions)
+            row.int(h.amount)
+            row.int(h.alerts)
+            row.int(h.reviews)
+            row.int(h.declines)
+            row.int(h.probability)
+            row.int(h.latency)
+            row.int(h.latencyMax)
+            try row.run(db)
         }
         let profile = try db.cachedStatement(
             sql: """
-                INSERT INTO gold_card_profiles (card_id, transactions, amount, alerts, declines, max_probability,
+                INSERT INTO gold_card_profiles (card_id, transactions, amount_micros, alerts, declines, max_probability,
                     last_event_time, last_risk_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (card_id) DO UPDATE SET transactions = transactions + excluded.transactions,
-                    amount = amount + excluded.amount, alerts = alerts + excluded.alerts,
+                    amount_micros = amount_micros + excluded.amount_micros, alerts = alerts + excluded.alerts,
                     declines = declines + excluded.declines,
                     max_probability = MAX(max_probability, excluded.max_probability),
                     last_risk_tier = CASE WHEN excluded.last_event_time >= last_event_time
                         THEN excluded.last_risk_tier ELSE last_risk_tier END,
                     last_event_time = MAX(last_event_time, excluded.last_event_time)
                 """)
-        for (card, c) in cards.sorted(by: { $0.key < $1.key }) {
-            try profile.execute(arguments: [
-                card, c.transactions, c.amount, c.alerts, c.declines, c.maxProbability, c.last, c.lastTier.rawValue,
-            ])
+        row = RowBinder(profile)
+        for (card, c) in cards {
+            row.text(card)
+            row.int(c.transactions)
+            row.int(c.amount)
+            row.int(c.alerts)
+            row.int(c.declines)
+            row.double(c.maxProbability)
+            row.int(c.last)
+            row.text(c.lastTier.rawValue)
+            try row.run(db)
         }
     }
 

@@ -29,7 +29,7 @@ enum WarehouseSchema {
                         source TEXT PRIMARY KEY NOT NULL, resume_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
                     CREATE TABLE silver_transactions (
-                        transaction_id TEXT NOT NULL UNIQUE,
+                        transaction_id TEXT PRIMARY KEY NOT NULL,
                         card_id TEXT NOT NULL,
                         merchant_id TEXT NOT NULL,
                         merchant_category TEXT,
@@ -51,7 +51,7 @@ enum WarehouseSchema {
                         arrival INTEGER NOT NULL,
                         "partition" INTEGER NOT NULL,
                         "offset" INTEGER NOT NULL
-                    );
+                    ) WITHOUT ROWID;  -- one B-tree, keyed by transaction: labels and feedback find rows by id
                     CREATE TABLE alerts (
                         transaction_id TEXT PRIMARY KEY NOT NULL,
                         card_id TEXT NOT NULL,
@@ -81,18 +81,18 @@ enum WarehouseSchema {
                     CREATE TABLE gold_hourly (
                         hour INTEGER PRIMARY KEY,
                         transactions INTEGER NOT NULL,
-                        amount REAL NOT NULL,
+                        amount_micros INTEGER NOT NULL,
                         alerts INTEGER NOT NULL,
                         reviews INTEGER NOT NULL,
                         declines INTEGER NOT NULL,
-                        probability_sum REAL NOT NULL,
+                        probability_nanos INTEGER NOT NULL,
                         latency_sum_us INTEGER NOT NULL,
                         latency_max_us INTEGER NOT NULL
                     );
                     CREATE TABLE gold_card_profiles (
                         card_id TEXT PRIMARY KEY NOT NULL,
                         transactions INTEGER NOT NULL,
-                        amount REAL NOT NULL,
+                        amount_micros INTEGER NOT NULL,
                         alerts INTEGER NOT NULL,
                         declines INTEGER NOT NULL,
                         max_probability REAL NOT NULL,
@@ -120,13 +120,14 @@ enum WarehouseSchema {
                             appended_at
                         FROM records WHERE topic = 'transactions.dlq';
                     CREATE VIEW hourly_metrics AS
-                        SELECT strftime('%Y-%m-%dT%H:00:00Z', hour / 1000000, 'unixepoch') AS hour, transactions, amount,
-                            alerts, reviews, declines, CAST(alerts AS REAL) / transactions AS alert_rate,
-                            probability_sum / transactions AS mean_probability,
+                        SELECT strftime('%Y-%m-%dT%H:00:00Z', hour / 1000000, 'unixepoch') AS hour, transactions,
+                            amount_micros / 1e6 AS amount, alerts, reviews, declines,
+                            CAST(alerts AS REAL) / transactions AS alert_rate,
+                            probability_nanos / 1e9 / transactions AS mean_probability,
                             CAST(latency_sum_us AS REAL) / transactions AS mean_latency_us, latency_max_us
                         FROM gold_hourly ORDER BY 1;
                     CREATE VIEW card_risk AS
-                        SELECT card_id, transactions, amount, alerts, declines, max_probability,
+                        SELECT card_id, transactions, amount_micros / 1e6 AS amount, alerts, declines, max_probability,
                             strftime('%Y-%m-%dT%H:%M:%SZ', last_event_time / 1000000, 'unixepoch') AS last_seen, last_risk_tier
                         FROM gold_card_profiles;
                     """)

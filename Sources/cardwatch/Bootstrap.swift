@@ -16,7 +16,7 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Probability at or above which a transaction is critical (decline, alert); default: the model's.")
     var criticalThreshold: Double?
     @Option(help: "Log partitions (fixed when the data directory is created).") var partitions = 4
-    @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 8192
+    @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 32768
     @Option(help: "Checkpoint the feature state every this many processor batches.") var checkpointEvery = 64
     @Flag(help: "Print no progress.") var quiet = false
 

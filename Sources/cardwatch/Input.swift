@@ -19,7 +19,7 @@ enum Input {
         var invalid = 0
         try reader.forEachRecord { line, outcome in
             switch outcome {
-            case .valid(let t): transactions.append(t)
+            case .valid(let t, _): transactions.append(t)
             case .invalid(let error, let raw):
                 invalid += 1
                 if invalid <= 10 { printError("\(path):\(line): \(error)") }

@@ -40,7 +40,7 @@ struct Validate: ParsableCommand {
         do {
             try reader.forEachRecord { line, outcome in
                 switch outcome {
-                case .valid(let t):
+                case .valid(let t, _):
                     if let first = seen.updateValue(line, forKey: t.transactionID) {
                         duplicates += 1
                         report(line, "transaction_id: '\(t.transactionID)' repeats the transaction on line \(first)")

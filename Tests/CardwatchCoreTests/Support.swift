@@ -190,7 +190,7 @@ func readTransactions(path: String, format: RecordFormat? = nil) throws -> [Read
     var outcomes: [ReadOutcome] = []
     try reader.forEachRecord { line, outcome in
         switch outcome {
-        case .valid(let t): outcomes.append(ReadOutcome(line: line, result: .success(t), raw: []))
+        case .valid(let t, _): outcomes.append(ReadOutcome(line: line, result: .success(t), raw: []))
         case .invalid(let e, let raw): outcomes.append(ReadOutcome(line: line, result: .failure(e), raw: Array(raw)))
         }
     }

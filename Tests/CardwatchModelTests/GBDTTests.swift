@@ -107,7 +107,7 @@ private func predict(_ e: TreeEnsemble, _ row: [Double]) -> Double {
     /// Random data, random parameters, random rows (with NaNs): contributions + bias == margin.
     @Test func contributionsPlusBiasEqualTheMarginOnRandomModels() {
         var rng = SplitMix(seed: 21)
-        for trial in 0..<12 {
+        for trial in 0..<40 {
             let features = 2 + Int(rng.next() % 6)
             var rows: [[Double]] = []
             var labels: [Bool] = []
@@ -122,11 +122,20 @@ private func predict(_ e: TreeEnsemble, _ row: [Double]) -> Double {
             p.minChildWeight = 0.05
             p.seed = UInt64(trial)
             let e = GBDTTrainer.fit(matrix(rows, labels), parameters: p).ensemble
+            let explainer = TreeExplainer(e)
             for row in rows.prefix(60) {
                 row.withUnsafeBufferPointer { x in
                     let explanation = e.explain(x)
                     let total = explanation.bias + explanation.contributions.reduce(0, +)
                     #expect(abs(total - e.margin(x)) < 1e-6 * max(1, abs(e.margin(x))), "trial \(trial)")
+                    // The leaf-table explainer gives the reference recursion's answer, feature by feature.
+                    let fast = explainer.explain(x)
+                    #expect(abs(fast.bias - explanation.bias) < 1e-9)
+                    for (a, b) in zip(fast.contributions, explanation.contributions) {
+                        #expect(
+                            abs(a - b) < 1e-9 * max(1, abs(b)),
+                            "trial \(trial): \(fast.contributions) vs \(explanation.contributions)")
+                    }
                 }
             }
         }

@@ -57,9 +57,10 @@ private func query<T: DatabaseValueConvertible>(_ dir: String, _ sql: String) th
     return try db.read { try T.fetchAll($0, sql: sql) }
 }
 
-/// Processes until the log is drained.
+/// Processes until the log is drained and every batch is committed.
 private func drain(_ p: Processor) throws {
     while try p.step() > 0 {}
+    try p.flush()
 }
 
 // MARK: Ingest
@@ -152,8 +153,10 @@ private func drain(_ p: Processor) throws {
             processor.swapModel(try Scorer(artifact: amountModel(pivot: 50), version: 2))
             try drain(processor)
 
-            let ids: [String] = try query(dir, "SELECT transaction_id FROM silver_transactions ORDER BY arrival, rowid")
-            let versions: [Int] = try query(dir, "SELECT model_version FROM silver_transactions ORDER BY arrival, rowid")
+            let ids: [String] = try query(
+                dir, "SELECT transaction_id FROM silver_transactions ORDER BY arrival, \"partition\", \"offset\"")
+            let versions: [Int] = try query(
+                dir, "SELECT model_version FROM silver_transactions ORDER BY arrival, \"partition\", \"offset\"")
             #expect(Set(ids) == Set(txs.map(\.transactionID)) && ids.count == txs.count, "no transaction lost or repeated")
             #expect(versions.prefix(before).allSatisfy { $0 == 1 })
             #expect(versions.dropFirst(before).allSatisfy { $0 == 2 })

@@ -10,7 +10,8 @@ public enum RecordFormat: String, Sendable, CaseIterable {
 
 /// What reading one record gave.
 public enum RecordOutcome {
-    case valid(Transaction)
+    /// A valid record, with its bytes as read (without the line break).
+    case valid(Transaction, raw: UnsafeRawBufferPointer)
     /// The record's raw bytes are kept so that a dead-letter log loses nothing.
     case invalid(RecordError, raw: UnsafeRawBufferPointer)
 }
@@ -48,12 +49,12 @@ public struct TransactionFileReader {
                     return
                 }
                 switch csv!.decode(line.bytes) {
-                case .success(let t): try body(line.lineNumber, .valid(t))
+                case .success(let t): try body(line.lineNumber, .valid(t, raw: line.bytes))
                 case .failure(let e): try body(line.lineNumber, .invalid(e, raw: line.bytes))
                 }
             } else {
                 switch json.decode(line.bytes) {
-                case .success(let t): try body(line.lineNumber, .valid(t))
+                case .success(let t): try body(line.lineNumber, .valid(t, raw: line.bytes))
                 case .failure(let e): try body(line.lineNumber, .invalid(e, raw: line.bytes))
                 }
             }

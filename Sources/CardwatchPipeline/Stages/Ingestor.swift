@@ -12,7 +12,7 @@ public struct Ingestor: Sendable {
     /// (backpressure: the log is bounded by the processor's lag, not by memory).
     public var pace: @Sendable () -> Void
 
-    public init(store: any PipelineStore, batchSize: Int = 4096, pace: @escaping @Sendable () -> Void = {}) {
+    public init(store: any PipelineStore, batchSize: Int = 16384, pace: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.batchSize = max(1, batchSize)
         self.pace = pace
@@ -40,6 +40,7 @@ public struct Ingestor: Sendable {
         let source = "file:" + URL(fileURLWithPath: path).standardizedFileURL.path
         let resume = Int(try store.resumePosition(source: source) ?? 0)
         var reader = try TransactionFileReader(path: path, format: format)
+        let isJSON = (format ?? .guess(path: path)) == .jsonl
         defer { reader.close() }
         var summary = Summary()
         summary.resumedAfter = resume
@@ -50,7 +51,10 @@ public struct Ingestor: Sendable {
             summary.read += 1
             lastLine = line
             switch outcome {
-            case .valid(let t): batch.records.append(IngestRecord(transaction: t, line: line))
+            case .valid(let t, let raw):
+                // JSON Lines are stored as received (bronze is the raw input); CSV rows as canonical JSON.
+                batch.records.append(
+                    isJSON ? IngestRecord(transaction: t, raw: raw, line: line) : IngestRecord(transaction: t, line: line))
             case .invalid(let error, let raw):
                 batch.deadLetters.append(DeadLetter(source: source, line: line, issues: error.issues, raw: Array(raw)))
             }

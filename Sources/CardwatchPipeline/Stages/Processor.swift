@@ -1,5 +1,6 @@
 import CardwatchCore
 public import CardwatchFeatures
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -38,8 +39,13 @@ public final class Processor {
     public private(set) var processed = 0
     public private(set) var alerts = 0
     public private(set) var replayed = 0
-    /// Called after every committed batch with its outputs (for live views: metrics, WebSocket).
+    /// Called with every decided batch as it is handed to the writer (for live views: metrics, WebSocket).
     public var onCommit: (@Sendable (ProcessedBatch) -> Void)?
+    /// Commits batches behind the processor; see `BatchWriter`.
+    private var writer: BatchWriter!
+    /// Transactions of batches handed to the writer and perhaps not committed yet, for label
+    /// lookups (the store only knows committed ones): the batch's last arrival, id → (merchant, time).
+    private var uncommitted: [(last: Int64, transactions: [String: (merchantID: String, time: Timestamp)])] = []
 
     public init(
         store: any PipelineStore, scorer: Scorer, rules: RuleFile? = nil, config: FeatureConfig = FeatureConfig(),
@@ -54,7 +60,10 @@ public final class Processor {
         next = [Int64](repeating: 0, count: store.partitions)
         nextLabel = next
         try recover()
+        writer = BatchWriter(store: store, committed: position)
     }
+
+    deinit { writer?.stop() }
 
     /// Hands the processor a new model; it takes effect at the next batch boundary, so no
     /// batch mixes models and the stream never pauses.
@@ -112,6 +121,9 @@ public final class Processor {
     @discardableResult
     public func step() throws -> Int {
         if let swapped = pendingModel.take() { scorer = swapped }
+        try writer.check()
+        let committed = writer.committed.load(ordering: .acquiring)
+        uncommitted.removeAll { $0.last <= committed }
         let arrivals = try store.arrivals(after: position, records: batchRecords)
         guard let first = arrivals.first, let last = arrivals.last else { return 0 }
         let rules = rules?.current() ?? RuleBook()
@@ -124,7 +136,7 @@ public final class Processor {
             switch r.item {
             case .transaction(let t, let partition, let offset, let appendedAt):
                 let features = engine.process(t)
-                let decision = scorer.decide(features, rules: rules)
+                let decision = scorer.decide(features, rules: rules, explain: false)
                 out.transactions.append(
                     ProcessedTransaction(
                         transaction: t, features: features, decision: decision,
@@ -138,6 +150,7 @@ public final class Processor {
                 out.labelOffsets[partition] += 1
                 // Resolve now: a label counts from its place in the arrival order on.
                 var known = seen[label.transactionID]
+                for batch in uncommitted.reversed() where known == nil { known = batch.transactions[label.transactionID] }
                 if known == nil {
                     known = try store.processedTransactions([label.transactionID], before: first.id)[label.transactionID]
                 }
@@ -147,12 +160,14 @@ public final class Processor {
                 out.labels.append(ProcessedLabel(label: label, matched: known != nil, arrival: r.arrival))
             }
         }
+        explainAlerts(&out.transactions)
         sinceCheckpoint += 1
         if sinceCheckpoint >= checkpointEvery {
             out.checkpoint = engine.snapshot()
             sinceCheckpoint = 0
         }
-        try store.commit(out)
+        try writer.submit(out)
+        uncommitted.append((last.id, seen))
         position = last.id
         next = out.transactionOffsets
         nextLabel = out.labelOffsets
@@ -168,6 +183,7 @@ public final class Processor {
 
     /// Writes a checkpoint now (at a clean stop), so the next start replays nothing.
     public func checkpoint() throws {
+        try writer.flush()
         guard sinceCheckpoint > 0, position > 0 else { return }
         var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
         out.checkpoint = engine.snapshot()
@@ -175,11 +191,33 @@ public final class Processor {
         sinceCheckpoint = 0
     }
 
+    /// Waits until every decided batch is committed.
+    public func flush() throws { try writer.flush() }
+
     /// How many transactions wait in the log for this processor.
     public func lag() throws -> Int64 {
         var lag: Int64 = 0
         for p in 0..<store.partitions { lag += try store.endOffset(.transactions, partition: p) - next[p] }
         return lag
+    }
+
+    /// TreeSHAP reasons for the batch's alerts, the alerts shared between two threads:
+    /// explaining one costs about as much as a hundred decisions, and they are independent.
+    private func explainAlerts(_ rows: inout [ProcessedTransaction]) {
+        let alerts = rows.indices.filter { rows[$0].decision.isAlert }
+        guard !alerts.isEmpty else { return }
+        var reasons = [[Reason]](repeating: [], count: alerts.count)
+        let scorer = scorer
+        rows.withUnsafeBufferPointer { rowsBuffer in
+            reasons.withUnsafeMutableBufferPointer { out in
+                let task = ExplainTask(rows: rowsBuffer, alerts: alerts, out: out, scorer: scorer)
+                let workers = alerts.count >= 4 ? 2 : 1
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    for k in stride(from: w, to: alerts.count, by: workers) { task.explain(k) }
+                }
+            }
+        }
+        for (k, i) in alerts.enumerated() { rows[i].decision.reasons = reasons[k] + rows[i].decision.reasons }
     }
 
     // MARK: Internals
@@ -270,4 +308,16 @@ final class PendingModel: @unchecked Sendable {
         scorer = nil
         return s
     }
+}
+
+/// The buffers of one batch's explanations. `@unchecked Sendable` is sound: they outlive
+/// `concurrentPerform`, `rows` is only read, and worker `w` writes only `out[k]` for its own
+/// `k` (every second one).
+private struct ExplainTask: @unchecked Sendable {
+    let rows: UnsafeBufferPointer<ProcessedTransaction>
+    let alerts: [Int]
+    let out: UnsafeMutableBufferPointer<[Reason]>
+    let scorer: Scorer
+
+    func explain(_ k: Int) { out[k] = scorer.explain(rows[alerts[k]].features) }
 }

@@ -10,6 +10,7 @@ public struct Scorer: Sendable {
     /// How many feature contributions an alert carries.
     public var reasonCount = 5
     let model: ModelScorer
+    let explainer: TreeExplainer?
 
     /// `policy` nil: the model's own review and decline thresholds.
     public init(artifact: ModelArtifact, version: Int, policy: DecisionPolicy? = nil) throws(PipelineError) {
@@ -23,11 +24,14 @@ public struct Scorer: Sendable {
         self.artifact = artifact
         self.modelVersion = version
         self.model = ModelScorer(artifact)
+        self.explainer = artifact.trees.map(TreeExplainer.init)
         self.policy = policy ?? DecisionPolicy(review: artifact.thresholds.review, decline: artifact.thresholds.decline)
     }
 
-    /// The decision for one feature vector. Alerts get feature reasons; every decision gets its rule hits.
-    public func decide(_ features: FeatureVector, rules: RuleBook) -> Decision {
+    /// The decision for one feature vector. Every decision gets its rule hits; alerts get
+    /// feature reasons too, unless `explain` is false (the caller explains them later, e.g.
+    /// a batch's alerts on several threads).
+    public func decide(_ features: FeatureVector, rules: RuleBook, explain: Bool = true) -> Decision {
         var x = features
         let probability = withUnsafeBytes(of: &x.values) { raw in
             model.probability(raw.bindMemory(to: Double.self))
@@ -42,7 +46,7 @@ public struct Scorer: Sendable {
                 tier = max(tier, rule.action == .decline ? .critical : .high)
             }
         }
-        if tier >= .high { reasons = explain(features) + reasons }
+        if explain && tier >= .high { reasons = self.explain(features) + reasons }
         return Decision(probability: probability, tier: tier, action: action, reasons: reasons, modelVersion: modelVersion)
     }
 
@@ -50,8 +54,8 @@ public struct Scorer: Sendable {
     public func explain(_ features: FeatureVector) -> [Reason] {
         let values = features.array
         var contributions: [Double]
-        if let trees = artifact.trees {
-            contributions = values.withUnsafeBufferPointer { trees.explain($0).contributions }
+        if let explainer {
+            contributions = values.withUnsafeBufferPointer { explainer.explain($0).contributions }
         } else if let logistic = artifact.logistic {
             contributions = values.indices.map { j in
                 values[j].isNaN ? 0 : logistic.weights[j] * (values[j] - logistic.means[j]) / logistic.scales[j]

@@ -35,6 +35,19 @@ public struct IngestRecord: Sendable {
         payload = out
         self.line = line
     }
+
+    /// A record received as a JSON line: stored as it came, trailing whitespace trimmed.
+    public init(transaction: Transaction, raw: UnsafeRawBufferPointer, line: Int? = nil) {
+        self.transaction = transaction
+        var end = raw.count
+        while end > 0,
+            raw[end - 1] == UInt8(ascii: "\r") || raw[end - 1] == UInt8(ascii: " ") || raw[end - 1] == UInt8(ascii: "\t")
+        {
+            end -= 1
+        }
+        payload = Array(raw[..<end])
+        self.line = line
+    }
 }
 
 /// What the ingest stage hands the store in one atomic write.

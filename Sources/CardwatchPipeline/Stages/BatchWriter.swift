@@ -1,0 +1,97 @@
+import Foundation
+import Synchronization
+
+/// Commits the processor's batches on a thread of its own, so that computing batch n + 1
+/// overlaps writing batch n (the commit is about half of a batch's time, much of it
+/// SQLite's single writer lock). At most `capacity` batches wait: a slow store slows the
+/// processor down instead of filling memory. Batches commit in order; the first failure
+/// stops the writer and is rethrown to the processor at its next call.
+final class BatchWriter: Sendable {
+    // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
+    // while `condition` is locked; `store` is Sendable and `committed` atomic.
+    private let store: any PipelineStore
+    private let capacity: Int
+    private let condition = NSCondition()
+    // Guarded by `condition`: the queue, whether a batch is being written, the error, and stop.
+    nonisolated(unsafe) private var queue: [ProcessedBatch] = []
+    nonisolated(unsafe) private var busy = false
+    nonisolated(unsafe) private var failure: (any Error)?
+    nonisolated(unsafe) private var stopped = false
+    /// The last arrival whose batch is committed.
+    let committed = Atomic<Int64>(0)
+
+    init(store: any PipelineStore, capacity: Int = 2, committed: Int64) {
+        self.store = store
+        self.capacity = max(1, capacity)
+        self.committed.store(committed, ordering: .relaxed)
+        let thread = Thread { [self] in run() }
+        thread.name = "batch-writer"
+        thread.start()
+    }
+
+    /// Queues a batch, waiting while `capacity` batches wait already.
+    func submit(_ batch: ProcessedBatch) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        queue.append(batch)
+        condition.broadcast()
+    }
+
+    /// Waits until every queued batch is committed; rethrows a failure.
+    func flush() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while (!queue.isEmpty || busy) && failure == nil { condition.wait() }
+        if let failure { throw failure }
+    }
+
+    /// A failure of an earlier commit, if any.
+    func check() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { throw failure }
+    }
+
+    /// Stops the thread once the queue is empty.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopped { condition.wait() }
+            if queue.isEmpty && stopped {
+                condition.unlock()
+                return
+            }
+            let batch = queue.removeFirst()
+            busy = true
+            condition.unlock()
+            var ok = true
+            do { try store.commit(batch) } catch {
+                ok = false
+                fail(error)
+            }
+            if ok { committed.store(batch.arrivals.upperBound, ordering: .releasing) }
+            condition.lock()
+            busy = false
+            condition.broadcast()
+            condition.unlock()
+            if !ok { return }
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        condition.lock()
+        failure = error
+        queue.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
