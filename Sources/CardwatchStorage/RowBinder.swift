@@ -6,11 +6,16 @@ import GRDBSQLite
 /// insert itself for the 49-column silver rows; this is the plain SQLite C API, for the
 /// per-transaction inserts only. Text is copied by SQLite (`SQLITE_TRANSIENT`).
 struct RowBinder {
+    /// Held so the prepared statement lives (and is not finalized) while rows are bound to it.
+    private let owner: Statement
     let statement: SQLiteStatement
     private var index: Int32 = 0
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    init(_ statement: Statement) { self.statement = statement.sqliteStatement }
+    init(_ statement: Statement) {
+        owner = statement
+        self.statement = statement.sqliteStatement
+    }
 
     mutating func text(_ v: String?) {
         index += 1
@@ -21,7 +26,7 @@ struct RowBinder {
         v.withUTF8 { b in _ = sqlite3_bind_text(statement, index, b.baseAddress, Int32(b.count), Self.transient) }
     }
 
-    mutating func blob(_ v: [UInt8]) {
+    mutating func blob(_ v: ArraySlice<UInt8>) {
         index += 1
         v.withUnsafeBytes { b in _ = sqlite3_bind_blob(statement, index, b.baseAddress, Int32(b.count), Self.transient) }
     }

@@ -181,7 +181,7 @@ public final class SQLiteEventLog: EventLog {
             row.int(partition)
             row.int(offset)
             row.text(record.key)
-            row.blob(record.payload)
+            row.blob(record.payload[...])
             row.int(appendedAt)
             try row.run(db)
             positions.append(LogPosition(partition: partition, offset: offset))

@@ -98,9 +98,17 @@ extension SQLiteEventLog: PipelineStore {
                         """, arguments: [batch.arrivals.upperBound])
                 if let state = batch.checkpoint {
                     try db.execute(sql: "DELETE FROM checkpoints")
-                    try db.execute(
-                        sql: "INSERT INTO checkpoints (arrival, state, created_at) VALUES (?, ?, ?)",
-                        arguments: [batch.arrivals.upperBound, Data(state), Self.nowMicros()])
+                    var row = RowBinder(
+                        try db.makeStatement(
+                            sql: "INSERT INTO checkpoints (arrival, part, state, created_at) VALUES (?, ?, ?, ?)"))
+                    let now = Self.nowMicros()
+                    for (part, start) in stride(from: 0, to: max(1, state.count), by: Self.checkpointPart).enumerated() {
+                        row.int(batch.arrivals.upperBound)
+                        row.int(part)
+                        row.blob(state[start..<min(state.count, start + Self.checkpointPart)])
+                        row.int(now)
+                        try row.run(db)
+                    }
                 }
             }
         }
@@ -133,13 +141,20 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
+    static let checkpointPart = 64 << 20
+
     public func latestCheckpoint() throws -> Checkpoint? {
         try Self.perform("reading the latest checkpoint") {
             try pool.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT arrival, state FROM checkpoints ORDER BY arrival DESC LIMIT 1")
-                else { return nil }
-                let state: Data = row[1]
-                return Checkpoint(arrival: row[0], state: [UInt8](state))
+                guard let arrival = try Int64.fetchOne(db, sql: "SELECT MAX(arrival) FROM checkpoints") else { return nil }
+                var state: [UInt8] = []
+                let parts = try Row.fetchCursor(
+                    db, sql: "SELECT state FROM checkpoints WHERE arrival = ? ORDER BY part", arguments: [arrival])
+                while let part = try parts.next() {
+                    let data: Data = part[0]
+                    state.append(contentsOf: data)
+                }
+                return Checkpoint(arrival: arrival, state: state)
             }
         }
     }

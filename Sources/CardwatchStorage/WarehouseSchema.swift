@@ -105,7 +105,11 @@ enum WarehouseSchema {
                     CREATE TABLE arrivals (id INTEGER PRIMARY KEY AUTOINCREMENT, entries BLOB NOT NULL);
                     -- The last arrival the processor committed.
                     CREATE TABLE processor_position (id INTEGER PRIMARY KEY CHECK (id = 1), arrival INTEGER NOT NULL);
-                    CREATE TABLE checkpoints (arrival INTEGER PRIMARY KEY, state BLOB NOT NULL, created_at INTEGER NOT NULL);
+                    -- The feature state after an arrival, in parts of at most 64 MiB (a blob holds at most 1 GB).
+                    CREATE TABLE checkpoints (
+                        arrival INTEGER NOT NULL, part INTEGER NOT NULL, state BLOB NOT NULL, created_at INTEGER NOT NULL,
+                        PRIMARY KEY (arrival, part)
+                    );
 
                     CREATE VIEW bronze_transactions AS
                         SELECT "partition", "offset", key AS card_id, CAST(payload AS TEXT) AS record, appended_at

@@ -71,7 +71,7 @@ struct Run: AsyncParsableCommand {
                     service: Supervised(name, state: state, logger: logger, body: body), successTerminationBehavior: .ignore,
                     failureTerminationBehavior: .ignore, serviceName: name))
         }
-        let processorService = ProcessorService(processor: handle)
+        let processorService = ProcessorService(processor: handle, doorbell: state.arrivals)
         supervised("processor") { try await processorService.run() }
         if !noGenerator {
             var config = GeneratorConfig()
@@ -99,6 +99,13 @@ struct Run: AsyncParsableCommand {
         let processed = state.processed.load(ordering: .relaxed)
         let alerts = state.alerts.load(ordering: .relaxed)
         logger.info("stopped: \(processed) transactions processed, \(alerts) alerts")
+        // Append to the log → decision committed, in milliseconds (also what benchmarks/pipeline.sh reads).
+        for alertsOnly in [false, true] {
+            let (n, q) = processor.latencies.quantiles([0.5, 0.99, 1], alertsOnly: alertsOnly)
+            let ms = q.map { String(format: "%.2f", Double($0) / 1000) }
+            let what = alertsOnly ? "alerts" : "decisions"
+            printError("latency, append to committed \(what) (\(n)): p50 \(ms[0]) ms, p99 \(ms[1]) ms, max \(ms[2]) ms")
+        }
     }
 }
 
@@ -150,6 +157,7 @@ struct LiveGeneratorService: Sendable {
                         }
                         while (try? store.processorLag()) ?? 0 > maxLag && !stop.isStopped { usleep(1_000) }
                         let outcome = try ingestor.ingest(batch, source: "generator")
+                        state.arrivals.ring()
                         state.ingested.add(outcome.accepted, ordering: .relaxed)
                         state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
                         let labels = generator.labels(reportedBy: last)

@@ -11,6 +11,8 @@ public final class PipelineState: Sendable {
     public let duplicates = Atomic<Int>(0)
     public let labels = Atomic<Int>(0)
     private let stages = Mutex<[String: StageHealth]>([:])
+    /// Rung by in-process writers after an append, so the processor wakes at once instead of polling.
+    public let arrivals = Doorbell()
 
     public init() {}
 
@@ -60,4 +62,28 @@ public final class StopSignal: Sendable {
     public init() {}
     public func stop() { flag.store(true, ordering: .releasing) }
     public var isStopped: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// A wake-up call between threads: `ring` after new work, `wait` until rung or a timeout.
+public final class Doorbell: @unchecked Sendable {
+    // `@unchecked Sendable`: `rung` is read and written only while `condition` is locked.
+    private let condition = NSCondition()
+    private var rung = false
+
+    public init() {}
+
+    public func ring() {
+        condition.lock()
+        rung = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Returns when rung (since the last wait) or after `seconds`.
+    public func wait(seconds: Double) {
+        condition.lock()
+        if !rung { _ = condition.wait(until: Date().addingTimeInterval(seconds)) }
+        rung = false
+        condition.unlock()
+    }
 }

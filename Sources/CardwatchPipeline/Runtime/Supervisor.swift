@@ -56,30 +56,39 @@ public struct Supervised: Service {
 /// idling briefly when the logs have nothing new, and checkpoints when it stops.
 public struct ProcessorService: Service {
     public let processor: ProcessorHandle
-    public let idle: Duration
+    /// Rung by in-process writers; without a ring the processor still looks every `idle`
+    /// (other processes may append to the log too).
+    public let doorbell: Doorbell?
+    public let idle: Double
 
-    public init(processor: ProcessorHandle, idle: Duration = .milliseconds(2)) {
+    public init(processor: ProcessorHandle, doorbell: Doorbell? = nil, idle: Double = 0.05) {
         self.processor = processor
+        self.doorbell = doorbell
         self.idle = idle
     }
 
     public func run() async throws {
         let stop = StopSignal()
         let processor = processor
-        let idleMicros = UInt32(idle.components.attoseconds / 1_000_000_000_000 + idle.components.seconds * 1_000_000)
+        let doorbell = doorbell
+        let idle = idle
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await runOnThread(name: "processor") {
                     while !stop.isStopped {
-                        if try processor.withProcessor({ try $0.step() }) == 0 { usleep(max(100, idleMicros)) }
+                        if try processor.withProcessor({ try $0.step() }) == 0 {
+                            if let doorbell { doorbell.wait(seconds: idle) } else { usleep(UInt32(idle * 1e6)) }
+                        }
                     }
                     try processor.withProcessor { try $0.checkpoint() }
                 }
             } onCancel: {
                 stop.stop()
+                doorbell?.ring()
             }
         } onGracefulShutdown: {
             stop.stop()
+            doorbell?.ring()
         }
     }
 }

@@ -30,6 +30,9 @@ public final class Processor {
     private var next: [Int64]
     private var nextLabel: [Int64]
     private var sinceCheckpoint = 0
+    /// Records processed since the last checkpoint, and the size of that checkpoint.
+    private var recordsSinceCheckpoint = 0
+    private var lastCheckpointBytes = 0
     let pendingModel = PendingModel()
     /// Shared counters of the running pipeline, when there is one.
     public var state: PipelineState?
@@ -45,7 +48,7 @@ public final class Processor {
     private var writer: BatchWriter!
     /// Transactions of batches handed to the writer and perhaps not committed yet, for label
     /// lookups (the store only knows committed ones): the batch's last arrival, id → (merchant, time).
-    private var uncommitted: [(last: Int64, transactions: [String: (merchantID: String, time: Timestamp)])] = []
+    private var uncommitted: [(last: Int64, transactions: [ProcessedTransaction])] = []
 
     public init(
         store: any PipelineStore, scorer: Scorer, rules: RuleFile? = nil, config: FeatureConfig = FeatureConfig(),
@@ -80,6 +83,7 @@ public final class Processor {
         if let checkpoint = try store.latestCheckpoint() {
             engine = try FeatureEngine(snapshot: checkpoint.state)
             replayFrom = checkpoint.arrival
+            lastCheckpointBytes = checkpoint.state.count
         }
         guard replayFrom < committed else {
             position = committed
@@ -130,7 +134,11 @@ public final class Processor {
         let records = try read(arrivals, transactions: next, labels: nextLabel)
         var out = ProcessedBatch(arrivals: first.id...last.id, transactionOffsets: next, labelOffsets: nextLabel)
         out.transactions.reserveCapacity(records.count)
+        // Transactions a label may refer to that the store does not have yet (this batch so far,
+        // batches still with the writer), indexed only when a label comes.
         var seen: [String: (merchantID: String, time: Timestamp)] = [:]
+        var indexed = 0
+        var indexedUncommitted = false
         var transactions = 0
         for r in records {
             switch r.item {
@@ -144,13 +152,24 @@ public final class Processor {
                         arrival: r.arrival))
                 out.transactionOffsets[partition] = offset + 1
                 if decision.isAlert { alerts += 1 }
-                seen[t.transactionID] = (t.merchantID, t.timestamp)
                 transactions += 1
             case .label(let label, let partition):
                 out.labelOffsets[partition] += 1
                 // Resolve now: a label counts from its place in the arrival order on.
+                if !indexedUncommitted {
+                    for batch in uncommitted {
+                        for p in batch.transactions {
+                            seen[p.transaction.transactionID] = (p.transaction.merchantID, p.transaction.timestamp)
+                        }
+                    }
+                    indexedUncommitted = true
+                }
+                while indexed < out.transactions.count {
+                    let p = out.transactions[indexed].transaction
+                    seen[p.transactionID] = (p.merchantID, p.timestamp)
+                    indexed += 1
+                }
                 var known = seen[label.transactionID]
-                for batch in uncommitted.reversed() where known == nil { known = batch.transactions[label.transactionID] }
                 if known == nil {
                     known = try store.processedTransactions([label.transactionID], before: first.id)[label.transactionID]
                 }
@@ -162,12 +181,20 @@ public final class Processor {
         }
         explainAlerts(&out.transactions)
         sinceCheckpoint += 1
-        if sinceCheckpoint >= checkpointEvery {
-            out.checkpoint = engine.snapshot()
+        recordsSinceCheckpoint += records.count
+        // Every `checkpointEvery` batches, but not before the records a restart would replay
+        // (about a microsecond each) outweigh writing the state again: with a million cards
+        // the snapshot is a gigabyte, and replaying is cheaper than writing it often.
+        if sinceCheckpoint >= checkpointEvery && recordsSinceCheckpoint >= lastCheckpointBytes / 64 {
+            let state = engine.snapshot()
+            out.checkpoint = state
+            lastCheckpointBytes = state.count
             sinceCheckpoint = 0
+            recordsSinceCheckpoint = 0
         }
+        out.decidedAt = Self.nowMicros()
         try writer.submit(out)
-        uncommitted.append((last.id, seen))
+        uncommitted.append((last.id, out.transactions))
         position = last.id
         next = out.transactionOffsets
         nextLabel = out.labelOffsets
@@ -186,10 +213,16 @@ public final class Processor {
         try writer.flush()
         guard sinceCheckpoint > 0, position > 0 else { return }
         var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
-        out.checkpoint = engine.snapshot()
+        let state = engine.snapshot()
+        out.checkpoint = state
         try store.commit(out)
+        lastCheckpointBytes = state.count
         sinceCheckpoint = 0
+        recordsSinceCheckpoint = 0
     }
+
+    /// From each record's append to the commit of its decision.
+    public var latencies: LatencyRecorder { writer.latencies }
 
     /// Waits until every decided batch is committed.
     public func flush() throws { try writer.flush() }

@@ -127,6 +127,8 @@ public struct ProcessedBatch: Sendable {
     public var labels: [ProcessedLabel] = []
     /// The feature engine's snapshot after this batch, when it is time for a checkpoint.
     public var checkpoint: [UInt8]?
+    /// When the batch was decided (µs since 1970, wall clock), for the latency to its commit.
+    public var decidedAt: Int64?
 
     public init(arrivals: ClosedRange<Int64>, transactionOffsets: [Int64], labelOffsets: [Int64]) {
         self.arrivals = arrivals
