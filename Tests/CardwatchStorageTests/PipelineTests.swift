@@ -399,3 +399,94 @@ private final class Outcomes: @unchecked Sendable {
         #expect(versions == [version])
     }
 }
+
+private final class Attempts: @unchecked Sendable {
+    // `@unchecked Sendable`: `count` is touched only under `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    func next() -> Int {
+        lock.withLock {
+            count += 1
+            return count
+        }
+    }
+    var value: Int { lock.withLock { count } }
+}
+
+private struct StageFailure: Error, CustomStringConvertible {
+    var description: String { "the stage broke" }
+}
+
+@Suite struct SupervisionTests {
+    @Test func aFailingStageIsRestartedThenReportedDownAfterThreeRestarts() async throws {
+        let state = PipelineState()
+        let flaky = Attempts()
+        // Fails twice, then succeeds: restarted, still healthy.
+        try await Supervised("flaky", state: state, logger: Logger(label: "test"), backoff: .milliseconds(1)) {
+            if flaky.next() <= 2 { throw StageFailure() }
+        }.run()
+        #expect(flaky.value == 3)
+        #expect(state.isHealthy)
+        #expect(state.stageHealth["flaky"]?.failures == 2 && state.stageHealth["flaky"]?.down == false)
+
+        // Always fails: the first run and 3 restarts, then down; the pipeline is unhealthy.
+        let broken = Attempts()
+        try await Supervised("broken", state: state, logger: Logger(label: "test"), backoff: .milliseconds(1)) {
+            _ = broken.next()
+            throw StageFailure()
+        }.run()
+        #expect(broken.value == 4)
+        #expect(!state.isHealthy)
+        #expect(state.stageHealth["broken"]?.down == true && state.stageHealth["broken"]?.lastError == "the stage broke")
+    }
+
+    @Test func ingestionWaitsWhileTheProcessorIsBehind() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 2)
+            let txs = try history(days: 3, cards: 60)
+            let path = dir + "/in.jsonl"
+            try writeLines(txs.map(jsonLine), to: path)
+            let processor = try Processor(
+                store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1), batchRecords: 20)
+            let maxLag: Int64 = 200
+            let probe = PacingProbe()
+            // The pace `import` uses: wait while too many records wait for the processor.
+            let ingestor = Ingestor(store: store, batchSize: 50) {
+                while (try? store.processorLag()) ?? 0 > maxLag { usleep(200) }
+                probe.record(store)
+            }
+            let done = StopSignal()
+            let thread = Thread {
+                _ = try? ingestor.importFile(path)
+                done.stop()
+            }
+            thread.start()
+            // A deliberately slow processor.
+            while try !done.isStopped || store.processorLag() > 0 {
+                if try processor.step() == 0 { usleep(200) } else { usleep(2_000) }
+                try processor.flush()
+            }
+            #expect(processor.processed == txs.count)
+            #expect(probe.writes >= (txs.count + 49) / 50)
+            #expect(probe.maxSeenLag <= Int(maxLag), "every batch was written with the log at most \(maxLag) behind")
+            #expect(probe.maxSeenLag > 0)
+        }
+    }
+}
+
+/// The largest lag the ingest saw just before its writes, and how many writes.
+private final class PacingProbe: @unchecked Sendable {
+    // `@unchecked Sendable`: `seen` and `count` are touched only under `lock`.
+    private let lock = NSLock()
+    private var seen = 0
+    private var count = 0
+    func record(_ store: SQLiteEventLog) {
+        let lag = (try? store.processorLag()) ?? 0
+        lock.withLock {
+            seen = max(seen, Int(lag))
+            count += 1
+        }
+    }
+    var maxSeenLag: Int { lock.withLock { seen } }
+    var writes: Int { lock.withLock { count } }
+}
