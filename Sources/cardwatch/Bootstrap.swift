@@ -70,6 +70,22 @@ struct PipelineOptions: ParsableArguments {
         return try scorer(outcome.artifact, version: version)
     }
 
+    /// The store, the registry, and a processor recovered to the last commit with the
+    /// production model (bootstrapped when there is none) and the rules.
+    func openPipeline() throws -> (store: SQLiteEventLog, registry: ModelRegistry, processor: Processor, state: PipelineState) {
+        let store = try openStore()
+        let registry = try ModelRegistry(directory: dataDir)
+        let scorer = try productionScorer(registry: registry)
+        let state = PipelineState()
+        let processor = try Processor(
+            store: store, scorer: scorer, rules: try ruleFile(), batchRecords: batch, checkpointEvery: checkpointEvery)
+        processor.state = state
+        if processor.replayed > 0 {
+            say("resumed: replayed \(grouped(processor.replayed)) transactions committed after the last checkpoint")
+        }
+        return (store, registry, processor, state)
+    }
+
     func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {
         var policy: DecisionPolicy?
         if highThreshold != nil || criticalThreshold != nil {

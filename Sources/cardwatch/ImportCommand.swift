@@ -35,17 +35,7 @@ struct Import: ParsableCommand {
     func run() throws {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
-        let store = try pipeline.openStore()
-        let registry = try ModelRegistry(directory: pipeline.dataDir)
-        let scorer = try pipeline.productionScorer(registry: registry)
-        let state = PipelineState()
-        let processor = try Processor(
-            store: store, scorer: scorer, rules: try pipeline.ruleFile(), batchRecords: pipeline.batch,
-            checkpointEvery: pipeline.checkpointEvery)
-        processor.state = state
-        if processor.replayed > 0 {
-            pipeline.say("resumed: replayed \(grouped(processor.replayed)) transactions since the last checkpoint")
-        }
+        let (store, _, processor, state) = try pipeline.openPipeline()
         let alertsBefore = try store.alertCount()
         let began = monotonicSeconds()
 

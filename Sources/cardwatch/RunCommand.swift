@@ -50,19 +50,9 @@ struct Run: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
-        let store = try pipeline.openStore()
-        let registry = try ModelRegistry(directory: pipeline.dataDir)
-        let scorer = try pipeline.productionScorer(registry: registry)
-        let state = PipelineState()
-        let processor = try Processor(
-            store: store, scorer: scorer, rules: try pipeline.ruleFile(), batchRecords: pipeline.batch,
-            checkpointEvery: pipeline.checkpointEvery)
-        processor.state = state
-        if processor.replayed > 0 {
-            logger.info("resumed: replayed \(processor.replayed) transactions since the last checkpoint")
-        }
+        let (store, registry, processor, state) = try pipeline.openPipeline()
         let handle = ProcessorHandle(processor)
-        logger.info("model v\(scorer.modelVersion) in production; data in \(pipeline.dataDir)")
+        logger.info("model v\(processor.scorer.modelVersion) in production; data in \(pipeline.dataDir)")
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         func supervised(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
