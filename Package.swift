@@ -99,7 +99,8 @@ let package = Package(
             name: "CardwatchStorageTests",
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
-                "CardwatchStorage", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+                "CardwatchStorage", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),
