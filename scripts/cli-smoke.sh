@@ -83,7 +83,7 @@ PY
 "$bin" train --data "$tmp/bare.jsonl" --data-dir "$tmp/data" --no-register --json > "$tmp/bare.json"
 status=0
 "$bin" train --data "$tmp/h.jsonl" --train-from 2026-01-20 --train-to 2026-01-10 --data-dir "$tmp/data" 2> "$tmp/err.txt" || status=$?
-[ "$status" -ne 0 ] && grep -q "training window" "$tmp/err.txt"
+{ [ "$status" -ne 0 ] && grep -q "training window" "$tmp/err.txt"; } || { echo "a reversed window must be refused" >&2; exit 1; }
 
 # The pipeline: import the history (and its labels) through the log with the promoted model,
 # then a few seconds of `run` with the live generator, stopped by SIGINT.
@@ -102,7 +102,8 @@ PY
 status=0
 timeout --preserve-status -s INT 8 "$bin" run --data-dir "$tmp/data" --tps 200 --health-interval 2 2> "$tmp/run.err" || status=$?
 [ "$status" -eq 0 ] || { cat "$tmp/run.err"; exit 1; }
-grep -q "stopped: [1-9]" "$tmp/run.err" && grep -q "^latency, append to committed decisions" "$tmp/run.err"
+grep -q "stopped: [1-9]" "$tmp/run.err" || { cat "$tmp/run.err"; echo "run decided nothing"; exit 1; }
+grep -q "^latency, append to committed decisions" "$tmp/run.err" || { echo "run printed no latency"; exit 1; }
 python3 - "$tmp/data/log.sqlite" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -120,5 +121,5 @@ python3 scripts/crash-test.py "$bin" "$tmp/crash" --kills 5 --days 30 --cards 10
 # A missing file is a clear error with exit status 2.
 status=0
 "$bin" validate "$tmp/does-not-exist.jsonl" 2> "$tmp/err.txt" || status=$?
-[ "$status" -eq 2 ] && grep -q "cannot open" "$tmp/err.txt"
+{ [ "$status" -eq 2 ] && grep -q "cannot open" "$tmp/err.txt"; } || { echo "a missing file must exit 2" >&2; exit 1; }
 echo "CLI smoke test passed"

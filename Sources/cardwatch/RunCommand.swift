@@ -125,6 +125,10 @@ struct LiveGeneratorService: Sendable {
                 try await runOnThread(name: "generator") {
                     let start = Timestamp(microseconds: wallClockMicroseconds())
                     var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: nil))
+                    // A backfill numbers its transactions from 1 for a seed: prefix this run's start so they
+                    // never repeat an earlier run's (or the bootstrap history's) ids, and their labels follow.
+                    let prefix = "lv\(start.microseconds / 1_000_000)_"
+
                     let ingestor = Ingestor(store: store)
                     let began = wallClockMicroseconds()
                     var emitted = 0
@@ -140,7 +144,8 @@ struct LiveGeneratorService: Sendable {
                         }
                         var batch: [IngestRecord] = []
                         var last = start
-                        while emitted < due, batch.count < max(1, Int(tps / 50)), let tx = generator.next() {
+                        while emitted < due, batch.count < max(1, Int(tps / 50)), var tx = generator.next() {
+                            tx.transactionID = prefix + tx.transactionID
                             batch.append(IngestRecord(transaction: tx))
                             last = tx.timestamp
                             emitted += 1
@@ -150,7 +155,9 @@ struct LiveGeneratorService: Sendable {
                         state.arrivals.ring()
                         state.ingested.add(outcome.accepted, ordering: .relaxed)
                         state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
-                        let labels = generator.labels(reportedBy: last)
+                        let labels = generator.labels(reportedBy: last).map {
+                            LabelEvent(transactionID: prefix + $0.transactionID, isFraud: $0.isFraud, reportedAt: $0.reportedAt)
+                        }
                         if !labels.isEmpty {
                             labelsSent += Int64(labels.count)
                             try store.ingestLabels(labels, source: "generator-labels", resumeAt: labelsSent)
