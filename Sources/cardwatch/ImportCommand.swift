@@ -25,11 +25,13 @@ struct Import: ParsableCommand {
     @Option(help: "Label events (JSON Lines) to feed to the labels log after the transactions.") var labels: String?
     @Option(help: "jsonl or csv (default: from the file name).") var format: String?
     @Option(help: "Pause ingestion while this many records wait for the processor.") var maxLag = 200_000
+    @Option(help: "Records per ingest batch (one atomic append to the log).") var ingestBatch = 16_384
     @OptionGroup var pipeline: PipelineOptions
     @Flag(help: "Print the summary as one JSON object.") var json = false
 
     func validate() throws {
         if maxLag < 1 { throw ValidationError("--max-lag must be at least 1") }
+        if ingestBatch < 1 { throw ValidationError("--ingest-batch must be at least 1") }
     }
 
     func run() throws {
@@ -43,7 +45,7 @@ struct Import: ParsableCommand {
         let done = StopSignal()
         let result = Mutex<Result<Ingestor.Summary, any Error>?>(nil)
         let maxLag = Int64(maxLag)
-        let ingestor = Ingestor(store: store) {
+        let ingestor = Ingestor(store: store, batchSize: ingestBatch) {
             while (try? store.processorLag()) ?? 0 > maxLag { usleep(1_000) }
         }
         let file = file
