@@ -51,7 +51,13 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
         let (store, registry, processor, state) = try pipeline.openPipeline()
-        let handle = ProcessorHandle(processor)
+        let pipeline = pipeline
+        let handle = ProcessorHandle(processor) {
+            // After a failure: a new processor, recovered from the store, with the model now in production.
+            let (_, _, processor, _) = try pipeline.openPipeline()
+            processor.state = state
+            return processor
+        }
         logger.info("model v\(processor.scorer.modelVersion) in production; data in \(pipeline.dataDir)")
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

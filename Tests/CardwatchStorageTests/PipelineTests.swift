@@ -490,3 +490,96 @@ private final class PacingProbe: @unchecked Sendable {
     var maxSeenLag: Int { lock.withLock { seen } }
     var writes: Int { lock.withLock { count } }
 }
+
+/// The SQLite store, except that its `failAt`-th processor commit fails.
+private final class FlakyStore: PipelineStore, @unchecked Sendable {
+    // `@unchecked Sendable`: `commits` is touched only under `lock`; `base` is Sendable.
+    let base: SQLiteEventLog
+    private let lock = NSLock()
+    private var commits = 0
+    let failAt: Int
+    init(_ base: SQLiteEventLog, failAt: Int) {
+        self.base = base
+        self.failAt = failAt
+    }
+    var partitions: Int { base.partitions }
+    func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
+        try base.append(topic, records)
+    }
+    func read(_ topic: Topic, partition: Int, from offset: Int64, limit: Int) throws -> [LogRecord] {
+        try base.read(topic, partition: partition, from: offset, limit: limit)
+    }
+    func endOffset(_ topic: Topic, partition: Int) throws -> Int64 { try base.endOffset(topic, partition: partition) }
+    func committedOffset(group: String, topic: Topic, partition: Int) throws -> Int64? {
+        try base.committedOffset(group: group, topic: topic, partition: partition)
+    }
+    func commit(group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool) throws {
+        try base.commit(group: group, topic: topic, partition: partition, offset: offset, allowBackwards: allowBackwards)
+    }
+    func ingest(_ batch: IngestBatch) throws -> IngestOutcome { try base.ingest(batch) }
+    func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
+        try base.ingestLabels(labels, source: source, resumeAt: resumeAt)
+    }
+    func resumePosition(source: String) throws -> Int64? { try base.resumePosition(source: source) }
+    func commit(_ batch: ProcessedBatch) throws {
+        let n = lock.withLock {
+            commits += 1
+            return commits
+        }
+        if n == failAt { throw StageFailure() }
+        try base.commit(batch)
+    }
+    func processorPosition() throws -> Int64 { try base.processorPosition() }
+    func arrivals(after arrival: Int64, records: Int) throws -> [Arrival] { try base.arrivals(after: arrival, records: records) }
+    func latestCheckpoint() throws -> Checkpoint? { try base.latestCheckpoint() }
+    func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (
+        merchantID: String, time: Timestamp
+    )] { try base.processedTransactions(ids, before: arrival) }
+}
+
+@Suite struct StageFailureTests {
+    /// A commit fails mid-stream; the handle rebuilds the processor from the store and the
+    /// warehouse ends as after a run without the failure.
+    @Test func aFailedCommitIsRecoveredExactlyOnce() throws {
+        try withDirectory { root in
+            let txs = try history(days: 6, cards: 120, seed: 12)
+            var lastSilver: [[String]] = []
+            for failAt in [0, 3] {  // 0: never fails
+                let dir = root + "/run\(failAt)"
+                let base = try SQLiteEventLog(directory: dir, partitions: 3)
+                let store = FlakyStore(base, failAt: failAt)
+                let scorer = try Scorer(artifact: amountModel(pivot: 700), version: 1)
+                let make: @Sendable () throws -> Processor = {
+                    try Processor(store: store, scorer: scorer, batchRecords: 300, checkpointEvery: 2)
+                }
+                let handle = ProcessorHandle(try make(), rebuild: make)
+                let ingest = Ingestor(store: base)
+                for chunk in stride(from: 0, to: txs.count, by: 400) {
+                    _ = try ingest.ingest(
+                        txs[chunk..<min(txs.count, chunk + 400)].map { IngestRecord(transaction: $0) }, source: "t")
+                }
+                var failures = 0
+                while true {
+                    do {
+                        let n = try handle.withProcessor { p -> Int in
+                            let n = try p.step()
+                            try p.flush()
+                            return n
+                        }
+                        if n == 0 { break }
+                    } catch is StageFailure {
+                        failures += 1
+                    }
+                }
+                #expect(failures == (failAt == 0 ? 0 : 1))
+                let silver: [String] = try query(
+                    dir,
+                    "SELECT transaction_id || ':' || printf('%.17g', fraud_probability) || ':' || printf('%.17g', tx_count_1hr) "
+                        + "|| ':' || risk_tier FROM silver_transactions ORDER BY transaction_id")
+                lastSilver.append(silver)
+                #expect(silver.count == txs.count)
+            }
+            #expect(lastSilver[0] == lastSilver[1], "the recovered run decided exactly as the clean one")
+        }
+    }
+}

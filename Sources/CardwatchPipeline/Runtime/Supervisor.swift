@@ -93,23 +93,38 @@ public struct ProcessorService: Service {
     }
 }
 
-/// The processor behind a lock, so the stage thread, the retraining job (model swaps go
-/// through `Processor.swapModel`, which needs no lock) and tests can share it safely.
+/// The processor behind a lock, so the stage thread, the retraining job and tests can
+/// share it. A processor whose step failed may have decided a batch that never committed:
+/// it is not used again; the next use rebuilds one with `rebuild` (which recovers from the
+/// store: checkpoint, replay), which is what makes a supervised restart exact.
 public final class ProcessorHandle: @unchecked Sendable {
-    // `@unchecked Sendable`: `processor` is touched only inside `lock`.
+    // `@unchecked Sendable`: `processor` and `broken` are touched only inside `lock`.
     private let lock = NSLock()
-    private let processor: Processor
-    public let models: ModelSwitch
+    private var processor: Processor
+    private var broken = false
+    private let rebuild: (@Sendable () throws -> Processor)?
+    private let pending = PendingModel()
+    /// Model swaps, applied at the next batch boundary (they wait for no lock).
+    public var models: ModelSwitch { ModelSwitch(pending) }
 
-    public init(_ processor: Processor) {
+    public init(_ processor: Processor, rebuild: (@Sendable () throws -> Processor)? = nil) {
         self.processor = processor
-        self.models = ModelSwitch(processor.pendingModel)
+        self.rebuild = rebuild
     }
 
-    public func withProcessor<T>(_ body: (Processor) throws -> T) rethrows -> T {
+    public func withProcessor<T>(_ body: (Processor) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        return try body(processor)
+        if broken {
+            guard let rebuild else { throw PipelineError("the processor failed earlier and cannot be rebuilt") }
+            processor = try rebuild()
+            broken = false
+        }
+        if let scorer = pending.take() { processor.swapModel(scorer) }
+        do { return try body(processor) } catch {
+            broken = true
+            throw error
+        }
     }
 }
 

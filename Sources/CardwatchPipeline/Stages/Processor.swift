@@ -105,18 +105,31 @@ public final class Processor {
                 if e & Arrival.labelBit != 0 { lOffsets[Int(e & ~Arrival.labelBit)] -= 1 } else { tOffsets[Int(e)] -= 1 }
             }
         }
-        let records = try read(arrivals, transactions: tOffsets, labels: lOffsets)
-        for r in records {
-            switch r.item {
-            case .transaction(let t, _, _, _):
-                _ = engine.process(t)
-                replayed += 1
-            case .label(let label, _):
-                let known = try store.processedTransactions([label.transactionID], before: r.arrival)
-                if let t = known[label.transactionID] {
-                    engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+        // Replayed a batch's worth of records at a time: with rare checkpoints there can be millions.
+        var start = 0
+        while start < arrivals.count {
+            var end = start
+            var count = 0
+            while end < arrivals.count && (count == 0 || count + arrivals[end].entries.count <= batchRecords) {
+                count += arrivals[end].entries.count
+                end += 1
+            }
+            let chunk = Array(arrivals[start..<end])
+            for r in try read(chunk, transactions: tOffsets, labels: lOffsets) {
+                switch r.item {
+                case .transaction(let t, let partition, _, _):
+                    _ = engine.process(t)
+                    tOffsets[partition] += 1
+                    replayed += 1
+                case .label(let label, let partition):
+                    lOffsets[partition] += 1
+                    let known = try store.processedTransactions([label.transactionID], before: r.arrival)
+                    if let t = known[label.transactionID] {
+                        engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+                    }
                 }
             }
+            start = end
         }
         position = committed
     }
