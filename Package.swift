@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "CardwatchModel", targets: ["CardwatchModel"]),
         .library(name: "CardwatchStorage", targets: ["CardwatchStorage"]),
         .library(name: "CardwatchPipeline", targets: ["CardwatchPipeline"]),
+        .library(name: "CardwatchServer", targets: ["CardwatchServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CardwatchCore", swiftSettings: upcoming),
@@ -54,11 +58,20 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        .target(
+            name: "CardwatchServer",
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchModel", "CardwatchPipeline",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "cardwatch",
             dependencies: [
                 "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
-                "CardwatchPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CardwatchPipeline", "CardwatchServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -101,6 +114,15 @@ let package = Package(
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
                 "CardwatchStorage", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CardwatchServerTests",
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
+                "CardwatchStorage", "CardwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: upcoming
         ),

@@ -162,3 +162,18 @@ extension SQLiteEventLog {
         try Self.perform("counting alerts") { try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alerts")! } }
     }
 }
+
+extension ModelRegistry: ModelDirectory {
+    public func models() throws -> [ModelSummary] {
+        try list().map {
+            ModelSummary(
+                version: $0.version, kind: $0.kind.rawValue, stage: $0.stage.rawValue, createdAt: $0.createdAt,
+                rocAUC: $0.rocAUC, averagePrecision: $0.averagePrecision, trainingWindow: $0.trainingWindow,
+                testWindow: $0.testWindow)
+        }
+    }
+
+    public func artifact(of version: Int) throws -> ModelArtifact {
+        try artifact(version: version, expectedFeatures: Feature.names, expectedSchemaVersion: Feature.schemaVersion)
+    }
+}

@@ -193,8 +193,8 @@ extension SQLiteEventLog: PipelineStore {
         let alert = try db.cachedStatement(
             sql: """
                 INSERT INTO alerts (transaction_id, card_id, merchant_id, amount, event_time, "timestamp", fraud_probability,
-                    risk_tier, action, model_version, reasons, fraud_pattern, arrival)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    risk_tier, action, model_version, reasons, fraud_pattern, arrival, decided_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         var row = RowBinder(silver)
         for p in batch.transactions {
@@ -229,7 +229,7 @@ extension SQLiteEventLog: PipelineStore {
                 try alert.execute(arguments: [
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
                     d.tier.rawValue, d.action.rawValue, d.modelVersion, Self.reasonsJSON(d.reasons), t.fraudPattern?.rawValue,
-                    p.arrival,
+                    p.arrival, batch.decidedAt ?? Self.nowMicros(),
                 ])
             }
         }
@@ -327,6 +327,39 @@ extension SQLiteEventLog: PipelineStore {
             row.int(h.latencyMax)
             try row.run(db)
         }
+        // Per minute of processing time (the batch's decision time).
+        var minute = Hour()
+        for h in hours.values {
+            minute.transactions += h.transactions
+            minute.alerts += h.alerts
+            minute.reviews += h.reviews
+            minute.declines += h.declines
+            minute.probability += h.probability
+            minute.latency += h.latency
+            minute.latencyMax = max(minute.latencyMax, h.latencyMax)
+        }
+        let decided = batch.decidedAt ?? Self.nowMicros()
+        row = RowBinder(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO gold_minutes (minute, transactions, alerts, reviews, declines, probability_nanos,
+                        latency_sum_us, latency_max_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (minute) DO UPDATE SET transactions = transactions + excluded.transactions,
+                        alerts = alerts + excluded.alerts, reviews = reviews + excluded.reviews,
+                        declines = declines + excluded.declines,
+                        probability_nanos = probability_nanos + excluded.probability_nanos,
+                        latency_sum_us = latency_sum_us + excluded.latency_sum_us,
+                        latency_max_us = MAX(latency_max_us, excluded.latency_max_us)
+                    """))
+        row.int(decided - decided % 60_000_000)
+        row.int(minute.transactions)
+        row.int(minute.alerts)
+        row.int(minute.reviews)
+        row.int(minute.declines)
+        row.int(minute.probability)
+        row.int(minute.latency)
+        row.int(minute.latencyMax)
+        try row.run(db)
         let profile = try db.cachedStatement(
             sql: """
                 INSERT INTO gold_card_profiles (card_id, transactions, amount_micros, alerts, declines, max_probability,

@@ -66,8 +66,11 @@ enum WarehouseSchema {
                         reasons TEXT NOT NULL,
                         fraud_pattern TEXT,
                         arrival INTEGER NOT NULL,
-                        feedback TEXT
+                        decided_at INTEGER NOT NULL,
+                        feedback TEXT,
+                        feedback_at INTEGER
                     ) WITHOUT ROWID;
+                    CREATE INDEX alerts_by_decision_time ON alerts (decided_at);
                     CREATE INDEX alerts_by_card ON alerts (card_id, event_time);
                     CREATE INDEX alerts_by_arrival ON alerts (arrival);
                     CREATE TABLE labels (
@@ -82,6 +85,17 @@ enum WarehouseSchema {
                         hour INTEGER PRIMARY KEY,
                         transactions INTEGER NOT NULL,
                         amount_micros INTEGER NOT NULL,
+                        alerts INTEGER NOT NULL,
+                        reviews INTEGER NOT NULL,
+                        declines INTEGER NOT NULL,
+                        probability_nanos INTEGER NOT NULL,
+                        latency_sum_us INTEGER NOT NULL,
+                        latency_max_us INTEGER NOT NULL
+                    );
+                    -- The same per minute of processing (wall-clock) time: the live views' source.
+                    CREATE TABLE gold_minutes (
+                        minute INTEGER PRIMARY KEY,
+                        transactions INTEGER NOT NULL,
                         alerts INTEGER NOT NULL,
                         reviews INTEGER NOT NULL,
                         declines INTEGER NOT NULL,

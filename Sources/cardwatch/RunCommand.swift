@@ -2,6 +2,7 @@ import ArgumentParser
 import CardwatchCore
 import CardwatchGenerator
 import CardwatchPipeline
+import CardwatchServer
 import CardwatchStorage
 import Foundation
 import Logging
@@ -37,6 +38,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Retraining schedule, cron syntax in UTC (minute hour day month weekday).") var retrain = "0 2 * * *"
     @Option(help: "Days of warehouse history a retraining uses.") var retrainDays = 30.0
     @Option(help: "Pause the generator while this many records wait for the processor.") var maxLag = 100_000
+    @Option(help: "Address the HTTP API listens on.") var host = "127.0.0.1"
+    @Option(help: "Port of the HTTP API.") var port = 8080
+    @Option(help: "Require Authorization: Bearer TOKEN on writes (POST); default: the CARDWATCH_TOKEN variable, if set.")
+    var token: String?
+    @Option(help: "Largest accepted request body, in bytes (larger: 413).") var maxBodyBytes = 1 << 20
 
     func validate() throws {
         if !(tps > 0 && tps <= 1_000_000) { throw ValidationError("--tps must be in (0, 1000000]") }
@@ -44,6 +50,8 @@ struct Run: AsyncParsableCommand {
         if !(fraudRate >= 0 && fraudRate < 1) { throw ValidationError("--fraud-rate must be in [0, 1)") }
         if cards < 1 { throw ValidationError("--cards must be at least 1") }
         do { _ = try CronSchedule(retrain) } catch { throw ValidationError("--retrain: \(error)") }
+        if !(0...65_535).contains(port) { throw ValidationError("--port must be within 0…65535") }
+        if maxBodyBytes < 1_024 { throw ValidationError("--max-body-bytes must be at least 1024") }
     }
 
     func run() async throws {
@@ -51,11 +59,22 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
         let (store, registry, processor, state) = try pipeline.openPipeline()
+        let waiters = DecisionWaiters()
+        let metrics = PipelineMetrics()
+        metrics.setModelVersion(processor.scorer.modelVersion)
+        processor.onCommit = {
+            waiters.deliver($0)
+            metrics.observe($0)
+        }
         let pipeline = pipeline
         let handle = ProcessorHandle(processor) {
             // After a failure: a new processor, recovered from the store, with the model now in production.
             let (_, _, processor, _) = try pipeline.openPipeline()
             processor.state = state
+            processor.onCommit = {
+                waiters.deliver($0)
+                metrics.observe($0)
+            }
             return processor
         }
         logger.info("model v\(processor.scorer.modelVersion) in production; data in \(pipeline.dataDir)")
@@ -87,10 +106,23 @@ struct Run: AsyncParsableCommand {
             job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store, logger: logger)
         supervised("retraining") { try await retraining.run() }
 
+        var settings = ServerSettings()
+        settings.host = host
+        settings.port = port
+        settings.token = token ?? ProcessInfo.processInfo.environment["CARDWATCH_TOKEN"]
+        settings.maxBodyBytes = maxBodyBytes
+        var dependencies = ServerDependencies(
+            serving: store, store: store, monitoring: store, models: registry, waiters: waiters, doorbell: state.arrivals,
+            modelSwitch: handle.models)
+        dependencies.metrics = metrics
+        let api = CardwatchAPI(dependencies: dependencies, settings: settings)
+        services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let source = noGenerator ? "no generator" : "generator at \(tps) tx/s"
-        logger.info("running: \(source); health every \(healthInterval) s; retraining '\(retrain)' UTC; Ctrl-C stops")
+        logger.info(
+            "running: \(source); HTTP on \(host):\(port); health every \(healthInterval) s; retraining '\(retrain)' UTC; Ctrl-C stops"
+        )
         try await group.run()
         let processed = state.processed.load(ordering: .relaxed)
         let alerts = state.alerts.load(ordering: .relaxed)

@@ -218,3 +218,36 @@ public struct RetrainingService: Service {
         }
     }
 }
+
+/// A registered model as listed to people and programs.
+public struct ModelSummary: Sendable, Equatable, Codable {
+    public var version: Int
+    public var kind: String
+    public var stage: String
+    public var createdAt: String
+    public var rocAUC: Double?
+    public var averagePrecision: Double?
+    public var trainingWindow: TimeWindow?
+    public var testWindow: TimeWindow?
+
+    public init(
+        version: Int, kind: String, stage: String, createdAt: String, rocAUC: Double?, averagePrecision: Double?,
+        trainingWindow: TimeWindow?, testWindow: TimeWindow?
+    ) {
+        self.version = version
+        self.kind = kind
+        self.stage = stage
+        self.createdAt = createdAt
+        self.rocAUC = rocAUC
+        self.averagePrecision = averagePrecision
+        self.trainingWindow = trainingWindow
+        self.testWindow = testWindow
+    }
+}
+
+/// The catalog with its listing, for the HTTP API.
+public protocol ModelDirectory: ModelCatalog {
+    func models() throws -> [ModelSummary]
+    /// The artifact of a version, checked against the engine's features.
+    func artifact(of version: Int) throws -> ModelArtifact
+}

@@ -21,6 +21,8 @@ final class BatchWriter: Sendable {
     let committed = Atomic<Int64>(0)
     /// From each record's append to the commit of its decision.
     let latencies = LatencyRecorder()
+    /// Called on the writer thread after each commit.
+    let onCommit = Mutex<(@Sendable (ProcessedBatch) -> Void)?>(nil)
 
     init(store: any PipelineStore, capacity: Int = 2, committed: Int64) {
         self.store = store
@@ -83,6 +85,7 @@ final class BatchWriter: Sendable {
             if ok {
                 committed.store(batch.arrivals.upperBound, ordering: .releasing)
                 latencies.record(batch)
+                onCommit.withLock { $0 }?(batch)
             }
             condition.lock()
             busy = false

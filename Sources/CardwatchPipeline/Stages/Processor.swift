@@ -42,8 +42,12 @@ public final class Processor {
     public private(set) var processed = 0
     public private(set) var alerts = 0
     public private(set) var replayed = 0
-    /// Called with every decided batch as it is handed to the writer (for live views: metrics, WebSocket).
-    public var onCommit: (@Sendable (ProcessedBatch) -> Void)?
+    /// Called with every batch once it is committed, on the writer's thread (for synchronous
+    /// answers and live views: metrics, WebSocket).
+    public var onCommit: (@Sendable (ProcessedBatch) -> Void)? {
+        get { writer.onCommit.withLock { $0 } }
+        set { writer.onCommit.withLock { $0 = newValue } }
+    }
     /// Commits batches behind the processor; see `BatchWriter`.
     private var writer: BatchWriter!
     /// Transactions of batches handed to the writer and perhaps not committed yet, for label
@@ -217,7 +221,6 @@ public final class Processor {
             state.alerts.add(out.transactions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }, ordering: .relaxed)
             state.labels.add(out.labels.count, ordering: .relaxed)
         }
-        onCommit?(out)
         return records.count
     }
 

@@ -1,0 +1,251 @@
+import CardwatchCore
+public import CardwatchPipeline
+import Foundation
+public import Hummingbird
+
+/// What the HTTP API works with: the warehouse, the log, the health records, the model
+/// registry, and the running processor's decisions.
+public struct ServerDependencies: Sendable {
+    public var serving: any ServingStore
+    public var store: any PipelineStore
+    public var monitoring: any MonitoringStore
+    public var models: any ModelDirectory
+    public var waiters: DecisionWaiters
+    /// Rung after an append, so the processor picks it up at once.
+    public var doorbell: Doorbell?
+    /// For hot swaps after a promotion through the API.
+    public var modelSwitch: ModelSwitch?
+    /// How long a synchronous decision may take before the request gets a 503.
+    public var decisionTimeout: Duration = .seconds(5)
+    /// Fed by the caller with every decided batch (`observe`); rendered at /metrics.
+    public var metrics = PipelineMetrics()
+
+    public init(
+        serving: any ServingStore, store: any PipelineStore, monitoring: any MonitoringStore, models: any ModelDirectory,
+        waiters: DecisionWaiters, doorbell: Doorbell? = nil, modelSwitch: ModelSwitch? = nil
+    ) {
+        self.serving = serving
+        self.store = store
+        self.monitoring = monitoring
+        self.models = models
+        self.waiters = waiters
+        self.doorbell = doorbell
+        self.modelSwitch = modelSwitch
+    }
+}
+
+public struct ServerSettings: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// When set, POST requests need `Authorization: Bearer <token>`.
+    public var token: String?
+    public var maxBodyBytes = 1 << 20
+    public init() {}
+}
+
+/// The routes of the Cardwatch API. `routes` lists them as registered (the OpenAPI
+/// document is checked against it).
+public struct CardwatchAPI: Sendable {
+    public let dependencies: ServerDependencies
+    public let settings: ServerSettings
+    public private(set) var routes = RouteTable()
+
+    public init(dependencies: ServerDependencies, settings: ServerSettings) {
+        self.dependencies = dependencies
+        self.settings = settings
+    }
+
+    public func application() -> some ApplicationProtocol {
+        var api = self
+        let router = api.router()
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "cardwatch"))
+    }
+
+    /// Builds the router (and fills `routes`).
+    public mutating func router() -> Router<BasicRequestContext> {
+        typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+        var endpoints: [(method: String, path: String, handler: Handler)] = []
+        let d = dependencies
+        let s = settings
+        func get(_ path: String, _ handler: @escaping Handler) { endpoints.append(("GET", path, handler)) }
+        func post(_ path: String, _ handler: @escaping Handler) { endpoints.append(("POST", path, handler)) }
+
+        post("/v1/transactions") { request, _ in
+            let body = try await Body.collect(request, limit: s.maxBodyBytes)
+            return try await Decide(dependencies: d).transactions(body)
+        }
+        post("/predict") { request, _ in
+            let body = try await Body.collect(request, limit: s.maxBodyBytes)
+            return try await Decide(dependencies: d).predict(body)
+        }
+        get("/alerts/recent") { request, _ in
+            let limit = try Query.int(request, "limit", default: 20, range: 1...1000)
+            return try JSONBody.response(try d.serving.recentAlerts(limit: limit).map(JSONBody.alert))
+        }
+        get("/alerts/card/{card_id}") { request, context in
+            let card = try context.parameters.require("card_id")
+            let limit = try Query.int(request, "limit", default: 100, range: 1...1000)
+            return try JSONBody.response(try d.serving.alerts(cardID: card, limit: limit).map(JSONBody.alert))
+        }
+        get("/alerts/{transaction_id}") { _, context in
+            let id = try context.parameters.require("transaction_id")
+            guard let alert = try d.serving.alert(transactionID: id) else {
+                throw Problem(.notFound, "Not Found", detail: "no alert for transaction '\(id)'")
+            }
+            return try JSONBody.response(JSONBody.alert(alert))
+        }
+        post("/alerts/{transaction_id}/feedback") { request, context in
+            let id = try context.parameters.require("transaction_id")
+            let body = try await Body.collect(request, limit: s.maxBodyBytes)
+            let verdict = try Feedback.parse(body)
+            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            guard try d.serving.recordFeedback(transactionID: id, fraud: verdict, at: now) else {
+                throw Problem(.notFound, "Not Found", detail: "no alert for transaction '\(id)'")
+            }
+            d.doorbell?.ring()
+            return try JSONBody.response(
+                ["transaction_id": id, "feedback": verdict ? "fraud" : "legitimate", "label": "appended to the labels log"])
+        }
+        get("/stats/summary") { _, _ in
+            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            return try JSONBody.response(JSONBody.summary(try d.serving.stats(from: now - 86_400_000_000)))
+        }
+        get("/stats/timeseries") { request, _ in
+            let bucket = try Query.duration(request, "bucket", default: 60, range: 60...86_400)
+            let window = try Query.duration(request, "window", default: 3_600, range: 60...(30 * 86_400))
+            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            let buckets = try d.serving.timeseries(from: now - Int64(window) * 1_000_000, bucketMicros: Int64(bucket) * 1_000_000)
+            return try JSONBody.response([
+                "bucket_seconds": bucket, "window_seconds": window, "buckets": buckets.map(JSONBody.bucket),
+            ])
+        }
+        get("/pipeline/health") { _, _ in
+            guard let report = try d.monitoring.latestHealth() else {
+                throw Problem(.notFound, "Not Found", detail: "no health check has run yet")
+            }
+            return try JSONBody.response(JSONBody.health(report))
+        }
+        get("/pipeline/alerts") { request, _ in
+            let limit = try Query.int(request, "limit", default: 50, range: 1...1000)
+            return try JSONBody.response(try d.monitoring.systemAlerts(limit: limit).map(JSONBody.systemAlert))
+        }
+        get("/metrics") { _, _ in
+            let text = d.metrics.render(
+                lag: try? d.monitoring.processorLag(), deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: text)))
+        }
+        get("/models") { _, _ in
+            try JSONBody.response(try d.models.models().map(JSONBody.model))
+        }
+        post("/models/{version}/promote") { _, context in
+            guard let version = Int(try context.parameters.require("version")) else {
+                throw Problem(.badRequest, "Bad Request", detail: "the model version must be a number")
+            }
+            guard try d.models.models().contains(where: { $0.version == version }) else {
+                throw Problem(.notFound, "Not Found", detail: "no model version \(version)")
+            }
+            // The registry's rule on the stored test metrics (no data to re-score on here).
+            let decision = try d.models.promote(version: version, productionAP: nil)
+            if decision.promoted, let modelSwitch = d.modelSwitch {
+                modelSwitch.swap(to: try Scorer(artifact: try d.models.artifact(of: version), version: version))
+            }
+            return try JSONBody.response(["version": version, "promoted": decision.promoted, "reason": decision.reason])
+        }
+        // Middleware first: Hummingbird applies to a route only the middleware added before it.
+        var table = RouteTable()
+        for e in endpoints { table.add(e.method, e.path) }
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ProblemMiddleware(routes: table))
+        router.add(middleware: BearerTokenMiddleware(token: s.token))
+        for e in endpoints {
+            let path = RouterPath(hummingbird(e.path))
+            if e.method == "GET" { router.get(path, use: e.handler) } else { router.post(path, use: e.handler) }
+        }
+        routes = table
+        return router
+    }
+
+    /// `{name}` (OpenAPI) as `:name` (Hummingbird).
+    func hummingbird(_ path: String) -> String {
+        path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : String($0) }
+            .joined(separator: "/").withLeadingSlash
+    }
+}
+
+extension String {
+    var withLeadingSlash: String { hasPrefix("/") ? self : "/" + self }
+}
+
+enum Body {
+    /// The request body, at most `limit` bytes (413 beyond: a length header over it is refused
+    /// before reading, a body without one as soon as it passes the limit).
+    static func collect(_ request: Request, limit: Int) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw Problem(.contentTooLarge, "Content Too Large", detail: "the body has \(length) bytes; the limit is \(limit)")
+        }
+        var bytes: [UInt8] = []
+        for try await chunk in request.body {
+            bytes.append(contentsOf: chunk.readableBytesView)
+            if bytes.count > limit {
+                throw Problem(.contentTooLarge, "Content Too Large", detail: "the body is over the limit of \(limit) bytes")
+            }
+        }
+        return bytes
+    }
+}
+
+/// Query parameters, checked: a bad one is a 400 naming it.
+enum Query {
+    static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters[name[...]] else { return value }
+        guard let n = Int(String(text)), range.contains(n) else {
+            throw Problem(
+                .badRequest, "Bad Request",
+                detail: "query parameter '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound)",
+                errors: [
+                    FieldIssue(field: name, problem: "'\(text)' is not an integer in \(range.lowerBound)...\(range.upperBound)")
+                ])
+        }
+        return n
+    }
+
+    /// Seconds, written `90`, `90s`, `15m`, `1h` or `7d`.
+    static func duration(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters[name[...]].map(String.init) else { return value }
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+        var number = text
+        var unit = 1
+        if let last = text.last, let u = units[last] {
+            unit = u
+            number = String(text.dropLast())
+        }
+        guard let n = Int(number), range.contains(n * unit) else {
+            throw Problem(
+                .badRequest, "Bad Request",
+                detail:
+                    "query parameter '\(name)' must be a duration like 60s, 15m, 1h or 7d between \(range.lowerBound) and \(range.upperBound) seconds",
+                errors: [FieldIssue(field: name, problem: "'\(text)' is not such a duration")])
+        }
+        return n * unit
+    }
+}
+
+enum Feedback {
+    /// `{"label": "fraud" | "legitimate"}`.
+    static func parse(_ body: [UInt8]) throws -> Bool {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw Problem(
+                .badRequest, "Bad Request", detail: "the body must be a JSON object: {\"label\": \"fraud\" | \"legitimate\"}")
+        }
+        guard let label = object["label"] as? String, label == "fraud" || label == "legitimate" else {
+            throw Problem(
+                .unprocessableContent, "Unprocessable Content", detail: "feedback needs a label",
+                errors: [FieldIssue(field: "label", problem: "must be \"fraud\" or \"legitimate\"")])
+        }
+        return label == "fraud"
+    }
+}

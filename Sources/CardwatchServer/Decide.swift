@@ -1,0 +1,122 @@
+import CardwatchCore
+import CardwatchPipeline
+import Foundation
+import Hummingbird
+
+/// `POST /v1/transactions` and `POST /predict`: validate, append to the log through the
+/// same ingest as every other source (dead letters, duplicates), wait for the processor's
+/// decision, and answer with it.
+struct Decide: Sendable {
+    let dependencies: ServerDependencies
+
+    /// One transaction (a JSON object), or many (a JSON array, or JSON Lines).
+    func transactions(_ body: [UInt8]) async throws -> Response {
+        let began = ContinuousClock.now
+        let text = body.drop {
+            $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t")
+        }
+        guard !text.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "the body is empty") }
+        var records: [[UInt8]]
+        let single: Bool
+        if text.first == UInt8(ascii: "[") {
+            guard let array = try? JSONSerialization.jsonObject(with: Data(text)) as? [Any] else {
+                throw Problem(.badRequest, "Bad Request", detail: "the body starts with '[' but is not a JSON array")
+            }
+            records = try array.map { element in
+                guard JSONSerialization.isValidJSONObject(element) else {
+                    throw Problem(
+                        .unprocessableContent, "Unprocessable Content", detail: "array elements must be transaction objects")
+                }
+                return Array(try JSONSerialization.data(withJSONObject: element))
+            }
+            single = false
+        } else {
+            records = text.split(separator: UInt8(ascii: "\n")).map(Array.init).filter {
+                !$0.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
+            }
+            single = records.count == 1
+        }
+        guard !records.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "no transactions in the body") }
+        return try await decide(records, single: single, began: began)
+    }
+
+    /// The request shape of the systems Cardwatch replaces: `transaction_id`, `user_id` or
+    /// `card_id`, `amount`, `merchant_id`, optional `is_international` (accepted; not a
+    /// feature of schema v1) and `timestamp` (default: now).
+    func predict(_ body: [UInt8]) async throws -> Response {
+        let began = ContinuousClock.now
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
+        }
+        var record = object
+        if record["card_id"] == nil, let user = record["user_id"] { record["card_id"] = user }
+        record.removeValue(forKey: "user_id")
+        record.removeValue(forKey: "is_international")
+        if record["timestamp"] == nil {
+            record["timestamp"] = Timestamp(microseconds: Int64((Date().timeIntervalSince1970 * 1e6).rounded())).rfc3339
+        }
+        if record["currency"] == nil { record["currency"] = "USD" }
+        let data = try JSONSerialization.data(withJSONObject: record)
+        return try await decide([Array(data)], single: true, began: began)
+    }
+
+    private func decide(_ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant) async throws -> Response {
+        let d = dependencies
+        var decoder = TransactionJSONDecoder()
+        var valid: [IngestRecord] = []
+        var invalid: [(index: Int, issues: [FieldIssue])] = []
+        var batch = IngestBatch(source: "http")
+        for (i, bytes) in records.enumerated() {
+            switch bytes.withUnsafeBytes({ decoder.decode($0) }) {
+            case .success(let t): valid.append(IngestRecord(transaction: t, line: i + 1))
+            case .failure(let e):
+                invalid.append((i, e.issues))
+                batch.deadLetters.append(DeadLetter(source: "http", line: i + 1, issues: e.issues, raw: bytes))
+            }
+        }
+        batch.records = valid
+        let ids = valid.map(\.transaction.transactionID)
+        d.waiters.expect(ids)
+        let outcome = try d.store.ingest(batch)
+        d.metrics.observe(outcome)
+        d.doorbell?.ring()
+        if valid.isEmpty {
+            let errors =
+                single
+                ? invalid[0].issues
+                : invalid.flatMap { r in r.issues.map { FieldIssue(field: "[\(r.index)].\($0.field)", problem: $0.problem) } }
+            throw Problem(
+                .unprocessableContent, "Unprocessable Content",
+                detail: single
+                    ? "the transaction is not valid under schema v1 (kept in the dead-letter log)"
+                    : "no transaction is valid under schema v1 (all kept in the dead-letter log)",
+                errors: errors)
+        }
+        let duplicates = Set(outcome.duplicates)
+        var answers: [[String: Any]] = []
+        for record in valid {
+            let id = record.transaction.transactionID
+            if duplicates.contains(id) {
+                d.waiters.expire(id)
+                // Already decided: the answer it got then (a retry must not be decided twice).
+                if let stored = try d.serving.decision(transactionID: id) {
+                    answers.append(JSONBody.stored(stored, duplicate: true))
+                    continue
+                }
+            }
+            guard let decision = await d.waiters.decision(for: id, timeout: d.decisionTimeout) else {
+                throw Problem(
+                    .serviceUnavailable, "Service Unavailable",
+                    detail: "transaction '\(id)' is in the log but was not decided within \(d.decisionTimeout); it will be")
+            }
+            let elapsed = ContinuousClock.now - began
+            let ms = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
+            answers.append(JSONBody.decision(id, decision, latencyMs: ms))
+        }
+        if single { return try JSONBody.response(answers[0]) }
+        let errors = invalid.map { r -> [String: Any] in
+            ["index": r.index, "errors": r.issues.map { ["field": $0.field, "problem": $0.problem] }]
+        }
+        return try JSONBody.response(["decisions": answers, "invalid": errors])
+    }
+}

@@ -1,0 +1,92 @@
+import CardwatchFeatures
+public import CardwatchPipeline
+import Metrics
+public import Prometheus
+import Synchronization
+
+/// The pipeline's Prometheus metrics, through swift-metrics with swift-prometheus as the
+/// backend. Each server has its own registry (passed as the factory), so tests and a
+/// process's single server do not share global state.
+public final class PipelineMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let transactions: [Action: Metrics.Counter]
+    private let predictions: [RiskTier: Metrics.Counter]
+    private let latency: Metrics.Timer
+    private let modelVersion: Metrics.Gauge
+    private let cacheHits: Metrics.Counter
+    private let deadLetters: Metrics.Counter
+    private let duplicates: Metrics.Counter
+    private let lag: Metrics.Gauge
+    private let alerts: Metrics.Counter
+    private let deadLettersSeen = Mutex<Int>(0)
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Decisions take about a millisecond: buckets from 100 µs to 1 s.
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(1_000),
+        ]
+        transactions = Dictionary(
+            uniqueKeysWithValues: Action.allCases.map {
+                (
+                    $0,
+                    Metrics.Counter(
+                        label: "cardwatch_transactions_total", dimensions: [("outcome", $0.rawValue)], factory: factory)
+                )
+            })
+        predictions = Dictionary(
+            uniqueKeysWithValues: RiskTier.allCases.map {
+                (
+                    $0,
+                    Metrics.Counter(
+                        label: "cardwatch_predictions_total", dimensions: [("risk_tier", $0.rawValue)], factory: factory)
+                )
+            })
+        latency = Metrics.Timer(label: "cardwatch_prediction_latency_seconds", factory: factory)
+        modelVersion = Metrics.Gauge(label: "cardwatch_model_version", factory: factory)
+        cacheHits = Metrics.Counter(label: "cardwatch_feature_cache_hits_total", factory: factory)
+        deadLetters = Metrics.Counter(label: "cardwatch_dead_letters_total", factory: factory)
+        duplicates = Metrics.Counter(label: "cardwatch_duplicates_total", factory: factory)
+        lag = Metrics.Gauge(label: "cardwatch_consumer_lag", factory: factory)
+        alerts = Metrics.Counter(label: "cardwatch_alerts_total", factory: factory)
+    }
+
+    /// A decided batch: outcomes, tiers, latencies (append to decision), alerts, the model.
+    /// A feature-cache hit is a transaction whose card already had state in the online
+    /// feature store: an earlier event within the state's 30 days (a first transaction's
+    /// `time_since_last_tx_s` is the 30-day cap).
+    public func observe(_ batch: ProcessedBatch) {
+        for t in batch.transactions {
+            transactions[t.decision.action]?.increment()
+            predictions[t.decision.tier]?.increment()
+            latency.recordMicroseconds(t.latencyMicros)
+            if t.decision.isAlert { alerts.increment() }
+            if t.features[.timeSinceLastTxS] < 2_592_000 { cacheHits.increment() }
+        }
+        if let last = batch.transactions.last { modelVersion.record(last.decision.modelVersion) }
+    }
+
+    public func observe(_ ingest: IngestOutcome) {
+        if !ingest.duplicates.isEmpty { duplicates.increment(by: ingest.duplicates.count) }
+    }
+
+    public func setModelVersion(_ version: Int) { modelVersion.record(version) }
+
+    /// The Prometheus text exposition, with the consumer lag as of now and the dead letters
+    /// counted from the dead-letter log (every source's, other processes' too).
+    public func render(lag now: Int64?, deadLettersTotal: Int?) -> [UInt8] {
+        if let now { lag.record(now) }
+        if let total = deadLettersTotal {
+            let delta = deadLettersSeen.withLock { seen -> Int in
+                defer { seen = max(seen, total) }
+                return max(0, total - seen)
+            }
+            if delta > 0 { deadLetters.increment(by: delta) }
+        }
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        return out
+    }
+}
