@@ -341,3 +341,43 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
         }
     }
 }
+
+@Suite struct OpenAPITests {
+    @Test func theDocumentListsExactlyTheServersRoutes() throws {
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPI.document.utf8)) as? [String: Any])
+        #expect(doc["openapi"] as? String == "3.1.0")
+        let paths = try #require(doc["paths"] as? [String: [String: Any]])
+        let documented = Set(paths.flatMap { path, ops in ops.keys.map { "\($0.uppercased()) \(path)" } })
+        let fixture = try Fixture()
+        defer { fixture.close() }
+        var api = fixture.api
+        _ = api.router()
+        let served = Set(api.routes.routes.map { "\($0.method) \($0.path)" })
+        #expect(
+            documented == served,
+            "documented only: \(documented.subtracting(served)); served only: \(served.subtracting(documented))")
+        // Every path parameter of a route is declared in the document.
+        for (path, ops) in paths {
+            let names = path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) }
+            for (_, op) in ops {
+                let declared = ((op as? [String: Any])?["parameters"] as? [[String: Any]] ?? []).compactMap {
+                    ($0["name"] as? String) ?? ($0["$ref"] as? String)?.split(separator: "/").last.map(String.init)
+                }
+                for name in names { #expect(declared.contains(name), "\(path) does not declare {\(name)}") }
+            }
+        }
+    }
+
+    @Test func theDocumentAndItsPageAreServed() async throws {
+        try await Fixture().test { client in
+            try await client.execute(uri: "/openapi.json", method: .get) {
+                #expect($0.status == .ok)
+                #expect(json($0)["openapi"] as? String == "3.1.0")
+            }
+            try await client.execute(uri: "/docs", method: .get) {
+                #expect($0.status == .ok)
+                #expect(String(buffer: $0.body).contains("fetch('/openapi.json')"))
+            }
+        }
+    }
+}

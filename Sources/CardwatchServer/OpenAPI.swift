@@ -1,0 +1,260 @@
+/// The OpenAPI 3.1 document of the API, maintained by hand next to the routes; a test
+/// holds its paths and methods to the router's, so the two cannot drift apart.
+public enum OpenAPI {
+    public static let document = #"""
+        {
+          "openapi": "3.1.0",
+          "info": {
+            "title": "Cardwatch",
+            "version": "1.0.0",
+            "description": "Real-time card-fraud detection: synchronous decisions, alerts with their reasons, analyst feedback, statistics, pipeline health and the model registry. Errors are application/problem+json. When the server has a token, every POST needs Authorization: Bearer <token>."
+          },
+          "servers": [{"url": "/"}],
+          "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+              "Transaction": {
+                "type": "object",
+                "required": ["transaction_id", "card_id", "amount", "timestamp", "merchant_id", "currency"],
+                "properties": {
+                  "transaction_id": {"type": "string", "maxLength": 64},
+                  "card_id": {"type": "string", "maxLength": 64},
+                  "amount": {"type": "number", "exclusiveMinimum": 0},
+                  "timestamp": {"type": "string", "format": "date-time"},
+                  "merchant_id": {"type": "string", "maxLength": 64},
+                  "merchant_category": {"type": "string", "pattern": "^[0-9]{4}$"},
+                  "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                  "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+                  "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+                  "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                  "channel": {"type": "string", "enum": ["in_store", "online", "atm"]},
+                  "customer_id": {"type": "string"}
+                }
+              },
+              "PredictRequest": {
+                "type": "object",
+                "required": ["transaction_id", "amount", "merchant_id"],
+                "properties": {
+                  "transaction_id": {"type": "string"},
+                  "user_id": {"type": "string"},
+                  "card_id": {"type": "string"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0},
+                  "merchant_id": {"type": "string"},
+                  "is_international": {"type": "boolean"},
+                  "timestamp": {"type": "string", "format": "date-time"}
+                }
+              },
+              "Reason": {
+                "type": "object",
+                "required": ["kind", "name"],
+                "properties": {
+                  "kind": {"type": "string", "enum": ["feature", "rule"]},
+                  "name": {"type": "string"},
+                  "value": {"type": "number"},
+                  "contribution": {"type": "number"},
+                  "detail": {"type": "string"}
+                }
+              },
+              "Decision": {
+                "type": "object",
+                "required": ["transaction_id", "fraud_probability", "risk_tier", "action", "reasons", "model_version", "latency_ms"],
+                "properties": {
+                  "transaction_id": {"type": "string"},
+                  "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
+                  "risk_tier": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+                  "action": {"type": "string", "enum": ["approve", "review", "decline"]},
+                  "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+                  "model_version": {"type": "integer"},
+                  "latency_ms": {"type": "number"},
+                  "duplicate": {"type": "boolean"}
+                }
+              },
+              "Alert": {
+                "type": "object",
+                "required": ["transaction_id", "card_id", "merchant_id", "amount", "timestamp", "fraud_probability", "risk_tier", "action", "model_version", "reasons", "decided_at"],
+                "properties": {
+                  "transaction_id": {"type": "string"}, "card_id": {"type": "string"}, "merchant_id": {"type": "string"},
+                  "amount": {"type": "number"}, "timestamp": {"type": "string", "format": "date-time"},
+                  "fraud_probability": {"type": "number"}, "risk_tier": {"type": "string"}, "action": {"type": "string"},
+                  "model_version": {"type": "integer"}, "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+                  "fraud_pattern": {"type": "string"}, "feedback": {"type": "string", "enum": ["fraud", "legitimate"]},
+                  "decided_at": {"type": "string", "format": "date-time"}
+                }
+              },
+              "Problem": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {
+                  "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+                  "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}}
+                }
+              },
+              "Object": {"type": "object"}
+            },
+            "responses": {
+              "Problem": {"description": "The problem, as application/problem+json", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            },
+            "parameters": {
+              "limit": {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+              "transaction_id": {"name": "transaction_id", "in": "path", "required": true, "schema": {"type": "string"}}
+            }
+          },
+          "paths": {
+            "/v1/transactions": {
+              "post": {
+                "summary": "Decide one transaction (a JSON object) or many (a JSON array or JSON Lines), synchronously",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {
+                  "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Transaction"}, {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}}]}},
+                  "application/x-ndjson": {"schema": {"type": "string"}}
+                }},
+                "responses": {
+                  "200": {"description": "The decision (one object), or {decisions, invalid} for several", "content": {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Decision"}, {"$ref": "#/components/schemas/Object"}]}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/predict": {
+              "post": {
+                "summary": "Decide a transaction given in the original systems' request shape",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+                "responses": {
+                  "200": {"description": "The decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/alerts/recent": {
+              "get": {
+                "summary": "The latest alerts (default 20)",
+                "parameters": [{"$ref": "#/components/parameters/limit"}],
+                "responses": {"200": {"description": "Alerts, newest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/alerts/card/{card_id}": {
+              "get": {
+                "summary": "A card's alerts, latest event first",
+                "parameters": [{"name": "card_id", "in": "path", "required": true, "schema": {"type": "string"}}, {"$ref": "#/components/parameters/limit"}],
+                "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/alerts/{transaction_id}": {
+              "get": {
+                "summary": "One alert with its reasons",
+                "parameters": [{"$ref": "#/components/parameters/transaction_id"}],
+                "responses": {"200": {"description": "The alert", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
+                  "404": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/alerts/{transaction_id}/feedback": {
+              "post": {
+                "summary": "An analyst's verdict; it becomes a label event for the merchant fraud rates and retraining",
+                "security": [{"bearer": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/transaction_id"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "properties": {"label": {"type": "string", "enum": ["fraud", "legitimate"]}}}}}},
+                "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/stats/summary": {
+              "get": {
+                "summary": "The last 24 hours of processing: volume, fraud rate, alerts by tier and pattern, latency",
+                "responses": {"200": {"description": "Summary", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}
+              }
+            },
+            "/stats/timeseries": {
+              "get": {
+                "summary": "Bucketed counts over processing time",
+                "parameters": [
+                  {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+[smhd]?$"}, "description": "60s … 1d, default 60s"},
+                  {"name": "window", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+[smhd]?$"}, "description": "60s … 30d, default 1h"}
+                ],
+                "responses": {"200": {"description": "Buckets", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/pipeline/health": {
+              "get": {
+                "summary": "The latest health check's report",
+                "responses": {"200": {"description": "Report", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                  "404": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/pipeline/alerts": {
+              "get": {
+                "summary": "System-level alerts, newest first",
+                "parameters": [{"$ref": "#/components/parameters/limit"}],
+                "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/metrics": {
+              "get": {
+                "summary": "Prometheus text exposition",
+                "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+              }
+            },
+            "/models": {
+              "get": {
+                "summary": "Registered models with their stage and test metrics",
+                "responses": {"200": {"description": "Models", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}}}
+              }
+            },
+            "/models/{version}/promote": {
+              "post": {
+                "summary": "Promote a version by the registry's rule; a promoted model is hot-swapped in",
+                "security": [{"bearer": []}, {}],
+                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/openapi.json": {
+              "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}}
+            },
+            "/docs": {
+              "get": {"summary": "This document for people", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}
+            }
+          }
+        }
+        """#
+
+    /// A page that renders the document, served from the binary (no CDN).
+    public static let page = #"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>Cardwatch API</title>
+        <style>
+        body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+        h1{margin-bottom:.2rem} .op{border:1px solid #ddd;border-radius:6px;margin:.8rem 0;padding:.6rem .9rem}
+        .m{font-weight:700;display:inline-block;min-width:4.2rem} .get{color:#06c} .post{color:#080}
+        code{background:#f4f4f4;padding:0 .25rem;border-radius:3px} small{color:#666}
+        </style></head><body>
+        <h1>Cardwatch API</h1><p id="desc"></p><div id="ops">Loading <code>/openapi.json</code>…</div>
+        <script>
+        fetch('/openapi.json').then(r => r.json()).then(doc => {
+          document.getElementById('desc').textContent = doc.info.description;
+          const ops = document.getElementById('ops'); ops.textContent = '';
+          for (const [path, item] of Object.entries(doc.paths)) {
+            for (const [method, op] of Object.entries(item)) {
+              const div = document.createElement('div'); div.className = 'op';
+              const params = (op.parameters || []).map(p => p.$ref ? p.$ref.split('/').pop() : p.name);
+              const codes = Object.keys(op.responses || {}).join(', ');
+              div.innerHTML = `<span class="m ${method}">${method.toUpperCase()}</span><code>${path}</code>
+                <div>${op.summary || ''}</div><small>${params.length ? 'parameters: ' + params.join(', ') + ' · ' : ''}responses: ${codes}</small>`;
+              ops.appendChild(div);
+            }
+          }
+        });
+        </script></body></html>
+        """#
+}
