@@ -2,6 +2,7 @@ import CardwatchCore
 public import CardwatchPipeline
 import Foundation
 public import Hummingbird
+import HummingbirdWebSocket
 
 /// What the HTTP API works with: the warehouse, the log, the health records, the model
 /// registry, and the running processor's decisions.
@@ -19,6 +20,8 @@ public struct ServerDependencies: Sendable {
     public var decisionTimeout: Duration = .seconds(5)
     /// Fed by the caller with every decided batch (`observe`); rendered at /metrics.
     public var metrics = PipelineMetrics()
+    /// Fed by the caller with every committed batch (`publish`); streamed at /alerts/stream.
+    public var feed = AlertFeed()
 
     public init(
         serving: any ServingStore, store: any PipelineStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -58,8 +61,22 @@ public struct CardwatchAPI: Sendable {
     public func application() -> some ApplicationProtocol {
         var api = self
         let router = api.router()
+        let feed = dependencies.feed
         return Application(
             router: router,
+            server: .http1WebSocketUpgrade { request, _, _ in
+                // The live alert feed: every committed alert as a JSON text message.
+                guard request.path?.split(separator: "?").first == "/alerts/stream" else { return .dontUpgrade }
+                return .upgrade([:]) { inbound, outbound, _ in
+                    let alerts = feed.subscribe()
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { for try await _ in inbound {} }  // until the client closes
+                        group.addTask { for await text in alerts { try await outbound.write(.text(text)) } }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                }
+            },
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "cardwatch"))
     }
 
@@ -83,6 +100,16 @@ public struct CardwatchAPI: Sendable {
         get("/alerts/recent") { request, _ in
             let limit = try Query.int(request, "limit", default: 20, range: 1...1000)
             return try JSONBody.response(try d.serving.recentAlerts(limit: limit).map(JSONBody.alert))
+        }
+        get("/alerts/stream") { _, _ in
+            throw Problem(
+                .upgradeRequired, "Upgrade Required", detail: "/alerts/stream is a WebSocket: connect with Upgrade: websocket",
+                headers: [.upgrade: "websocket"])
+        }
+        get("/") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: Dashboard.page)))
         }
         get("/alerts/card/{card_id}") { request, context in
             let card = try context.parameters.require("card_id")

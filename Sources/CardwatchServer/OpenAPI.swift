@@ -137,6 +137,15 @@ public enum OpenAPI {
                   "400": {"$ref": "#/components/responses/Problem"}}
               }
             },
+            "/alerts/stream": {
+              "get": {
+                "summary": "The live alert feed, a WebSocket: every committed alert as a JSON text message (a Decision with card_id, merchant_id, amount, timestamp)",
+                "responses": {"101": {"description": "Switching to the WebSocket protocol"}, "426": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/": {
+              "get": {"summary": "The live dashboard", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}
+            },
             "/alerts/card/{card_id}": {
               "get": {
                 "summary": "A card's alerts, latest event first",

@@ -61,10 +61,12 @@ struct Run: AsyncParsableCommand {
         let (store, registry, processor, state) = try pipeline.openPipeline()
         let waiters = DecisionWaiters()
         let metrics = PipelineMetrics()
+        let feed = AlertFeed()
         metrics.setModelVersion(processor.scorer.modelVersion)
         processor.onCommit = {
             waiters.deliver($0)
             metrics.observe($0)
+            feed.publish($0)
         }
         let pipeline = pipeline
         let handle = ProcessorHandle(processor) {
@@ -74,6 +76,7 @@ struct Run: AsyncParsableCommand {
             processor.onCommit = {
                 waiters.deliver($0)
                 metrics.observe($0)
+                feed.publish($0)
             }
             return processor
         }
@@ -115,6 +118,7 @@ struct Run: AsyncParsableCommand {
             serving: store, store: store, monitoring: store, models: registry, waiters: waiters, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics
+        dependencies.feed = feed
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(

@@ -8,7 +8,9 @@ import CardwatchStorage
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HummingbirdWSTesting
 import Testing
+import WSCore
 
 /// A data directory with a production model (probability 0.5 at $1,000), a processor
 /// running on its own thread, and the API over them.
@@ -19,6 +21,7 @@ final class Fixture: @unchecked Sendable {
     let registry: ModelRegistry
     let api: CardwatchAPI
     let waiters = DecisionWaiters()
+    var feedSubscribers: Int { api.dependencies.feed.subscriberCount }
     let state = PipelineState()
     private let stop = StopSignal()
     private let stopped = StopSignal()
@@ -42,9 +45,11 @@ final class Fixture: @unchecked Sendable {
         let processor = try Processor(store: store, scorer: try Scorer(artifact: artifact, version: version))
         let waiters = waiters
         let metrics = PipelineMetrics()
+        let feed = AlertFeed()
         processor.onCommit = {
             waiters.deliver($0)
             metrics.observe($0)
+            feed.publish($0)
         }
         processor.state = state
         let handle = ProcessorHandle(processor)
@@ -65,6 +70,7 @@ final class Fixture: @unchecked Sendable {
             serving: store, store: store, monitoring: store, models: registry, waiters: waiters, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics
+        dependencies.feed = feed
         api = CardwatchAPI(dependencies: dependencies, settings: settings)
     }
 
@@ -75,9 +81,9 @@ final class Fixture: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    func test(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { close() }
-        try await api.application().test(.router, body)
+        try await api.application().test(setup, body)
     }
 }
 
@@ -380,4 +386,50 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
             }
         }
     }
+}
+
+@Suite struct LiveFeedTests {
+    @Test func alertsArriveOverTheWebSocketAndTheDashboardIsServed() async throws {
+        let fixture = try Fixture()
+        let received = Messages()
+        try await fixture.test(.live) { client in
+            let page = try await client.execute(uri: "/", method: .get)
+            #expect(page.status == .ok)
+            #expect(String(buffer: page.body).contains("/alerts/stream"))
+            let plain = try await client.execute(uri: "/alerts/stream", method: .get)
+            #expect(plain.status == .upgradeRequired)
+            try await client.ws("/alerts/stream") { inbound, _, _ in
+                // Once subscribed, decide a fraud-looking and a normal transaction through the API.
+                let post = Task {
+                    while fixture.feedSubscribers == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                    let lines = [transaction("w1", amount: 5_000), transaction("w2", amount: 3, seconds: 2)]
+                    let response = try await client.execute(
+                        uri: "/v1/transactions", method: .post, body: body(lines.joined(separator: "\n")))
+                    return response.status
+                }
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    if case .text(let text) = message {
+                        received.add(text)
+                        break
+                    }
+                }
+                let status = try await post.value
+                received.add("status \(status.code)")
+            }
+        }
+        let all = received.all
+        #expect(all.last == "status 200")
+        let first = try #require(all.first)
+        let alert = try #require(try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])
+        #expect(alert["transaction_id"] as? String == "w1" && alert["card_id"] as? String == "card_1")
+        #expect((alert["reasons"] as? [Any])?.isEmpty == false)
+    }
+}
+
+final class Messages: @unchecked Sendable {
+    // `@unchecked Sendable`: `list` is touched only under `lock`.
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.withLock { list.append(s) } }
+    var all: [String] { lock.withLock { list } }
 }

@@ -1,0 +1,135 @@
+/// The live dashboard, one page served from the binary (no CDN, no build step): the alert
+/// feed over the WebSocket, charts of the last hour, the production model, pipeline health,
+/// and an alert's reasons with the two feedback buttons.
+enum Dashboard {
+    static let page = #"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>Cardwatch</title>
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <style>
+        :root{--bg:#0f1419;--panel:#182029;--line:#2a3542;--text:#dde3ea;--dim:#8a97a6;--crit:#ff5d5d;--high:#ffb020;--ok:#3ccf7a}
+        *{box-sizing:border-box} body{margin:0;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--text)}
+        header{display:flex;gap:1.5rem;align-items:baseline;padding:.8rem 1.2rem;border-bottom:1px solid var(--line)}
+        header h1{font-size:1.2rem;margin:0} .dim{color:var(--dim)} .ok{color:var(--ok)} .bad{color:var(--crit)}
+        main{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1rem;padding:1rem 1.2rem}
+        section{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem}
+        h2{font-size:.95rem;margin:0 0 .6rem;color:var(--dim);font-weight:600;text-transform:uppercase;letter-spacing:.04em}
+        table{width:100%;border-collapse:collapse} td,th{padding:.3rem .4rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+        tbody tr{cursor:pointer} tbody tr:hover{background:#1f2a36} .tier-critical{color:var(--crit)} .tier-high{color:var(--high)}
+        canvas{width:100%;height:90px;display:block;margin-bottom:.6rem} .charts span{font-size:.8rem;color:var(--dim)}
+        button{background:#23303d;color:var(--text);border:1px solid var(--line);border-radius:5px;padding:.35rem .8rem;cursor:pointer;margin-right:.5rem}
+        button:hover{border-color:var(--dim)} #detail pre{white-space:pre-wrap;margin:.4rem 0}
+        .bar{display:inline-block;height:.6rem;background:var(--high);vertical-align:middle;margin-right:.3rem}
+        </style></head><body>
+        <header><h1>Cardwatch</h1><span id="model" class="dim">model …</span><span id="health" class="dim">health …</span>
+        <span id="feed" class="dim">feed: connecting…</span></header>
+        <main>
+        <section><h2>Live alerts</h2>
+          <table><thead><tr><th>time</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
+          <tbody id="alerts"></tbody></table></section>
+        <div>
+        <section class="charts"><h2>Last hour</h2>
+          <span>transactions / minute</span><canvas id="c-tx"></canvas>
+          <span>fraud rate (alerts / transactions)</span><canvas id="c-rate"></canvas>
+          <span>mean latency, append → decision (ms)</span><canvas id="c-lat"></canvas></section>
+        <section id="detail" style="margin-top:1rem"><h2>Alert</h2><div class="dim">Select an alert.</div></section>
+        </div></main>
+        <script>
+        const $ = id => document.getElementById(id);
+        const alerts = new Map();
+        function token() { return localStorage.getItem('cardwatch-token') || ''; }
+        function row(a) {
+          const tr = document.createElement('tr');
+          tr.dataset.id = a.transaction_id;
+          const cells = [new Date(a.timestamp).toLocaleTimeString(), a.transaction_id, a.card_id,
+            Number(a.amount).toFixed(2), Number(a.fraud_probability).toFixed(3), a.risk_tier, a.action];
+          cells.forEach((c, i) => { const td = document.createElement('td'); td.textContent = c;
+            if (i === 5) td.className = 'tier-' + a.risk_tier; tr.appendChild(td); });
+          tr.onclick = () => show(a.transaction_id);
+          return tr;
+        }
+        function add(a, live) {
+          alerts.set(a.transaction_id, a);
+          const body = $('alerts');
+          body.insertBefore(row(a), body.firstChild);
+          while (body.children.length > 100) body.removeChild(body.lastChild);
+        }
+        async function show(id) {
+          const r = await fetch('/alerts/' + encodeURIComponent(id));
+          const a = r.ok ? await r.json() : alerts.get(id);
+          const d = $('detail'); d.innerHTML = '<h2>Alert</h2>';
+          const head = document.createElement('div');
+          head.innerHTML = `<b></b> · card <span></span> · $<span></span> · p=<span></span> · <span></span>`;
+          const s = head.querySelectorAll('b,span');
+          [a.transaction_id, a.card_id, Number(a.amount).toFixed(2), Number(a.fraud_probability).toFixed(4),
+           a.risk_tier + ' → ' + a.action + (a.feedback ? ' · feedback: ' + a.feedback : '')].forEach((t, i) => s[i].textContent = t);
+          d.appendChild(head);
+          const list = document.createElement('div');
+          const max = Math.max(...(a.reasons || []).map(x => Math.abs(x.contribution || 0)), 1e-9);
+          for (const x of a.reasons || []) {
+            const line = document.createElement('div');
+            const bar = document.createElement('span'); bar.className = 'bar';
+            bar.style.width = (x.kind === 'rule' ? 40 : Math.round(120 * Math.abs(x.contribution) / max)) + 'px';
+            const text = document.createElement('span');
+            text.textContent = x.kind === 'rule' ? `rule ${x.name}: ${x.detail || ''}`
+              : `${x.name} = ${Number(x.value).toPrecision(4)} (${x.contribution > 0 ? '+' : ''}${Number(x.contribution).toFixed(3)})`;
+            line.append(bar, text); list.appendChild(line);
+          }
+          d.appendChild(list);
+          const buttons = document.createElement('div'); buttons.style.marginTop = '.6rem';
+          for (const label of ['fraud', 'legitimate']) {
+            const b = document.createElement('button'); b.textContent = 'Mark ' + label;
+            b.onclick = async () => {
+              const headers = {'Content-Type': 'application/json'};
+              if (token()) headers['Authorization'] = 'Bearer ' + token();
+              let r = await fetch(`/alerts/${encodeURIComponent(id)}/feedback`, {method: 'POST', headers, body: JSON.stringify({label})});
+              if (r.status === 401) { const t = prompt('Token for writes'); if (t) { localStorage.setItem('cardwatch-token', t); b.click(); } return; }
+              show(id);
+            };
+            buttons.appendChild(b);
+          }
+          d.appendChild(buttons);
+        }
+        function chart(canvas, values, color, format) {
+          const ctx = canvas.getContext('2d'); const w = canvas.width = canvas.clientWidth * devicePixelRatio;
+          const h = canvas.height = canvas.clientHeight * devicePixelRatio; ctx.clearRect(0, 0, w, h);
+          if (!values.length) return;
+          const max = Math.max(...values, 1e-9);
+          ctx.strokeStyle = color; ctx.lineWidth = 2 * devicePixelRatio; ctx.beginPath();
+          values.forEach((v, i) => { const x = values.length === 1 ? w / 2 : i * w / (values.length - 1);
+            const y = h - 4 - (h - 8) * v / max; i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
+          ctx.stroke(); ctx.fillStyle = '#8a97a6'; ctx.font = `${11 * devicePixelRatio}px system-ui`;
+          ctx.fillText('max ' + format(max), 4, 12 * devicePixelRatio);
+        }
+        async function refresh() {
+          try {
+            const t = await (await fetch('/stats/timeseries?bucket=1m&window=1h')).json();
+            chart($('c-tx'), t.buckets.map(b => b.transactions), '#5aa9ff', v => v.toFixed(0));
+            chart($('c-rate'), t.buckets.map(b => b.fraud_rate), '#ff5d5d', v => (100 * v).toFixed(2) + ' %');
+            chart($('c-lat'), t.buckets.map(b => b.mean_latency_ms || 0), '#3ccf7a', v => v.toFixed(2) + ' ms');
+          } catch (e) {}
+          try {
+            const models = await (await fetch('/models')).json();
+            const p = models.find(m => m.stage === 'production');
+            $('model').textContent = p ? `model v${p.version} (${p.kind}) · AUC ${(p.roc_auc ?? 0).toFixed(4)} · AP ${(p.average_precision ?? 0).toFixed(4)}` : 'no production model';
+          } catch (e) {}
+          try {
+            const r = await fetch('/pipeline/health');
+            if (r.ok) { const h = await r.json();
+              $('health').textContent = `${h.healthy ? 'healthy' : 'UNHEALTHY'} · ${h.throughput_per_second.toFixed(1)} tx/s · lag ${h.lag} · ${h.alerts.length} system alerts`;
+              $('health').className = h.healthy && !h.alerts.length ? 'ok' : 'bad'; }
+            else $('health').textContent = 'no health check yet';
+          } catch (e) {}
+        }
+        async function start() {
+          try { for (const a of (await (await fetch('/alerts/recent?limit=50')).json()).reverse()) add(a, false); } catch (e) {}
+          const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/alerts/stream');
+          ws.onopen = () => { $('feed').textContent = 'feed: live'; $('feed').className = 'ok'; };
+          ws.onmessage = m => add(JSON.parse(m.data), true);
+          ws.onclose = () => { $('feed').textContent = 'feed: reconnecting…'; $('feed').className = 'bad'; setTimeout(start, 2000); };
+          refresh(); setInterval(refresh, 10000);
+        }
+        start();
+        </script></body></html>
+        """#
+}
