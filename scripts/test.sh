@@ -21,6 +21,9 @@ swift build --build-tests
 echo "== CLI smoke test (release build, as a new user)"
 scripts/cli-smoke.sh
 
+echo "== HTTP: Prometheus scrape, headless Chromium on the dashboard, schemathesis"
+scripts/http-tests.sh
+
 echo "== swift test"
 # Progress lines (◇, ↳) are dropped to keep the log short; results and summaries stay.
 set +o pipefail

@@ -27,6 +27,9 @@ public enum ISOCodes {
     static let currencyBits = bitset(currencies, letters: 3)
     static let countryBits = bitset(countries, letters: 2)
     public static var currencyCount: Int { currencies.split(separator: " ").count }
+    /// Every code, for documents that list them (the OpenAPI schema).
+    public static var allCurrencies: [String] { currencies.split(whereSeparator: \.isWhitespace).map(String.init) }
+    public static var allCountries: [String] { countries.split(whereSeparator: \.isWhitespace).map(String.init) }
     public static var countryCount: Int { countries.split(separator: " ").count }
 
     static func bitset(_ list: String, letters: Int) -> [UInt64] {

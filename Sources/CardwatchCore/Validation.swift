@@ -98,7 +98,7 @@ public enum TransactionValidator {
     }
 
     /// Why `s` is not a usable identifier, or nil when it is.
-    static func identifierProblem(_ s: String) -> String? {
+    public static func identifierProblem(_ s: String) -> String? {
         if s.isEmpty { return "must not be empty" }
         var count = 0
         for u in s.unicodeScalars {

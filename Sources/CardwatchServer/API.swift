@@ -86,16 +86,17 @@ public struct CardwatchAPI: Sendable {
         var endpoints: [(method: String, path: String, handler: Handler)] = []
         let d = dependencies
         let s = settings
+        let queue = IngestQueue(store: d.store, doorbell: d.doorbell, metrics: d.metrics)
         func get(_ path: String, _ handler: @escaping Handler) { endpoints.append(("GET", path, handler)) }
         func post(_ path: String, _ handler: @escaping Handler) { endpoints.append(("POST", path, handler)) }
 
         post("/v1/transactions") { request, _ in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d).transactions(body)
+            return try await Decide(dependencies: d, queue: queue).transactions(body)
         }
         post("/predict") { request, _ in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d).predict(body)
+            return try await Decide(dependencies: d, queue: queue).predict(body)
         }
         get("/alerts/recent") { request, _ in
             let limit = try Query.int(request, "limit", default: 20, range: 1...1000)

@@ -51,7 +51,9 @@ enum Dashboard {
         function add(a, live) {
           alerts.set(a.transaction_id, a);
           const body = $('alerts');
-          body.insertBefore(row(a), body.firstChild);
+          const tr = row(a);
+          tr.dataset.live = live ? '1' : '0';  // arrived over the WebSocket (the browser test looks for these)
+          body.insertBefore(tr, body.firstChild);
           while (body.children.length > 100) body.removeChild(body.lastChild);
         }
         async function show(id) {
@@ -95,10 +97,12 @@ enum Dashboard {
           const h = canvas.height = canvas.clientHeight * devicePixelRatio; ctx.clearRect(0, 0, w, h);
           if (!values.length) return;
           const max = Math.max(...values, 1e-9);
-          ctx.strokeStyle = color; ctx.lineWidth = 2 * devicePixelRatio; ctx.beginPath();
-          values.forEach((v, i) => { const x = values.length === 1 ? w / 2 : i * w / (values.length - 1);
-            const y = h - 4 - (h - 8) * v / max; i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
-          ctx.stroke(); ctx.fillStyle = '#8a97a6'; ctx.font = `${11 * devicePixelRatio}px system-ui`;
+          // One bar per bucket, the newest on the right, an hour being 60 of them.
+          const slots = Math.max(60, values.length), bw = w / slots;
+          ctx.fillStyle = color;
+          values.forEach((v, i) => { const bh = (h - 16 * devicePixelRatio) * v / max;
+            ctx.fillRect(w - (values.length - i) * bw + 1, h - bh, Math.max(1, bw - 2), bh); });
+          ctx.fillStyle = '#8a97a6'; ctx.font = `${11 * devicePixelRatio}px system-ui`;
           ctx.fillText('max ' + format(max), 4, 12 * devicePixelRatio);
         }
         async function refresh() {

@@ -8,6 +8,7 @@ import Hummingbird
 /// decision, and answer with it.
 struct Decide: Sendable {
     let dependencies: ServerDependencies
+    let queue: IngestQueue
 
     /// One transaction (a JSON object), or many (a JSON array, or JSON Lines).
     func transactions(_ body: [UInt8]) async throws -> Response {
@@ -48,8 +49,25 @@ struct Decide: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
         }
+        struct Flag: Decodable { var is_international: Bool? }
+        if (try? JSONDecoder().decode(Flag.self, from: Data(body))) == nil {
+            throw Problem(
+                .unprocessableContent, "Unprocessable Content", detail: "the request is not valid",
+                errors: [FieldIssue(field: "is_international", problem: "must be true or false")])
+        }
         var record = object
-        if record["card_id"] == nil, let user = record["user_id"] { record["card_id"] = user }
+        if let user = record["user_id"] {
+            // The original systems' name for the card: the same rules as card_id.
+            let problem =
+                (user as? String).flatMap { TransactionValidator.identifierProblem($0) }
+                ?? (user is String ? nil : "must be a string")
+            if let problem {
+                throw Problem(
+                    .unprocessableContent, "Unprocessable Content", detail: "the request is not valid",
+                    errors: [FieldIssue(field: "user_id", problem: problem)])
+            }
+            if record["card_id"] == nil { record["card_id"] = user }
+        }
         record.removeValue(forKey: "user_id")
         record.removeValue(forKey: "is_international")
         if record["timestamp"] == nil {
@@ -74,12 +92,9 @@ struct Decide: Sendable {
                 batch.deadLetters.append(DeadLetter(source: "http", line: i + 1, issues: e.issues, raw: bytes))
             }
         }
-        batch.records = valid
         let ids = valid.map(\.transaction.transactionID)
         d.waiters.expect(ids)
-        let outcome = try d.store.ingest(batch)
-        d.metrics.observe(outcome)
-        d.doorbell?.ring()
+        let outcome = try await queue.ingest(valid, deadLetters: batch.deadLetters)
         if valid.isEmpty {
             let errors =
                 single
@@ -93,6 +108,18 @@ struct Decide: Sendable {
                 errors: errors)
         }
         let duplicates = Set(outcome.duplicates)
+        if single && valid.count == 1 && duplicates.isEmpty {
+            // The common case, one new transaction: its decision written straight into the response.
+            let id = valid[0].transaction.transactionID
+            guard let decision = await d.waiters.decision(for: id, timeout: d.decisionTimeout) else {
+                throw Problem(
+                    .serviceUnavailable, "Service Unavailable",
+                    detail: "transaction '\(id)' is in the log but was not decided within \(d.decisionTimeout); it will be")
+            }
+            let elapsed = ContinuousClock.now - began
+            return JSONBody.decisionResponse(
+                id, decision, latencyMs: Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        }
         var answers: [[String: Any]] = []
         for record in valid {
             let id = record.transaction.transactionID

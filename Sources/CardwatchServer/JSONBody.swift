@@ -1,3 +1,4 @@
+import CardwatchCore
 import CardwatchModel
 import CardwatchPipeline
 import Foundation
@@ -6,7 +7,7 @@ import Hummingbird
 /// The API's JSON shapes (snake_case, as the transaction schema).
 enum JSONBody {
     static func response(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: object)
         return Response(
             status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -35,6 +36,42 @@ enum JSONBody {
             "transaction_id": id, "fraud_probability": d.probability, "risk_tier": d.tier.rawValue, "action": d.action.rawValue,
             "reasons": d.reasons.map(reason), "model_version": d.modelVersion, "latency_ms": latencyMs,
         ]
+    }
+
+    /// The hot path's answer, written directly (JSONSerialization costs more than the decision).
+    static func decisionResponse(_ id: String, _ d: Decision, latencyMs: Double) -> Response {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + 96 * d.reasons.count)
+        out += Array(#"{"transaction_id":"#.utf8)
+        TransactionEncoder.appendJSONString(id, to: &out)
+        out += Array(#","fraud_probability":"#.utf8)
+        TransactionEncoder.appendNumber(d.probability, to: &out)
+        out += Array(#","risk_tier":""#.utf8) + Array(d.tier.rawValue.utf8)
+        out += Array(#"","action":""#.utf8) + Array(d.action.rawValue.utf8)
+        out += Array(#"","model_version":"#.utf8) + Array(String(d.modelVersion).utf8)
+        out += Array(#","latency_ms":"#.utf8)
+        TransactionEncoder.appendNumber(latencyMs, to: &out)
+        out += Array(#","reasons":["#.utf8)
+        for (i, r) in d.reasons.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array(#"{"kind":""#.utf8) + Array(r.kind.rawValue.utf8) + Array(#"","name":"#.utf8)
+            TransactionEncoder.appendJSONString(r.name, to: &out)
+            if let v = r.value {
+                out += Array(#","value":"#.utf8)
+                TransactionEncoder.appendNumber(v, to: &out)
+            }
+            if let c = r.contribution {
+                out += Array(#","contribution":"#.utf8)
+                TransactionEncoder.appendNumber(c, to: &out)
+            }
+            if let detail = r.detail {
+                out += Array(#","detail":"#.utf8)
+                TransactionEncoder.appendJSONString(detail, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out += Array("]}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: out)))
     }
 
     static func stored(_ s: StoredDecision, duplicate: Bool) -> [String: Any] {

@@ -1,7 +1,20 @@
+import CardwatchCore
+import Foundation
+
 /// The OpenAPI 3.1 document of the API, maintained by hand next to the routes; a test
-/// holds its paths and methods to the router's, so the two cannot drift apart.
+/// holds its paths and methods to the router's, so the two cannot drift apart. The
+/// currency and country lists are filled in from the validator's own ISO tables.
 public enum OpenAPI {
-    public static let document = #"""
+    public static let document =
+        template
+        .replacingOccurrences(of: "\"__CURRENCIES__\"", with: list(ISOCodes.allCurrencies, null: true))
+        .replacingOccurrences(of: "\"__COUNTRIES__\"", with: list(ISOCodes.allCountries, null: true))
+
+    static func list(_ codes: [String], null: Bool) -> String {
+        "[" + (codes.map { "\"\($0)\"" } + (null ? ["null"] : [])).joined(separator: ", ") + "]"
+    }
+
+    static let template = #"""
         {
           "openapi": "3.1.0",
           "info": {
@@ -15,32 +28,34 @@ public enum OpenAPI {
             "schemas": {
               "Transaction": {
                 "type": "object",
-                "required": ["transaction_id", "card_id", "amount", "timestamp", "merchant_id", "currency"],
+                "required": ["transaction_id", "card_id", "amount", "timestamp", "merchant_id"],
+                "dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]},
                 "properties": {
-                  "transaction_id": {"type": "string", "maxLength": 64},
-                  "card_id": {"type": "string", "maxLength": 64},
-                  "amount": {"type": "number", "exclusiveMinimum": 0},
+                  "transaction_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "card_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000},
                   "timestamp": {"type": "string", "format": "date-time"},
-                  "merchant_id": {"type": "string", "maxLength": 64},
-                  "merchant_category": {"type": "string", "pattern": "^[0-9]{4}$"},
-                  "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                  "merchant_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "merchant_category": {"type": ["string", "null"], "pattern": "^[0-9]{4}$"},
+                  "currency": {"type": ["string", "null"], "enum": "__CURRENCIES__"},
                   "latitude": {"type": "number", "minimum": -90, "maximum": 90},
                   "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-                  "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                  "channel": {"type": "string", "enum": ["in_store", "online", "atm"]},
-                  "customer_id": {"type": "string"}
+                  "country": {"type": ["string", "null"], "enum": "__COUNTRIES__"},
+                  "channel": {"type": ["string", "null"], "enum": ["pos", "online", "atm", null]},
+                  "customer_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"}
                 }
               },
               "PredictRequest": {
                 "type": "object",
                 "required": ["transaction_id", "amount", "merchant_id"],
+                "anyOf": [{"required": ["card_id"]}, {"required": ["user_id"]}],
                 "properties": {
-                  "transaction_id": {"type": "string"},
-                  "user_id": {"type": "string"},
-                  "card_id": {"type": "string"},
-                  "amount": {"type": "number", "exclusiveMinimum": 0},
-                  "merchant_id": {"type": "string"},
-                  "is_international": {"type": "boolean"},
+                  "transaction_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "user_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "card_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000},
+                  "merchant_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "is_international": {"type": ["boolean", "null"]},
                   "timestamp": {"type": "string", "format": "date-time"}
                 }
               },
@@ -105,11 +120,11 @@ public enum OpenAPI {
                 "summary": "Decide one transaction (a JSON object) or many (a JSON array or JSON Lines), synchronously",
                 "security": [{"bearer": []}, {}],
                 "requestBody": {"required": true, "content": {
-                  "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Transaction"}, {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}}]}},
+                  "application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Transaction"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Transaction"}}]}},
                   "application/x-ndjson": {"schema": {"type": "string"}}
                 }},
                 "responses": {
-                  "200": {"description": "The decision (one object), or {decisions, invalid} for several", "content": {"application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Decision"}, {"$ref": "#/components/schemas/Object"}]}}}},
+                  "200": {"description": "The decision (one object), or {decisions, invalid} for several", "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Decision"}, {"$ref": "#/components/schemas/Object"}]}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
                   "503": {"$ref": "#/components/responses/Problem"}
@@ -184,8 +199,8 @@ public enum OpenAPI {
               "get": {
                 "summary": "Bucketed counts over processing time",
                 "parameters": [
-                  {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+[smhd]?$"}, "description": "60s … 1d, default 60s"},
-                  {"name": "window", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+[smhd]?$"}, "description": "60s … 30d, default 1h"}
+                  {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"]}, "description": "a duration from 60s to 1d (60, 90s, 5m, 1h, …); default 60s"},
+                  {"name": "window", "in": "query", "required": false, "schema": {"type": "string", "enum": ["15m", "1h", "6h", "24h", "7d", "30d"]}, "description": "a duration from 60s to 30d; default 1h"}
                 ],
                 "responses": {"200": {"description": "Buckets", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}}
@@ -222,7 +237,7 @@ public enum OpenAPI {
               "post": {
                 "summary": "Promote a version by the registry's rule; a promoted model is hot-swapped in",
                 "security": [{"bearer": []}, {}],
-                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}],
                 "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"}}

@@ -8,12 +8,35 @@ import Synchronization
 public final class DecisionWaiters: Sendable {
     enum Slot {
         case expected
-        case waiting(CheckedContinuation<Decision?, Never>)
+        case waiting(CheckedContinuation<Decision?, Never>, deadline: ContinuousClock.Instant)
         case decided(Decision)
     }
     private let slots = Mutex<[String: Slot]>([:])
 
-    public init() {}
+    public init() {
+        // One sweeper for every caller's timeout (a sleeping task per request would cost more than the request).
+        Task.detached { [weak self] in
+            while let self {
+                try? await Task.sleep(for: .milliseconds(100))
+                self.expireOverdue()
+            }
+        }
+    }
+
+    private func expireOverdue() {
+        let now = ContinuousClock.now
+        let overdue = slots.withLock { s -> [CheckedContinuation<Decision?, Never>] in
+            var out: [CheckedContinuation<Decision?, Never>] = []
+            for (id, slot) in s {
+                if case .waiting(let c, let deadline) = slot, deadline <= now {
+                    out.append(c)
+                    s[id] = nil
+                }
+            }
+            return out
+        }
+        for c in overdue { c.resume(returning: nil) }
+    }
 
     public func expect(_ ids: [String]) {
         slots.withLock { s in for id in ids where s[id] == nil { s[id] = .expected } }
@@ -28,20 +51,13 @@ public final class DecisionWaiters: Sendable {
                     s[id] = nil
                     return .some(d)
                 case .expected:
-                    s[id] = .waiting(c)
+                    s[id] = .waiting(c, deadline: ContinuousClock.now + timeout)
                     return .none
                 case .waiting, nil:
                     return .some(nil)
                 }
             }
-            if let now {
-                c.resume(returning: now)
-                return
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.expire(id)
-            }
+            if let now { c.resume(returning: now) }
         }
     }
 
@@ -52,7 +68,7 @@ public final class DecisionWaiters: Sendable {
             for t in batch.transactions {
                 switch s[t.transaction.transactionID] {
                 case .expected: s[t.transaction.transactionID] = .decided(t.decision)
-                case .waiting(let c):
+                case .waiting(let c, _):
                     s[t.transaction.transactionID] = nil
                     out.append((c, t.decision))
                 case .decided, nil: break
@@ -67,7 +83,7 @@ public final class DecisionWaiters: Sendable {
     public func expire(_ id: String) {
         let c: CheckedContinuation<Decision?, Never>? = slots.withLock { s in
             defer { s[id] = nil }
-            if case .waiting(let c) = s[id] { return c }
+            if case .waiting(let c, _) = s[id] { return c }
             return nil
         }
         c?.resume(returning: nil)

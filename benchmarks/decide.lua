@@ -1,0 +1,28 @@
+-- wrk script: one new transaction per request to POST /v1/transactions (ids unique per run,
+-- thread and request; amounts and cards varied), so every request is a real decision.
+local counter = 0
+local thread_id = 0
+local run = ""
+
+function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", thread_id)
+end
+
+function init(args)
+  counter = 0
+  math.randomseed(os.time() + tid)
+  run = tostring(os.time()) .. "_" .. tostring(math.random(1000000))
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local card = (counter * 7919 + tid * 104729) % 5000
+  local amount = 5 + (counter * 37) % 400
+  local body = string.format(
+    '{"transaction_id":"wrk%s_%d_%d","card_id":"card_%d","amount":%d.25,"timestamp":"2026-11-25T12:%02d:%02dZ","merchant_id":"m_%d","currency":"USD"}',
+    run, tid, counter, card, amount, math.floor(counter / 60) % 60, counter % 60, counter % 900)
+  return wrk.format(nil, "/v1/transactions", nil, body)
+end

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Browser test of the live dashboard (issue #6): headless Chromium (Debian's `chromium` and
+`chromium-driver`, driven by Selenium) loads the page of a running `cardwatch run`, waits
+until alerts have arrived over the WebSocket, saves a screenshot, opens an alert and marks it
+as fraud with the page's own button, then checks through the API that the feedback was stored.
+
+usage: browser-test.py URL SCREENSHOT.png
+"""
+import json
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main():
+    url, shot = sys.argv[1], sys.argv[2]
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"))
+    try:
+        driver.get(url)
+        live = WebDriverWait(driver, 60, poll_frequency=0.25).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#alerts tr[data-live='1']"))
+        feed = driver.find_element(By.ID, "feed").text
+        time.sleep(1.5)  # let the charts and the header fill in for the screenshot
+        driver.save_screenshot(shot)
+        rows = driver.find_elements(By.CSS_SELECTOR, "#alerts tr")
+        print(f"[browser] {len(rows)} alert rows, {len(live)}+ of them live over the WebSocket; header: {feed!r}; "
+              f"model: {driver.find_element(By.ID, 'model').text!r}")
+        assert feed == "feed: live", feed
+        # An alert's detail: its reasons, then the page's "Mark fraud" button.
+        target = live[0]
+        tx = target.get_attribute("data-id")
+        target.click()
+        WebDriverWait(driver, 10).until(lambda d: "Mark fraud" in d.find_element(By.ID, "detail").text)
+        detail = driver.find_element(By.ID, "detail").text
+        assert "=" in detail, f"no feature reasons in the detail: {detail!r}"
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, "#detail button") if b.text == "Mark fraud").click()
+        base = url.rstrip("/")
+        for _ in range(50):
+            alert = json.load(urllib.request.urlopen(f"{base}/alerts/{tx}"))
+            if alert.get("feedback") == "fraud":
+                break
+            time.sleep(0.1)
+        assert alert.get("feedback") == "fraud", alert
+        print(f"[browser] feedback from the page stored for {tx}; screenshot {shot}")
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
