@@ -65,7 +65,7 @@ echo "== schemathesis against $url/openapi.json"
 # Every documented operation with generated requests (valid and invalid): no 5xx, documented status codes,
 # content types and response schemas.
 "$venv/bin/schemathesis" run "$url/openapi.json" --checks all --max-examples 25 --seed 1 --exclude-path /alerts/stream \
-  2>&1 | tail -12
+  2>&1 | tail -40
 
 kill -INT "${pids[0]}"; wait "${pids[0]}" || { cat "$tmp/run.err"; echo "run did not stop cleanly"; exit 1; }
 echo "HTTP tests passed"

@@ -93,8 +93,9 @@ struct Decide: Sendable {
             }
         }
         let ids = valid.map(\.transaction.transactionID)
-        d.waiters.expect(ids)
+        let expected = d.waiters.expect(ids)
         let outcome = try await queue.ingest(valid, deadLetters: batch.deadLetters)
+        for id in outcome.duplicates where expected.contains(id) { d.waiters.forget(id) }
         if valid.isEmpty {
             let errors =
                 single
@@ -124,12 +125,22 @@ struct Decide: Sendable {
         for record in valid {
             let id = record.transaction.transactionID
             if duplicates.contains(id) {
-                d.waiters.expire(id)
-                // Already decided: the answer it got then (a retry must not be decided twice).
-                if let stored = try d.serving.decision(transactionID: id) {
-                    answers.append(JSONBody.stored(stored, duplicate: true))
-                    continue
+                // Seen before: the answer it got then (a retry must not be decided twice). The first copy may
+                // still be on its way through the processor (two requests at once): wait for its answer.
+                let deadline = ContinuousClock.now + d.decisionTimeout
+                while true {
+                    if let stored = try d.serving.decision(transactionID: id) {
+                        answers.append(JSONBody.stored(stored, duplicate: true))
+                        break
+                    }
+                    guard ContinuousClock.now < deadline else {
+                        throw Problem(
+                            .serviceUnavailable, "Service Unavailable",
+                            detail: "transaction '\(id)' was sent before and its first copy is not decided yet")
+                    }
+                    try await Task.sleep(for: .milliseconds(2))
                 }
+                continue
             }
             guard let decision = await d.waiters.decision(for: id, timeout: d.decisionTimeout) else {
                 throw Problem(

@@ -138,6 +138,28 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
         }
     }
 
+    @Test func theSameTransactionSentTwiceAtOnceIsDecidedOnce() async throws {
+        try await Fixture().test { client in
+            // Answers as (duplicate, probability): the first copy decided, the others given its answer.
+            try await withThrowingTaskGroup(of: (Bool, Double).self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let r = try await client.execute(
+                            uri: "/v1/transactions", method: .post, body: body(transaction("d1", amount: 2_500)))
+                        #expect(r.status == .ok)
+                        let o = json(r)
+                        return (o["duplicate"] as? Bool ?? false, o["fraud_probability"] as? Double ?? -1)
+                    }
+                }
+                var answers: [(Bool, Double)] = []
+                for try await a in group { answers.append(a) }
+                #expect(answers.count == 4)
+                #expect(answers.filter(\.0).count == 3)
+                #expect(Set(answers.map(\.1)).count == 1)
+            }
+        }
+    }
+
     @Test func batchesAsArraysAndJSONLinesWithInvalidRecordsReported() async throws {
         try await Fixture().test { client in
             let array = "[\(transaction("a1", amount: 20)), \(transaction("a2", amount: 30, seconds: 5))]"

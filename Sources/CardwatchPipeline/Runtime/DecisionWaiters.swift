@@ -38,8 +38,24 @@ public final class DecisionWaiters: Sendable {
         for c in overdue { c.resume(returning: nil) }
     }
 
-    public func expect(_ ids: [String]) {
-        slots.withLock { s in for id in ids where s[id] == nil { s[id] = .expected } }
+    /// Registers ids before they are appended; returns those it registered (others were already).
+    @discardableResult
+    public func expect(_ ids: [String]) -> Set<String> {
+        slots.withLock { s in
+            var added = Set<String>()
+            for id in ids where s[id] == nil {
+                s[id] = .expected
+                added.insert(id)
+            }
+            return added
+        }
+    }
+
+    /// Drops an expectation nobody waits on yet (an id that turned out to be a duplicate).
+    public func forget(_ id: String) {
+        slots.withLock { s in
+            if case .expected = s[id] { s[id] = nil }
+        }
     }
 
     /// The decision on an expected id, or nil after `timeout` (or for an id not expected).
