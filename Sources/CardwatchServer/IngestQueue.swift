@@ -27,7 +27,10 @@ final class IngestQueue: @unchecked Sendable {
         self.store = store
         self.doorbell = doorbell
         self.metrics = metrics
-        let thread = Thread { [weak self] in self?.run() }
+        let thread = Thread { [weak self] in
+            // One group per turn, holding the queue only meanwhile, so it can go away when unused.
+            while let more = self?.runOnce(), more {}
+        }
         thread.name = "http-ingest"
         thread.start()
     }
@@ -51,52 +54,56 @@ final class IngestQueue: @unchecked Sendable {
         return try result.get()
     }
 
-    private func run() {
-        while true {
-            condition.lock()
-            while pending.isEmpty && !stopped { condition.wait() }
-            if stopped && pending.isEmpty {
-                condition.unlock()
-                return
-            }
-            let group = pending
-            pending.removeAll(keepingCapacity: true)
+    /// Waits (a second at most) for requests and appends them as one group; false once stopped.
+    private func runOnce() -> Bool {
+        condition.lock()
+        if pending.isEmpty && !stopped { _ = condition.wait(until: Date().addingTimeInterval(1)) }
+        if stopped && pending.isEmpty {
             condition.unlock()
-
-            var batch = IngestBatch(source: "http")
-            for item in group {
-                batch.records += item.records
-                batch.deadLetters += item.deadLetters
-            }
-            do {
-                let outcome = try store.ingest(batch)
-                metrics.observe(outcome)
-                doorbell?.ring()
-                // Each request gets its own duplicates. The store reports one id per rejected occurrence: an
-                // id that occurs k times in the group and is reported k times was already in the log; reported
-                // k − 1 times, its first occurrence was appended and the later ones are duplicates.
-                var occurrences: [String: Int] = [:]
-                for item in group { for r in item.records { occurrences[r.transaction.transactionID, default: 0] += 1 } }
-                var reported: [String: Int] = [:]
-                for id in outcome.duplicates { reported[id, default: 0] += 1 }
-                var seen = Set<String>()
-                for item in group {
-                    var mine = IngestOutcome()
-                    for r in item.records {
-                        let id = r.transaction.transactionID
-                        let first = seen.insert(id).inserted
-                        if first && reported[id, default: 0] < occurrences[id, default: 0] {
-                            mine.accepted += 1
-                        } else {
-                            mine.duplicates.append(id)
-                        }
-                    }
-                    mine.deadLetters = item.deadLetters.count
-                    item.done.resume(returning: .success(mine))
-                }
-            } catch {
-                for item in group { item.done.resume(returning: .failure(error)) }
-            }
+            return false
         }
+        if pending.isEmpty {
+            condition.unlock()
+            return true
+        }
+        let group = pending
+        pending.removeAll(keepingCapacity: true)
+        condition.unlock()
+
+        var batch = IngestBatch(source: "http")
+        for item in group {
+            batch.records += item.records
+            batch.deadLetters += item.deadLetters
+        }
+        do {
+            let outcome = try store.ingest(batch)
+            metrics.observe(outcome)
+            doorbell?.ring()
+            // Each request gets its own duplicates. The store reports one id per rejected occurrence: an
+            // id that occurs k times in the group and is reported k times was already in the log; reported
+            // k − 1 times, its first occurrence was appended and the later ones are duplicates.
+            var occurrences: [String: Int] = [:]
+            for item in group { for r in item.records { occurrences[r.transaction.transactionID, default: 0] += 1 } }
+            var reported: [String: Int] = [:]
+            for id in outcome.duplicates { reported[id, default: 0] += 1 }
+            var seen = Set<String>()
+            for item in group {
+                var mine = IngestOutcome()
+                for r in item.records {
+                    let id = r.transaction.transactionID
+                    let first = seen.insert(id).inserted
+                    if first && reported[id, default: 0] < occurrences[id, default: 0] {
+                        mine.accepted += 1
+                    } else {
+                        mine.duplicates.append(id)
+                    }
+                }
+                mine.deadLetters = item.deadLetters.count
+                item.done.resume(returning: .success(mine))
+            }
+        } catch {
+            for item in group { item.done.resume(returning: .failure(error)) }
+        }
+        return true
     }
 }

@@ -16,8 +16,9 @@ public final class DecisionWaiters: Sendable {
     public init() {
         // One sweeper for every caller's timeout (a sleeping task per request would cost more than the request).
         Task.detached { [weak self] in
-            while let self {
+            while true {
                 try? await Task.sleep(for: .milliseconds(100))
+                guard let self else { return }  // held only for the sweep, so the waiters can go away
                 self.expireOverdue()
             }
         }
