@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// An instant in event time: microseconds since 1970-01-01T00:00:00Z.
 ///
 /// Integer microseconds keep windows exact and comparisons cheap; RFC 3339 text is
@@ -10,6 +16,13 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     public init(seconds: Double) { self.microseconds = Int64((seconds * 1_000_000).rounded()) }
 
     public var seconds: Double { Double(microseconds) / 1_000_000 }
+
+    /// The wall clock, now.
+    public static var now: Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(microseconds: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000)
+    }
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.microseconds < b.microseconds }
 

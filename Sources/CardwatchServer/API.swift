@@ -128,7 +128,7 @@ public struct CardwatchAPI: Sendable {
             let id = try context.parameters.require("transaction_id")
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
             let verdict = try Feedback.parse(body)
-            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            let now = Timestamp.now.microseconds
             guard try d.serving.recordFeedback(transactionID: id, fraud: verdict, at: now) else {
                 throw Problem(.notFound, "Not Found", detail: "no alert for transaction '\(id)'")
             }
@@ -137,13 +137,13 @@ public struct CardwatchAPI: Sendable {
                 ["transaction_id": id, "feedback": verdict ? "fraud" : "legitimate", "label": "appended to the labels log"])
         }
         get("/stats/summary") { _, _ in
-            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            let now = Timestamp.now.microseconds
             return try JSONBody.response(JSONBody.summary(try d.serving.stats(from: now - 86_400_000_000)))
         }
         get("/stats/timeseries") { request, _ in
             let bucket = try Query.duration(request, "bucket", default: 60, range: 60...86_400)
             let window = try Query.duration(request, "window", default: 3_600, range: 60...(30 * 86_400))
-            let now = Int64((Date().timeIntervalSince1970 * 1e6).rounded())
+            let now = Timestamp.now.microseconds
             let buckets = try d.serving.timeseries(from: now - Int64(window) * 1_000_000, bucketMicros: Int64(bucket) * 1_000_000)
             return try JSONBody.response([
                 "bucket_seconds": bucket, "window_seconds": window, "buckets": buckets.map(JSONBody.bucket),

@@ -71,7 +71,7 @@ struct Decide: Sendable {
         record.removeValue(forKey: "user_id")
         record.removeValue(forKey: "is_international")
         if record["timestamp"] == nil {
-            record["timestamp"] = Timestamp(microseconds: Int64((Date().timeIntervalSince1970 * 1e6).rounded())).rfc3339
+            record["timestamp"] = Timestamp.now.rfc3339
         }
         if record["currency"] == nil { record["currency"] = "USD" }
         let data = try JSONSerialization.data(withJSONObject: record)

@@ -1,3 +1,4 @@
+import CardwatchCore
 public import CardwatchPipeline
 import Foundation
 import GRDB
@@ -163,7 +164,7 @@ public final class SQLiteEventLog: EventLog {
     /// Inserts the records with one prepared statement, in the caller's transaction.
     func insert(_ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
         guard !records.isEmpty else { return [] }
-        let appendedAt = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+        let appendedAt = Timestamp.now.microseconds
         var next = [Int64?](repeating: nil, count: partitions)  // each partition's end, read on first use
         let statement = try db.cachedStatement(
             sql: """

@@ -78,12 +78,8 @@ extension SQLiteEventLog: ServingStore {
                     arguments: [fraud ? "fraud" : "legitimate", at, transactionID])
                 guard db.changesCount == 1 else { return false }
                 // The verdict is a label event like a chargeback: same log, same processing, same training.
-                var out: [UInt8] = []
-                TransactionEncoder.appendJSONLine(
-                    LabelEvent(transactionID: transactionID, isFraud: fraud, reportedAt: Timestamp(microseconds: at)),
-                    to: &out)
-                if out.last == UInt8(ascii: "\n") { out.removeLast() }
-                _ = try insert(db, .labels, [(transactionID, out)])
+                let label = LabelEvent(transactionID: transactionID, isFraud: fraud, reportedAt: Timestamp(microseconds: at))
+                _ = try insert(db, .labels, [(transactionID, TransactionEncoder.jsonRecord(label))])
                 return true
             }
         }

@@ -53,12 +53,7 @@ extension SQLiteEventLog: PipelineStore {
     public func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
         try Self.perform("appending \(labels.count) labels from \(source)") {
             try pool.write { db in
-                let records = labels.map { l -> (key: String, payload: [UInt8]) in
-                    var out: [UInt8] = []
-                    TransactionEncoder.appendJSONLine(l, to: &out)
-                    if out.last == UInt8(ascii: "\n") { out.removeLast() }
-                    return (l.transactionID, out)
-                }
+                let records = labels.map { (key: $0.transactionID, payload: TransactionEncoder.jsonRecord($0)) }
                 _ = try insert(db, .labels, records)
                 try db.execute(
                     sql: """
@@ -402,7 +397,7 @@ extension SQLiteEventLog: PipelineStore {
 
     // MARK: Encodings
 
-    static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+    static func nowMicros() -> Int64 { Timestamp.now.microseconds }
 
     /// The dead-letter record: source, line, every reason, and the raw record (as text when
     /// it is UTF-8, else base64), as one JSON object.

@@ -1,3 +1,5 @@
+import CardwatchCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -66,11 +68,7 @@ func monotonicSeconds() -> Double {
 }
 
 /// Wall-clock time as a `Timestamp`-compatible microsecond count.
-func wallClockMicroseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000
-}
+func wallClockMicroseconds() -> Int64 { Timestamp.now.microseconds }
 
 /// 1234567 → "1,234,567".
 func grouped(_ n: Int) -> String {

@@ -96,6 +96,14 @@ public enum TransactionEncoder {
     }
 
     /// Appends a label event as one JSON line.
+    /// One label event as a JSON object, without the line break (a log record).
+    public static func jsonRecord(_ l: LabelEvent) -> [UInt8] {
+        var out: [UInt8] = []
+        appendJSONLine(l, to: &out)
+        if out.last == UInt8(ascii: "\n") { out.removeLast() }
+        return out
+    }
+
     public static func appendJSONLine(_ l: LabelEvent, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"transaction_id":"#.utf8)
         appendJSONString(l.transactionID, to: &out)

@@ -1,3 +1,4 @@
+import CardwatchCore
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -151,4 +152,4 @@ public struct HealthService: Service {
     }
 }
 
-func wallMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+func wallMicros() -> Int64 { Timestamp.now.microseconds }

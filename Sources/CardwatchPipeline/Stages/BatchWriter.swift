@@ -1,3 +1,4 @@
+import CardwatchCore
 import Foundation
 import Synchronization
 
@@ -112,7 +113,7 @@ public final class LatencyRecorder: Sendable {
 
     func record(_ batch: ProcessedBatch) {
         guard let decidedAt = batch.decidedAt, !batch.transactions.isEmpty else { return }
-        let delay = max(0, Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) - decidedAt)
+        let delay = max(0, Timestamp.now.microseconds - decidedAt)
         samples.withLock { s in
             for t in batch.transactions {
                 let total = t.latencyMicros + delay

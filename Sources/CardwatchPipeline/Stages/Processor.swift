@@ -337,7 +337,7 @@ public final class Processor {
         }
     }
 
-    static func nowMicros() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
+    static func nowMicros() -> Int64 { Timestamp.now.microseconds }
 }
 
 /// A model waiting to be swapped in at the next batch. `@unchecked Sendable`: `scorer` is
