@@ -15,6 +15,11 @@ public final class SQLiteEventLog: EventLog {
     public let path: String
     public let partitions: Int
     let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
+    /// Feature-state checkpoints, beside the database.
+    let checkpointFiles: CheckpointFiles
+    /// This process's committed appends of transactions, for the processor (see `RecentAppends`).
+    let recent = RecentAppends()
 
     /// Opens (or creates) the log in `directory`. Reopening with another partition count
     /// is refused: the keys already written would no longer be found in their partitions.
@@ -30,19 +35,23 @@ public final class SQLiteEventLog: EventLog {
             config.label = "cardwatch.log"
             config.busyMode = .timeout(10)  // another process (CLI, server) may be writing
             config.prepareDatabase { db in
-                // Takes effect only when the file is created: 16 KiB pages suit the wide rows
-                // (log payloads, silver rows of ~350 bytes), fewer splits and fewer B-tree levels.
-                try db.execute(sql: "PRAGMA page_size = 16384")
+                // Takes effect only when the file is created. A commit writes every page it
+                // touched to the WAL whole, and each transaction touches a page of its own in the
+                // trees keyed by transaction id (seen ids, silver): small commits (the HTTP API's,
+                // a handful of transactions each) wrote 45 KB per transaction with 16 KiB pages.
+                try db.execute(sql: "PRAGMA page_size = 4096")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
                 // Each connection keeps up to 64 MiB of pages: the B-trees the pipeline appends to
                 // (log, seen ids, silver) stay in memory instead of being read back from the file.
                 try db.execute(sql: "PRAGMA cache_size = -65536")
-                // Checkpoint the WAL every ~40 MiB rather than 4: hot pages are copied to the
-                // database once per checkpoint, so fewer checkpoints write less.
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+                // No checkpoint inside a commit: `WALCheckpointer` does them on its own thread.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             }
             pool = try DatabasePool(path: path, configuration: config)  // a pool is always in WAL mode
             try Self.migrator.migrate(pool)
+            checkpointer = try WALCheckpointer(path: path, writer: pool)
+            checkpointFiles = try CheckpointFiles(
+                directory: URL(fileURLWithPath: directory).appendingPathComponent("checkpoints").path)
         } catch {
             throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
         }
@@ -63,6 +72,11 @@ public final class SQLiteEventLog: EventLog {
         }
     }
 
+    deinit {
+        checkpointer.stop()
+        checkpointFiles.stop()
+    }
+
     // MARK: EventLog
 
     /// Appends the batch in one transaction; see `EventLog.append`.
@@ -81,12 +95,12 @@ public final class SQLiteEventLog: EventLog {
         return try Self.perform("reading \(topic.rawValue)[\(partition)] from offset \(offset)") {
             try pool.read { db in
                 let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT "offset", key, payload, appended_at FROM records
-                        WHERE topic = ? AND "partition" = ? AND "offset" >= ?
-                        ORDER BY "offset" LIMIT ?
-                        """,
+                    db.cachedStatement(
+                        sql: """
+                            SELECT "offset", key, payload, appended_at FROM records
+                            WHERE topic = ? AND "partition" = ? AND "offset" >= ?
+                            ORDER BY "offset" LIMIT ?
+                            """),
                     arguments: [topic.rawValue, partition, offset, limit])
                 var records: [LogRecord] = []
                 records.reserveCapacity(min(limit, 10_000))
@@ -162,9 +176,11 @@ public final class SQLiteEventLog: EventLog {
     }
 
     /// Inserts the records with one prepared statement, in the caller's transaction.
-    func insert(_ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
+    func insert(
+        _ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])],
+        appendedAt: Int64 = Timestamp.now.microseconds
+    ) throws -> [LogPosition] {
         guard !records.isEmpty else { return [] }
-        let appendedAt = Timestamp.now.microseconds
         var next = [Int64?](repeating: nil, count: partitions)  // each partition's end, read on first use
         let statement = try db.cachedStatement(
             sql: """
@@ -196,7 +212,9 @@ public final class SQLiteEventLog: EventLog {
                 entries.append(UInt8(e & 0xFF))
                 entries.append(UInt8(e >> 8))
             }
-            try db.execute(sql: "INSERT INTO arrivals (entries) VALUES (?)", arguments: [Data(entries)])
+            var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (entries) VALUES (?)"))
+            row.blob(entries[...])
+            try row.run(db)
         }
         return positions
     }
@@ -207,6 +225,8 @@ public final class SQLiteEventLog: EventLog {
     ) throws {
         try checkPartition(partition, of: topic)
         guard !group.isEmpty else { throw EventLogError(.invalidArgument, "a consumer group needs a name") }
+        let current = try Self.committedOffset(db, group, topic, partition)
+        if current == offset { return }  // most partitions of a small batch: nothing moved
         let end = try Self.endOffset(db, topic, partition)
         guard (0...end).contains(offset) else {
             throw EventLogError(
@@ -214,31 +234,35 @@ public final class SQLiteEventLog: EventLog {
                 "group '\(group)' cannot commit offset \(offset) on \(topic.rawValue)[\(partition)], "
                     + "which holds offsets 0..<\(end)")
         }
-        let current = try Self.committedOffset(db, group, topic, partition)
         if let current, offset < current, !allowBackwards {
             throw EventLogError(
                 .offsetBackwards,
                 "group '\(group)' has committed offset \(current) on \(topic.rawValue)[\(partition)] and cannot "
                     + "move back to \(offset) (pass allowBackwards to rewind)")
         }
-        try db.execute(
-            sql: """
-                INSERT INTO offsets (group_name, topic, "partition", next_offset) VALUES (?, ?, ?, ?)
-                ON CONFLICT (group_name, topic, "partition") DO UPDATE SET next_offset = excluded.next_offset
-                """,
-            arguments: [group, topic.rawValue, partition, offset])
+        var row = RowBinder(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO offsets (group_name, topic, "partition", next_offset) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (group_name, topic, "partition") DO UPDATE SET next_offset = excluded.next_offset
+                    """))
+        row.text(group)
+        row.text(topic.rawValue)
+        row.int(partition)
+        row.int(offset)
+        try row.run(db)
     }
 
     private static func endOffset(_ db: Database, _ topic: Topic, _ partition: Int) throws -> Int64 {
         let last = try Int64.fetchOne(
-            db, sql: #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#,
+            db.cachedStatement(sql: #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#),
             arguments: [topic.rawValue, partition])
         return last.map { $0 + 1 } ?? 0
     }
 
     private static func committedOffset(_ db: Database, _ group: String, _ topic: Topic, _ partition: Int) throws -> Int64? {
         try Int64.fetchOne(
-            db, sql: #"SELECT next_offset FROM offsets WHERE group_name = ? AND topic = ? AND "partition" = ?"#,
+            db.cachedStatement(sql: #"SELECT next_offset FROM offsets WHERE group_name = ? AND topic = ? AND "partition" = ?"#),
             arguments: [group, topic.rawValue, partition])
     }
 

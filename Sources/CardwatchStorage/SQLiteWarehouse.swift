@@ -8,9 +8,10 @@ import GRDB
 /// transactions in the log's file, with the warehouse tables of `WarehouseSchema`.
 extension SQLiteEventLog: PipelineStore {
     public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
-        try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
-            try pool.write { db in
+        let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
+            try pool.write { db -> (IngestOutcome, RecentArrival?) in
                 var outcome = IngestOutcome()
+                var kept: [Transaction] = []
                 let seen = try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen_transactions (transaction_id) VALUES (?)")
                 var fresh: [(key: String, payload: [UInt8])] = []
                 fresh.reserveCapacity(batch.records.count)
@@ -21,6 +22,7 @@ extension SQLiteEventLog: PipelineStore {
                     try seenRow.run(db)
                     if db.changesCount == 1 {
                         fresh.append((record.transaction.cardID, record.payload))
+                        kept.append(record.transaction)
                     } else {
                         outcome.duplicates.append(record.transaction.transactionID)
                         try db.execute(
@@ -33,7 +35,17 @@ extension SQLiteEventLog: PipelineStore {
                             ])
                     }
                 }
-                _ = try insert(db, .transactions, fresh)
+                let positions = try insert(db, .transactions, fresh, appendedAt: now)
+                // The arrival row is the append's last insert.
+                let appended =
+                    positions.isEmpty
+                    ? nil
+                    : RecentArrival(
+                        id: db.lastInsertedRowID,
+                        transactions: zip(kept, positions).map {
+                            AppendedTransaction(
+                                transaction: $0, partition: $1.partition, offset: $1.offset, appendedAt: now)
+                        })
                 outcome.accepted = fresh.count
                 _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
                 outcome.deadLetters = batch.deadLetters.count
@@ -45,9 +57,15 @@ extension SQLiteEventLog: PipelineStore {
                             """,
                         arguments: [batch.source, resume, now])
                 }
-                return outcome
+                return (outcome, appended)
             }
         }
+        if let appended { recent.add(appended) }  // committed: the processor may take it from memory
+        return outcome
+    }
+
+    public func recentArrivals(after arrival: Int64, records: Int) -> [RecentArrival]? {
+        recent.take(after: arrival, records: records)
     }
 
     public func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
@@ -73,45 +91,49 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
-    public func commit(_ batch: ProcessedBatch) throws {
-        try Self.perform("committing processor arrivals \(batch.arrivals)") {
+    public func commit(_ batch: ProcessedBatch) throws { try commit([batch]) }
+
+    public func commit(_ batches: [ProcessedBatch]) throws {
+        guard let first = batches.first, let last = batches.last else { return }
+        try Self.perform("committing processor arrivals \(first.arrivals.lowerBound)...\(last.arrivals.upperBound)") {
             try pool.write { db in
-                try writeSilverAndAlerts(db, batch)
-                try writeGold(db, batch)
-                try writeLabels(db, batch)
-                for (p, offset) in batch.transactionOffsets.enumerated() {
-                    try commit(
-                        db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
-                }
-                for (p, offset) in batch.labelOffsets.enumerated() {
-                    try commit(db, group: Processor.group, topic: .labels, partition: p, offset: offset, allowBackwards: false)
-                }
-                try db.execute(
-                    sql: """
-                        INSERT INTO processor_position (id, arrival) VALUES (1, ?)
-                        ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
-                        """, arguments: [batch.arrivals.upperBound])
-                if let state = batch.checkpoint {
-                    try db.execute(sql: "DELETE FROM checkpoints")
-                    var row = RowBinder(
-                        try db.makeStatement(
-                            sql: "INSERT INTO checkpoints (arrival, part, state, created_at) VALUES (?, ?, ?, ?)"))
-                    let now = Self.nowMicros()
-                    for (part, start) in stride(from: 0, to: max(1, state.count), by: Self.checkpointPart).enumerated() {
-                        row.int(batch.arrivals.upperBound)
-                        row.int(part)
-                        row.blob(state[start..<min(state.count, start + Self.checkpointPart)])
-                        row.int(now)
-                        try row.run(db)
-                    }
-                }
+                for batch in batches { try write(db, batch) }
             }
         }
+        // Committed: the newest snapshot may now be written (outside the transaction, see `CheckpointFiles`).
+        if let batch = batches.last(where: { $0.checkpoint != nil }), let state = batch.checkpoint {
+            checkpointFiles.write(Checkpoint(arrival: batch.arrivals.upperBound, state: state))
+        }
+    }
+
+    public func waitForCheckpoints() throws { try checkpointFiles.waitUntilWritten() }
+
+    /// One batch's outputs, offsets and position, in the caller's transaction.
+    private func write(_ db: Database, _ batch: ProcessedBatch) throws {
+        try writeSilverAndAlerts(db, batch)
+        try writeGold(db, batch)
+        try writeLabels(db, batch)
+        for (p, offset) in batch.transactionOffsets.enumerated() {
+            try commit(db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
+        }
+        for (p, offset) in batch.labelOffsets.enumerated() {
+            try commit(db, group: Processor.group, topic: .labels, partition: p, offset: offset, allowBackwards: false)
+        }
+        var position = RowBinder(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO processor_position (id, arrival) VALUES (1, ?)
+                    ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
+                    """))
+        position.int(batch.arrivals.upperBound)
+        try position.run(db)
     }
 
     public func processorPosition() throws -> Int64 {
         try Self.perform("reading the processor's position") {
-            try pool.read { db in try Int64.fetchOne(db, sql: "SELECT arrival FROM processor_position WHERE id = 1") ?? 0 }
+            try pool.read { db in
+                try Int64.fetchOne(db.cachedStatement(sql: "SELECT arrival FROM processor_position WHERE id = 1")) ?? 0
+            }
         }
     }
 
@@ -121,7 +143,7 @@ extension SQLiteEventLog: PipelineStore {
                 var out: [Arrival] = []
                 var total = 0
                 let rows = try Row.fetchCursor(
-                    db, sql: "SELECT id, entries FROM arrivals WHERE id > ? ORDER BY id", arguments: [arrival])
+                    db.cachedStatement(sql: "SELECT id, entries FROM arrivals WHERE id > ? ORDER BY id"), arguments: [arrival])
                 while total < records, let row = try rows.next() {
                     let blob: Data = row[1]
                     var entries = [UInt16](repeating: 0, count: blob.count / 2)
@@ -136,12 +158,15 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
-    static let checkpointPart = 64 << 20
-
-    public func latestCheckpoint() throws -> Checkpoint? {
-        try Self.perform("reading the latest checkpoint") {
+    public func latestCheckpoint(atMost limit: Int64) throws -> Checkpoint? {
+        if let checkpoint = try checkpointFiles.latest(atMost: limit) { return checkpoint }
+        // A data directory from before checkpoints were files keeps its last one in the table.
+        return try Self.perform("reading the latest checkpoint") {
             try pool.read { db in
-                guard let arrival = try Int64.fetchOne(db, sql: "SELECT MAX(arrival) FROM checkpoints") else { return nil }
+                guard
+                    let arrival = try Int64.fetchOne(
+                        db, sql: "SELECT MAX(arrival) FROM checkpoints WHERE arrival <= ?", arguments: [limit])
+                else { return nil }
                 var state: [UInt8] = []
                 let parts = try Row.fetchCursor(
                     db, sql: "SELECT state FROM checkpoints WHERE arrival = ? ORDER BY part", arguments: [arrival])

@@ -531,7 +531,8 @@ private final class FlakyStore: PipelineStore, @unchecked Sendable {
     }
     func processorPosition() throws -> Int64 { try base.processorPosition() }
     func arrivals(after arrival: Int64, records: Int) throws -> [Arrival] { try base.arrivals(after: arrival, records: records) }
-    func latestCheckpoint() throws -> Checkpoint? { try base.latestCheckpoint() }
+    func latestCheckpoint(atMost arrival: Int64) throws -> Checkpoint? { try base.latestCheckpoint(atMost: arrival) }
+    func waitForCheckpoints() throws { try base.waitForCheckpoints() }
     func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (
         merchantID: String, time: Timestamp
     )] { try base.processedTransactions(ids, before: arrival) }

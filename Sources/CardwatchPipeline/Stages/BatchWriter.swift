@@ -4,9 +4,10 @@ import Synchronization
 
 /// Commits the processor's batches on a thread of its own, so that computing batch n + 1
 /// overlaps writing batch n (the commit is about half of a batch's time, much of it
-/// SQLite's single writer lock). At most `capacity` batches wait: a slow store slows the
-/// processor down instead of filling memory. Batches commit in order; the first failure
-/// stops the writer and is rethrown to the processor at its next call.
+/// SQLite's single writer lock). At most `capacity` records wait (and at least one batch):
+/// a slow store slows the processor down instead of filling memory. Batches commit in
+/// order, all those waiting in one transaction; the first failure stops the writer and is
+/// rethrown to the processor at its next call.
 final class BatchWriter: Sendable {
     // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
     // while `condition` is locked; `store` is Sendable and `committed` atomic.
@@ -15,6 +16,7 @@ final class BatchWriter: Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`: the queue, whether a batch is being written, the error, and stop.
     nonisolated(unsafe) private var queue: [ProcessedBatch] = []
+    nonisolated(unsafe) private var queuedRecords = 0
     nonisolated(unsafe) private var busy = false
     nonisolated(unsafe) private var failure: (any Error)?
     nonisolated(unsafe) private var stopped = false
@@ -22,10 +24,12 @@ final class BatchWriter: Sendable {
     let committed = Atomic<Int64>(0)
     /// From each record's append to the commit of its decision.
     let latencies = LatencyRecorder()
-    /// Called on the writer thread after each commit.
-    let onCommit = Mutex<(@Sendable (ProcessedBatch) -> Void)?>(nil)
+    /// Called on the writer thread after each commit. Kept in a struct: a bare closure in a
+    /// `Mutex` is reabstracted on every `withLock` (in and back out through the `inout`), so
+    /// each access wrapped it in two more thunks and the n-th commit called through 2n.
+    let onCommit = Mutex<CommitCallback?>(nil)
 
-    init(store: any PipelineStore, capacity: Int = 2, committed: Int64) {
+    init(store: any PipelineStore, capacity: Int, committed: Int64) {
         self.store = store
         self.capacity = max(1, capacity)
         self.committed.store(committed, ordering: .relaxed)
@@ -34,13 +38,15 @@ final class BatchWriter: Sendable {
         thread.start()
     }
 
-    /// Queues a batch, waiting while `capacity` batches wait already.
+    /// Queues a batch, waiting while it would take the queue past `capacity` records.
     func submit(_ batch: ProcessedBatch) throws {
+        let records = batch.transactions.count + batch.labels.count
         condition.lock()
         defer { condition.unlock() }
-        while queue.count >= capacity && failure == nil { condition.wait() }
+        while !queue.isEmpty && queuedRecords + records > capacity && failure == nil { condition.wait() }
         if let failure { throw failure }
         queue.append(batch)
+        queuedRecords += records
         condition.broadcast()
     }
 
@@ -75,18 +81,26 @@ final class BatchWriter: Sendable {
                 condition.unlock()
                 return
             }
-            let batch = queue.removeFirst()
+            // Whatever waits goes in one transaction: under load a commit's fixed cost (and the
+            // pages every batch touches: offsets, position, aggregates) is paid once for several.
+            let batches = queue
+            queue.removeAll(keepingCapacity: true)
+            queuedRecords = 0
             busy = true
+            condition.broadcast()
             condition.unlock()
             var ok = true
-            do { try store.commit(batch) } catch {
+            do { try store.commit(batches) } catch {
                 ok = false
                 fail(error)
             }
-            if ok {
-                committed.store(batch.arrivals.upperBound, ordering: .releasing)
-                latencies.record(batch)
-                onCommit.withLock { $0 }?(batch)
+            if ok, let last = batches.last {
+                committed.store(last.arrivals.upperBound, ordering: .releasing)
+                let callback = onCommit.withLock { $0 }
+                for batch in batches {
+                    latencies.record(batch)
+                    callback?.call(batch)
+                }
             }
             condition.lock()
             busy = false
@@ -100,9 +114,15 @@ final class BatchWriter: Sendable {
         condition.lock()
         failure = error
         queue.removeAll()
+        queuedRecords = 0
         condition.broadcast()
         condition.unlock()
     }
+}
+
+/// A batch callback with a fixed representation (see `BatchWriter.onCommit`).
+struct CommitCallback: Sendable {
+    let call: @Sendable (ProcessedBatch) -> Void
 }
 
 /// Latencies of the last million decisions (and alerts): from the record's append to the

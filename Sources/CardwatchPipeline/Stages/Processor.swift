@@ -45,8 +45,8 @@ public final class Processor {
     /// Called with every batch once it is committed, on the writer's thread (for synchronous
     /// answers and live views: metrics, WebSocket).
     public var onCommit: (@Sendable (ProcessedBatch) -> Void)? {
-        get { writer.onCommit.withLock { $0 } }
-        set { writer.onCommit.withLock { $0 = newValue } }
+        get { writer.onCommit.withLock { $0 }?.call }
+        set { writer.onCommit.withLock { $0 = newValue.map(CommitCallback.init) } }
     }
     /// Commits batches behind the processor; see `BatchWriter`.
     private var writer: BatchWriter!
@@ -67,7 +67,8 @@ public final class Processor {
         next = [Int64](repeating: 0, count: store.partitions)
         nextLabel = next
         try recover()
-        writer = BatchWriter(store: store, committed: position)
+        // Two full batches wait at most (import), or any number of small ones (HTTP).
+        writer = BatchWriter(store: store, capacity: 2 * self.batchRecords, committed: position)
     }
 
     deinit { writer?.stop() }
@@ -84,7 +85,7 @@ public final class Processor {
         }
         let committed = try store.processorPosition()
         var replayFrom: Int64 = 0
-        if let checkpoint = try store.latestCheckpoint() {
+        if let checkpoint = try store.latestCheckpoint(atMost: committed) {
             engine = try FeatureEngine(snapshot: checkpoint.state)
             replayFrom = checkpoint.arrival
             lastCheckpointBytes = checkpoint.state.count
@@ -145,11 +146,15 @@ public final class Processor {
         try writer.check()
         let committed = writer.committed.load(ordering: .acquiring)
         uncommitted.removeAll { $0.last <= committed }
-        let arrivals = try store.arrivals(after: position, records: batchRecords)
-        guard let first = arrivals.first, let last = arrivals.last else { return 0 }
+        let records: [(arrival: Int64, item: Item)]
+        if let recent = store.recentArrivals(after: position, records: batchRecords) {
+            records = try fromMemory(recent)
+        } else {
+            records = try read(try store.arrivals(after: position, records: batchRecords), transactions: next, labels: nextLabel)
+        }
+        guard let first = records.first?.arrival, let last = records.last?.arrival else { return 0 }
         let rules = rules?.current() ?? RuleBook()
-        let records = try read(arrivals, transactions: next, labels: nextLabel)
-        var out = ProcessedBatch(arrivals: first.id...last.id, transactionOffsets: next, labelOffsets: nextLabel)
+        var out = ProcessedBatch(arrivals: first...last, transactionOffsets: next, labelOffsets: nextLabel)
         out.transactions.reserveCapacity(records.count)
         // Transactions a label may refer to that the store does not have yet (this batch so far,
         // batches still with the writer), indexed only when a label comes.
@@ -188,7 +193,7 @@ public final class Processor {
                 }
                 var known = seen[label.transactionID]
                 if known == nil {
-                    known = try store.processedTransactions([label.transactionID], before: first.id)[label.transactionID]
+                    known = try store.processedTransactions([label.transactionID], before: first)[label.transactionID]
                 }
                 if let t = known {
                     engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
@@ -211,8 +216,8 @@ public final class Processor {
         }
         out.decidedAt = Self.nowMicros()
         try writer.submit(out)
-        uncommitted.append((last.id, out.transactions))
-        position = last.id
+        uncommitted.append((last, out.transactions))
+        position = last
         next = out.transactionOffsets
         nextLabel = out.labelOffsets
         processed += transactions
@@ -232,6 +237,7 @@ public final class Processor {
         let state = engine.snapshot()
         out.checkpoint = state
         try store.commit(out)
+        try store.waitForCheckpoints()
         lastCheckpointBytes = state.count
         sinceCheckpoint = 0
         recordsSinceCheckpoint = 0
@@ -313,6 +319,27 @@ public final class Processor {
                     tAt[p] += 1
                     out.append((a.id, .transaction(try decode(r), partition: p, offset: r.offset, appendedAt: r.appendedAt)))
                 }
+            }
+        }
+        return out
+    }
+
+    /// Arrivals this process appended, as `read` would have read them back: checked against
+    /// the offsets the processor expects next.
+    private func fromMemory(_ arrivals: [RecentArrival]) throws -> [(arrival: Int64, item: Item)] {
+        var expected = next
+        var out: [(arrival: Int64, item: Item)] = []
+        out.reserveCapacity(arrivals.reduce(0) { $0 + $1.transactions.count })
+        for a in arrivals {
+            for t in a.transactions {
+                guard t.partition < expected.count, t.offset == expected[t.partition] else {
+                    throw PipelineError(
+                        "arrival \(a.id) in memory holds transactions[\(t.partition)] offset \(t.offset), the processor "
+                            + "expects offset \(t.partition < expected.count ? expected[t.partition] : -1)")
+                }
+                expected[t.partition] += 1
+                out.append(
+                    (a.id, .transaction(t.transaction, partition: t.partition, offset: t.offset, appendedAt: t.appendedAt)))
             }
         }
         return out

@@ -159,11 +159,32 @@ public protocol PipelineStore: EventLog {
     func resumePosition(source: String) throws -> Int64?
     /// Writes the batch's outputs and moves the processor's offsets and position, atomically.
     func commit(_ batch: ProcessedBatch) throws
+    /// Commits consecutive batches, in one transaction where the store can.
+    func commit(_ batches: [ProcessedBatch]) throws
     /// The last arrival the processor committed (0: none).
     func processorPosition() throws -> Int64
     /// Arrivals after `arrival`, in order, until they hold at least `records` records (or there are no more).
     func arrivals(after arrival: Int64, records: Int) throws -> [Arrival]
-    func latestCheckpoint() throws -> Checkpoint?
+    /// The newest feature-state checkpoint of an arrival at most `arrival`.
+    func latestCheckpoint(atMost arrival: Int64) throws -> Checkpoint?
+    /// Waits until the checkpoints of committed batches are durable (a store may write them after the batch).
+    func waitForCheckpoints() throws
     /// For labels: the merchant and time of transactions processed from arrivals before `arrival`.
     func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (merchantID: String, time: Timestamp)]
+    /// The committed arrivals after `arrival`, from memory, as `RecentAppends.take` hands them
+    /// out; nil when the next one is not in memory (then `arrivals(after:)` and `read`).
+    func recentArrivals(after arrival: Int64, records: Int) -> [RecentArrival]?
+}
+
+extension PipelineStore {
+    /// Checkpoints commit with their batch.
+    public func waitForCheckpoints() throws {}
+
+    /// Batch by batch: each is still atomic on its own.
+    public func commit(_ batches: [ProcessedBatch]) throws {
+        for batch in batches { try commit(batch) }
+    }
+
+    /// A store that keeps nothing in memory: the processor always reads.
+    public func recentArrivals(after arrival: Int64, records: Int) -> [RecentArrival]? { nil }
 }

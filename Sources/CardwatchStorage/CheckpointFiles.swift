@@ -1,0 +1,133 @@
+import CardwatchPipeline
+import Foundation
+
+/// Feature-state checkpoints as files beside the log (`checkpoints/features-<arrival>.snapshot`),
+/// written on a thread of their own once the batch they follow has committed.
+///
+/// Inside the batch's transaction, a snapshot (10 MB for a few thousand cards, gigabytes
+/// for millions) held SQLite's single writer while it was copied into the WAL: every HTTP
+/// request waiting on a commit waited for it too. A checkpoint need not commit with its
+/// batch: it is the engine after arrival `a`, written after `a` is committed, and a restart
+/// replays the committed arrivals after whichever checkpoint it finds. A file is written
+/// under a temporary name, synced, then renamed, so a checkpoint is whole or absent; the
+/// newest two are kept.
+final class CheckpointFiles: Sendable {
+    let directory: String
+    // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
+    // while `condition` is locked.
+    private let condition = NSCondition()
+    nonisolated(unsafe) private var pending: Checkpoint?
+    nonisolated(unsafe) private var writing = false
+    nonisolated(unsafe) private var failure: String?
+    nonisolated(unsafe) private var stopped = false
+
+    init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let thread = Thread { [self] in run() }
+        thread.name = "checkpoint-files"
+        thread.start()
+    }
+
+    /// Queues a checkpoint of a committed batch; a newer one replaces one not started yet.
+    func write(_ checkpoint: Checkpoint) {
+        condition.lock()
+        pending = checkpoint
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until every queued checkpoint is on disk; throws if writing one failed.
+    func waitUntilWritten() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending != nil || writing { condition.wait() }
+        if let failure { throw PipelineError(failure) }
+    }
+
+    /// The newest checkpoint of an arrival at most `limit` (a checkpoint can outlive its batch
+    /// only when a power loss drops the last commits), after the queued ones are written.
+    func latest(atMost limit: Int64) throws -> Checkpoint? {
+        try waitUntilWritten()
+        for arrival in try arrivals().reversed() where arrival <= limit {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path(arrival)))
+            return Checkpoint(arrival: arrival, state: [UInt8](data))
+        }
+        return nil
+    }
+
+    /// Ends the thread once the queued checkpoint is written.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while pending == nil && !stopped { condition.wait() }
+            guard let checkpoint = pending else {
+                condition.unlock()
+                return
+            }
+            pending = nil
+            writing = true
+            condition.unlock()
+            let error = save(checkpoint)
+            condition.lock()
+            writing = false
+            if let error { failure = error }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Writes, syncs and renames into place; removes all but the newest two. Returns an error message.
+    private func save(_ checkpoint: Checkpoint) -> String? {
+        let final = path(checkpoint.arrival)
+        let temporary = final + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return "cannot create \(temporary): \(String(cString: strerror(errno)))" }
+        var failed: String?
+        checkpoint.state.withUnsafeBytes { bytes in
+            var at = 0
+            while at < bytes.count {
+                let n = Foundation.write(fd, bytes.baseAddress! + at, bytes.count - at)
+                if n <= 0 {
+                    failed = "cannot write \(temporary): \(String(cString: strerror(errno)))"
+                    return
+                }
+                at += n
+            }
+        }
+        if failed == nil && fsync(fd) != 0 { failed = "cannot sync \(temporary): \(String(cString: strerror(errno)))" }
+        close(fd)
+        if let failed {
+            unlink(temporary)
+            return failed
+        }
+        guard rename(temporary, final) == 0 else { return "cannot rename \(temporary): \(String(cString: strerror(errno)))" }
+        let dir = open(directory, O_RDONLY)
+        if dir >= 0 {
+            _ = fsync(dir)  // the rename itself
+            close(dir)
+        }
+        for old in ((try? arrivals()) ?? []).dropLast(2) { unlink(path(old)) }
+        return nil
+    }
+
+    /// The arrivals of the checkpoints on disk, oldest first.
+    private func arrivals() throws -> [Int64] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> Int64? in
+            guard name.hasPrefix("features-"), name.hasSuffix(".snapshot") else { return nil }
+            return Int64(name.dropFirst("features-".count).dropLast(".snapshot".count))
+        }.sorted()
+    }
+
+    private func path(_ arrival: Int64) -> String {
+        let digits = String(arrival)
+        return directory + "/features-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snapshot"
+    }
+}
