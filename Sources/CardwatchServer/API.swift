@@ -4,19 +4,21 @@ import Foundation
 public import Hummingbird
 import HummingbirdWebSocket
 
-/// What the HTTP API works with: the warehouse, the log, the health records, the model
-/// registry, and the running processor's decisions.
+/// What the HTTP API works with: the warehouse, the health records, the model registry,
+/// and the running processor.
 public struct ServerDependencies: Sendable {
     public var serving: any ServingStore
-    public var store: any PipelineStore
     public var monitoring: any MonitoringStore
     public var models: any ModelDirectory
-    public var waiters: DecisionWaiters
-    /// Rung after an append, so the processor picks it up at once.
+    /// Appends a batch to the log and decides it in the same store transaction, on the
+    /// calling thread (`Processor.ingestAndDecide`): the synchronous answers.
+    public var decide: @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?)
+    /// Rung after an append of labels (feedback), so the processor picks it up at once.
     public var doorbell: Doorbell?
     /// For hot swaps after a promotion through the API.
     public var modelSwitch: ModelSwitch?
-    /// How long a synchronous decision may take before the request gets a 503.
+    /// How long a duplicate waits for its first copy's decision (sent a moment ago by
+    /// another source) before the request gets a 503.
     public var decisionTimeout: Duration = .seconds(5)
     /// Fed by the caller with every decided batch (`observe`); rendered at /metrics.
     public var metrics = PipelineMetrics()
@@ -24,14 +26,14 @@ public struct ServerDependencies: Sendable {
     public var feed = AlertFeed()
 
     public init(
-        serving: any ServingStore, store: any PipelineStore, monitoring: any MonitoringStore, models: any ModelDirectory,
-        waiters: DecisionWaiters, doorbell: Doorbell? = nil, modelSwitch: ModelSwitch? = nil
+        serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
+        decide: @escaping @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?), doorbell: Doorbell? = nil,
+        modelSwitch: ModelSwitch? = nil
     ) {
         self.serving = serving
-        self.store = store
         self.monitoring = monitoring
         self.models = models
-        self.waiters = waiters
+        self.decide = decide
         self.doorbell = doorbell
         self.modelSwitch = modelSwitch
     }
@@ -52,19 +54,29 @@ public struct CardwatchAPI: Sendable {
     public let dependencies: ServerDependencies
     public let settings: ServerSettings
     public private(set) var routes = RouteTable()
+    /// Shared by the routes and `DecisionChannelHandler`: one group commit for both.
+    let queue: DecisionQueue
 
     public init(dependencies: ServerDependencies, settings: ServerSettings) {
         self.dependencies = dependencies
         self.settings = settings
+        queue = DecisionQueue(decide: dependencies.decide, metrics: dependencies.metrics)
     }
 
     public func application() -> some ApplicationProtocol {
         var api = self
         let router = api.router()
         let feed = dependencies.feed
+        let serverName = "cardwatch"
+        let fastPath = DecisionChannelHandler.Settings(
+            decide: Decide(dependencies: dependencies, queue: queue), maxBodyBytes: settings.maxBodyBytes,
+            authorization: settings.token.map { BearerTokenMiddleware<BasicRequestContext>.header(for: $0) },
+            serverName: serverName)
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade { request, _, _ in
+            server: .http1WebSocketUpgrade(
+                configuration: .init(http1: .init(additionalChannelHandlers: [DecisionChannelHandler(fastPath)]))
+            ) { request, _, _ in
                 // The live alert feed: every committed alert as a JSON text message.
                 guard request.path?.split(separator: "?").first == "/alerts/stream" else { return .dontUpgrade }
                 return .upgrade([:]) { inbound, outbound, _ in
@@ -77,7 +89,7 @@ public struct CardwatchAPI: Sendable {
                     }
                 }
             },
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "cardwatch"))
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: serverName))
     }
 
     /// Builds the router (and fills `routes`).
@@ -86,7 +98,7 @@ public struct CardwatchAPI: Sendable {
         var endpoints: [(method: String, path: String, handler: Handler)] = []
         let d = dependencies
         let s = settings
-        let queue = IngestQueue(store: d.store, doorbell: d.doorbell, metrics: d.metrics)
+        let queue = queue
         func get(_ path: String, _ handler: @escaping Handler) { endpoints.append(("GET", path, handler)) }
         func post(_ path: String, _ handler: @escaping Handler) { endpoints.append(("POST", path, handler)) }
 

@@ -4,15 +4,23 @@ import Foundation
 import Hummingbird
 
 /// `POST /v1/transactions` and `POST /predict`: validate, append to the log through the
-/// same ingest as every other source (dead letters, duplicates), wait for the processor's
-/// decision, and answer with it.
+/// same ingest as every other source (dead letters, duplicates), decide in the append's
+/// transaction (`DecisionQueue`), and answer with the decisions. The single-transaction
+/// case is usually answered from the event loop by `DecisionChannelHandler`, with the
+/// same pieces.
 struct Decide: Sendable {
     let dependencies: ServerDependencies
-    let queue: IngestQueue
+    let queue: DecisionQueue
 
     /// One transaction (a JSON object), or many (a JSON array, or JSON Lines).
     func transactions(_ body: [UInt8]) async throws -> Response {
         let began = ContinuousClock.now
+        let (records, single) = try Self.records(in: body)
+        return try await decide(records, single: single, began: began)
+    }
+
+    /// The raw records of a `POST /v1/transactions` body, and whether it is a single one.
+    static func records(in body: [UInt8]) throws -> (records: [[UInt8]], single: Bool) {
         let text = body.drop {
             $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t")
         }
@@ -38,7 +46,34 @@ struct Decide: Sendable {
             single = records.count == 1
         }
         guard !records.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "no transactions in the body") }
-        return try await decide(records, single: single, began: began)
+        return (records, single)
+    }
+
+    /// Each record decoded: the valid ones, and the invalid ones with their issues and as dead letters.
+    static func decode(_ records: [[UInt8]]) -> (
+        valid: [IngestRecord], invalid: [(index: Int, issues: [FieldIssue])], deadLetters: [DeadLetter]
+    ) {
+        var decoder = TransactionJSONDecoder()
+        var valid: [IngestRecord] = []
+        var invalid: [(index: Int, issues: [FieldIssue])] = []
+        var deadLetters: [DeadLetter] = []
+        for (i, bytes) in records.enumerated() {
+            switch bytes.withUnsafeBytes({ decoder.decode($0) }) {
+            case .success(let t): valid.append(IngestRecord(transaction: t, line: i + 1))
+            case .failure(let e):
+                invalid.append((i, e.issues))
+                deadLetters.append(DeadLetter(source: "http", line: i + 1, issues: e.issues, raw: bytes))
+            }
+        }
+        return (valid, invalid, deadLetters)
+    }
+
+    /// The transaction of a body that holds exactly one, valid: what `DecisionChannelHandler`
+    /// answers itself (anything else goes to the route, which says what is wrong).
+    static func single(_ body: [UInt8]) -> IngestRecord? {
+        guard let (records, single) = try? records(in: body), single else { return nil }
+        let decoded = decode(records)
+        return decoded.valid.count == 1 ? decoded.valid[0] : nil
     }
 
     /// The request shape of the systems Cardwatch replaces: `transaction_id`, `user_id` or
@@ -79,23 +114,8 @@ struct Decide: Sendable {
     }
 
     private func decide(_ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant) async throws -> Response {
-        let d = dependencies
-        var decoder = TransactionJSONDecoder()
-        var valid: [IngestRecord] = []
-        var invalid: [(index: Int, issues: [FieldIssue])] = []
-        var batch = IngestBatch(source: "http")
-        for (i, bytes) in records.enumerated() {
-            switch bytes.withUnsafeBytes({ decoder.decode($0) }) {
-            case .success(let t): valid.append(IngestRecord(transaction: t, line: i + 1))
-            case .failure(let e):
-                invalid.append((i, e.issues))
-                batch.deadLetters.append(DeadLetter(source: "http", line: i + 1, issues: e.issues, raw: bytes))
-            }
-        }
-        let ids = valid.map(\.transaction.transactionID)
-        let expected = d.waiters.expect(ids)
-        let outcome = try await queue.ingest(valid, deadLetters: batch.deadLetters)
-        for id in outcome.duplicates where expected.contains(id) { d.waiters.forget(id) }
+        let (valid, invalid, deadLetters) = Self.decode(records)
+        let decided = try await queue.submit(valid, deadLetters: deadLetters)
         if valid.isEmpty {
             let errors =
                 single
@@ -108,53 +128,47 @@ struct Decide: Sendable {
                     : "no transaction is valid under schema v1 (all kept in the dead-letter log)",
                 errors: errors)
         }
-        let duplicates = Set(outcome.duplicates)
-        if single && valid.count == 1 && duplicates.isEmpty {
+        let latencyMs = Self.milliseconds(since: began)
+        if single, let first = decided.decisions.first {
             // The common case, one new transaction: its decision written straight into the response.
-            let id = valid[0].transaction.transactionID
-            guard let decision = await d.waiters.decision(for: id, timeout: d.decisionTimeout) else {
-                throw Problem(
-                    .serviceUnavailable, "Service Unavailable",
-                    detail: "transaction '\(id)' is in the log but was not decided within \(d.decisionTimeout); it will be")
-            }
-            let elapsed = ContinuousClock.now - began
-            return JSONBody.decisionResponse(
-                id, decision, latencyMs: Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+            return JSONBody.decisionResponse(first.id, first.decision, latencyMs: latencyMs)
         }
+        var decisions = [String: Decision](decided.decisions.map { ($0.id, $0.decision) }, uniquingKeysWith: { a, _ in a })
         var answers: [[String: Any]] = []
         for record in valid {
             let id = record.transaction.transactionID
-            if duplicates.contains(id) {
-                // Seen before: the answer it got then (a retry must not be decided twice). The first copy may
-                // still be on its way through the processor (two requests at once): wait for its answer.
-                let deadline = ContinuousClock.now + d.decisionTimeout
-                while true {
-                    if let stored = try d.serving.decision(transactionID: id) {
-                        answers.append(JSONBody.stored(stored, duplicate: true))
-                        break
-                    }
-                    guard ContinuousClock.now < deadline else {
-                        throw Problem(
-                            .serviceUnavailable, "Service Unavailable",
-                            detail: "transaction '\(id)' was sent before and its first copy is not decided yet")
-                    }
-                    try await Task.sleep(for: .milliseconds(2))
-                }
-                continue
+            if let decision = decisions.removeValue(forKey: id) {
+                answers.append(JSONBody.decision(id, decision, latencyMs: latencyMs))
+            } else {
+                answers.append(try await duplicate(id))
             }
-            guard let decision = await d.waiters.decision(for: id, timeout: d.decisionTimeout) else {
-                throw Problem(
-                    .serviceUnavailable, "Service Unavailable",
-                    detail: "transaction '\(id)' is in the log but was not decided within \(d.decisionTimeout); it will be")
-            }
-            let elapsed = ContinuousClock.now - began
-            let ms = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
-            answers.append(JSONBody.decision(id, decision, latencyMs: ms))
         }
         if single { return try JSONBody.response(answers[0]) }
         let errors = invalid.map { r -> [String: Any] in
             ["index": r.index, "errors": r.issues.map { ["field": $0.field, "problem": $0.problem] }]
         }
         return try JSONBody.response(["decisions": answers, "invalid": errors])
+    }
+
+    /// The answer to a transaction seen before: the one it got then (a retry must not be
+    /// decided twice). The first copy may still be on its way through the processor (sent
+    /// by another source a moment ago): waited for.
+    func duplicate(_ id: String) async throws -> [String: Any] {
+        let d = dependencies
+        let deadline = ContinuousClock.now + d.decisionTimeout
+        while true {
+            if let stored = try d.serving.decision(transactionID: id) { return JSONBody.stored(stored, duplicate: true) }
+            guard ContinuousClock.now < deadline else {
+                throw Problem(
+                    .serviceUnavailable, "Service Unavailable",
+                    detail: "transaction '\(id)' was sent before and its first copy is not decided yet")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    static func milliseconds(since began: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - began
+        return Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
     }
 }

@@ -7,9 +7,11 @@ import Hummingbird
 /// The API's JSON shapes (snake_case, as the transaction schema).
 enum JSONBody {
     static func response(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object)
-        return Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: try body(object)))
+    }
+
+    static func body(_ object: Any) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object))
     }
 
     static func time(_ micros: Int64) -> String {
@@ -38,8 +40,14 @@ enum JSONBody {
         ]
     }
 
-    /// The hot path's answer, written directly (JSONSerialization costs more than the decision).
     static func decisionResponse(_ id: String, _ d: Decision, latencyMs: Double) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: decisionBody(id, d, latencyMs: latencyMs)))
+    }
+
+    /// The hot path's answer, written directly (JSONSerialization costs more than the decision).
+    static func decisionBody(_ id: String, _ d: Decision, latencyMs: Double) -> ByteBuffer {
         var out: [UInt8] = []
         out.reserveCapacity(256 + 96 * d.reasons.count)
         out += Array(#"{"transaction_id":"#.utf8)
@@ -71,7 +79,7 @@ enum JSONBody {
             out.append(UInt8(ascii: "}"))
         }
         out += Array("]}".utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: out)))
+        return ByteBuffer(bytes: out)
     }
 
     static func stored(_ s: StoredDecision, duplicate: Bool) -> [String: Any] {

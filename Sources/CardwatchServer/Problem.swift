@@ -21,15 +21,28 @@ public struct Problem: Error, Sendable {
         self.headers = headers
     }
 
+    /// Any other error: a 500 that says what failed.
+    public init(wrapping error: any Error) {
+        self = (error as? Problem) ?? Problem(.internalServerError, "Internal Server Error", detail: "\(error)")
+    }
+
     public func response() -> Response {
+        Response(status: status, headers: responseHeaders, body: .init(byteBuffer: body))
+    }
+
+    /// The problem document.
+    var body: ByteBuffer {
         var object: [String: Any] = [
             "type": "about:blank", "title": title, "status": Int(status.code), "detail": detail,
         ]
         if !errors.isEmpty { object["errors"] = errors.map { ["field": $0.field, "problem": $0.problem] } }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
+    }
+
+    var responseHeaders: HTTPFields {
         var headers = headers
         headers[.contentType] = "application/problem+json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return headers
     }
 }
 
@@ -69,7 +82,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return Problem(error.status, error.status.reasonPhrase, detail: error.body ?? error.status.reasonPhrase).response()
         } catch {
-            return Problem(.internalServerError, "Internal Server Error", detail: "\(error)").response()
+            return Problem(wrapping: error).response()
         }
     }
 }
@@ -88,13 +101,16 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
                 .unauthorized, "Unauthorized", detail: "writes need an Authorization: Bearer token",
                 headers: [.wwwAuthenticate: "Bearer"])
         }
-        guard header == "Bearer \(token)" else {
+        guard header == Self.header(for: token) else {
             throw Problem(
                 .unauthorized, "Unauthorized", detail: "the bearer token is not valid",
                 headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         }
         return try await next(request, context)
     }
+
+    /// The Authorization header that carries `token`.
+    static func header(for token: String) -> String { "Bearer \(token)" }
 }
 
 /// The server's routes, as registered: for 405s and for the OpenAPI document's check.

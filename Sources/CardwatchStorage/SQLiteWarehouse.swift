@@ -9,59 +9,92 @@ import GRDB
 extension SQLiteEventLog: PipelineStore {
     public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
         let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
-            try pool.write { db -> (IngestOutcome, RecentArrival?) in
-                var outcome = IngestOutcome()
-                var kept: [Transaction] = []
-                let seen = try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen_transactions (transaction_id) VALUES (?)")
-                var fresh: [(key: String, payload: [UInt8])] = []
-                fresh.reserveCapacity(batch.records.count)
-                let now = Self.nowMicros()
-                var seenRow = RowBinder(seen)
-                for record in batch.records {
-                    seenRow.text(record.transaction.transactionID)
-                    try seenRow.run(db)
-                    if db.changesCount == 1 {
-                        fresh.append((record.transaction.cardID, record.payload))
-                        kept.append(record.transaction)
-                    } else {
-                        outcome.duplicates.append(record.transaction.transactionID)
-                        try db.execute(
-                            sql: """
-                                INSERT INTO duplicates (transaction_id, source, line, detected_at, record) VALUES (?, ?, ?, ?, ?)
-                                """,
-                            arguments: [
-                                record.transaction.transactionID, batch.source, record.line, now,
-                                String(decoding: record.payload, as: UTF8.self),
-                            ])
-                    }
-                }
-                let positions = try insert(db, .transactions, fresh, appendedAt: now)
-                // The arrival row is the append's last insert.
-                let appended =
-                    positions.isEmpty
-                    ? nil
-                    : RecentArrival(
-                        id: db.lastInsertedRowID,
-                        transactions: zip(kept, positions).map {
-                            AppendedTransaction(
-                                transaction: $0, partition: $1.partition, offset: $1.offset, appendedAt: now)
-                        })
-                outcome.accepted = fresh.count
-                _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
-                outcome.deadLetters = batch.deadLetters.count
-                if let resume = batch.resumeAt {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO ingest_sources (source, resume_at, updated_at) VALUES (?, ?, ?)
-                            ON CONFLICT (source) DO UPDATE SET resume_at = excluded.resume_at, updated_at = excluded.updated_at
-                            """,
-                        arguments: [batch.source, resume, now])
-                }
-                return (outcome, appended)
-            }
+            try pool.write { db in try append(db, batch) }
         }
         if let appended { recent.add(appended) }  // committed: the processor may take it from memory
         return outcome
+    }
+
+    public func ingest(
+        _ batch: IngestBatch, deciding decide: (_ previous: Int64, _ arrival: RecentArrival) throws -> ProcessedBatch?
+    ) throws -> IngestOutcome {
+        var decided: ProcessedBatch?
+        var decideError: (any Error)?
+        let outcome: IngestOutcome
+        do {
+            outcome = try Self.perform("ingesting and deciding \(batch.records.count) records from \(batch.source)") {
+                try pool.write { db in
+                    let previous = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM arrivals")) ?? 0
+                    let (outcome, appended) = try append(db, batch)
+                    if let appended {
+                        do { decided = try decide(previous, appended) } catch {
+                            decideError = error
+                            throw error
+                        }
+                        if let decided { try write(db, decided) }
+                    }
+                    return outcome
+                }
+            }
+        } catch {
+            throw decideError ?? error  // the caller's own error as it threw it
+        }
+        if let state = decided?.checkpoint, let arrivals = decided?.arrivals {
+            checkpointFiles.write(Checkpoint(arrival: arrivals.upperBound, state: state))
+        }
+        return outcome
+    }
+
+    /// An ingest batch's writes, in the caller's transaction: duplicates recorded, fresh records
+    /// appended (with their arrival), dead letters, the source's position.
+    private func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, RecentArrival?) {
+        var outcome = IngestOutcome()
+        var kept: [Transaction] = []
+        let seen = try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen_transactions (transaction_id) VALUES (?)")
+        var fresh: [(key: String, payload: [UInt8])] = []
+        fresh.reserveCapacity(batch.records.count)
+        let now = Self.nowMicros()
+        var seenRow = RowBinder(seen)
+        for record in batch.records {
+            seenRow.text(record.transaction.transactionID)
+            try seenRow.run(db)
+            if db.changesCount == 1 {
+                fresh.append((record.transaction.cardID, record.payload))
+                kept.append(record.transaction)
+            } else {
+                outcome.duplicates.append(record.transaction.transactionID)
+                try db.execute(
+                    sql: """
+                        INSERT INTO duplicates (transaction_id, source, line, detected_at, record) VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        record.transaction.transactionID, batch.source, record.line, now,
+                        String(decoding: record.payload, as: UTF8.self),
+                    ])
+            }
+        }
+        let positions = try insert(db, .transactions, fresh, appendedAt: now)
+        // The arrival row is the append's last insert.
+        let appended =
+            positions.isEmpty
+            ? nil
+            : RecentArrival(
+                id: db.lastInsertedRowID,
+                transactions: zip(kept, positions).map {
+                    AppendedTransaction(transaction: $0, partition: $1.partition, offset: $1.offset, appendedAt: now)
+                })
+        outcome.accepted = fresh.count
+        _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
+        outcome.deadLetters = batch.deadLetters.count
+        if let resume = batch.resumeAt {
+            try db.execute(
+                sql: """
+                    INSERT INTO ingest_sources (source, resume_at, updated_at) VALUES (?, ?, ?)
+                    ON CONFLICT (source) DO UPDATE SET resume_at = excluded.resume_at, updated_at = excluded.updated_at
+                    """,
+                arguments: [batch.source, resume, now])
+        }
+        return (outcome, appended)
     }
 
     public func recentArrivals(after arrival: Int64, records: Int) -> [RecentArrival]? {

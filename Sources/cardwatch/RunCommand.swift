@@ -59,12 +59,10 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
         let (store, registry, processor, state) = try pipeline.openPipeline()
-        let waiters = DecisionWaiters()
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         metrics.setModelVersion(processor.scorer.modelVersion)
         processor.onCommit = {
-            waiters.deliver($0)
             metrics.observe($0)
             feed.publish($0)
         }
@@ -74,7 +72,6 @@ struct Run: AsyncParsableCommand {
             let (_, _, processor, _) = try pipeline.openPipeline()
             processor.state = state
             processor.onCommit = {
-                waiters.deliver($0)
                 metrics.observe($0)
                 feed.publish($0)
             }
@@ -115,7 +112,8 @@ struct Run: AsyncParsableCommand {
         settings.token = token ?? ProcessInfo.processInfo.environment["CARDWATCH_TOKEN"]
         settings.maxBodyBytes = maxBodyBytes
         var dependencies = ServerDependencies(
-            serving: store, store: store, monitoring: store, models: registry, waiters: waiters, doorbell: state.arrivals,
+            serving: store, monitoring: store, models: registry,
+            decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics
         dependencies.feed = feed

@@ -13,14 +13,14 @@ import Testing
 import WSCore
 
 /// A data directory with a production model (probability 0.5 at $1,000), a processor
-/// running on its own thread, and the API over them.
+/// running on its own thread (for labels), and the API over them, deciding requests in
+/// their append's transaction as `cardwatch run` does.
 final class Fixture: @unchecked Sendable {
     // `@unchecked Sendable`: the fields are set once in `init`; the processor is used only by its thread.
     let dir: String
     let store: SQLiteEventLog
     let registry: ModelRegistry
     let api: CardwatchAPI
-    let waiters = DecisionWaiters()
     var feedSubscribers: Int { api.dependencies.feed.subscriberCount }
     let state = PipelineState()
     private let stop = StopSignal()
@@ -43,11 +43,9 @@ final class Fixture: @unchecked Sendable {
         let version = try registry.register(artifact)
         _ = try registry.promote(version: version, rule: PromotionRule(), force: true)
         let processor = try Processor(store: store, scorer: try Scorer(artifact: artifact, version: version))
-        let waiters = waiters
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         processor.onCommit = {
-            waiters.deliver($0)
             metrics.observe($0)
             feed.publish($0)
         }
@@ -67,7 +65,8 @@ final class Fixture: @unchecked Sendable {
         settings.token = token
         settings.maxBodyBytes = maxBody
         var dependencies = ServerDependencies(
-            serving: store, store: store, monitoring: store, models: registry, waiters: waiters, doorbell: state.arrivals,
+            serving: store, monitoring: store, models: registry,
+            decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
@@ -81,9 +80,12 @@ final class Fixture: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func test(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    @discardableResult
+    func test<Value: Sendable>(
+        _ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Value
+    ) async throws -> Value {
         defer { close() }
-        try await api.application().test(setup, body)
+        return try await api.application().test(setup, body)
     }
 }
 

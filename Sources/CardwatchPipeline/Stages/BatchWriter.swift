@@ -94,19 +94,26 @@ final class BatchWriter: Sendable {
                 ok = false
                 fail(error)
             }
-            if ok, let last = batches.last {
-                committed.store(last.arrivals.upperBound, ordering: .releasing)
-                let callback = onCommit.withLock { $0 }
-                for batch in batches {
-                    latencies.record(batch)
-                    callback?.call(batch)
-                }
-            }
+            if ok { published(batches) }
             condition.lock()
             busy = false
             condition.broadcast()
             condition.unlock()
             if !ok { return }
+        }
+    }
+
+    /// A batch the processor committed itself (with its input, see `Processor.ingestAndDecide`),
+    /// published as the writer publishes its own: the queue is empty meanwhile.
+    func committedElsewhere(_ batch: ProcessedBatch) { published([batch]) }
+
+    private func published(_ batches: [ProcessedBatch]) {
+        guard let last = batches.last else { return }
+        committed.store(last.arrivals.upperBound, ordering: .releasing)
+        let callback = onCommit.withLock { $0 }
+        for batch in batches {
+            latencies.record(batch)
+            callback?.call(batch)
         }
     }
 

@@ -152,7 +152,50 @@ public final class Processor {
         } else {
             records = try read(try store.arrivals(after: position, records: batchRecords), transactions: next, labels: nextLabel)
         }
-        guard let first = records.first?.arrival, let last = records.last?.arrival else { return 0 }
+        guard let out = try decide(records) else { return 0 }
+        try writer.submit(out)
+        uncommitted.append((out.arrivals.upperBound, out.transactions))
+        advance(past: out)
+        return records.count
+    }
+
+    /// Appends `batch` to the log and decides its transactions in the same store transaction,
+    /// on the caller's thread: the HTTP API's synchronous path, where an append, a wake-up of
+    /// the processor and a second commit by the writer cost more than the decisions. Whatever
+    /// other writers appended before is processed first, so the arrival order holds. Returns
+    /// the ingest's outcome and the committed batch (its transactions in the order of the
+    /// accepted records; nil when none was accepted), which has also reached `onCommit`.
+    public func ingestAndDecide(_ batch: IngestBatch) throws -> (IngestOutcome, ProcessedBatch?) {
+        if let swapped = pendingModel.take() { scorer = swapped }
+        while true {
+            // Batches decided earlier commit first: the processor's position moves in order.
+            try writer.flush()
+            var decided: ProcessedBatch?
+            do {
+                let outcome = try store.ingest(batch) { previous, arrival in
+                    guard previous == position else { throw Behind() }
+                    decided = try decide(try fromMemory([arrival]))
+                    return decided
+                }
+                if let out = decided {
+                    advance(past: out)
+                    writer.committedElsewhere(out)
+                }
+                return (outcome, decided)
+            } catch is Behind {
+                // Another writer's arrivals came first (nothing was appended): process them, then append again.
+                while try step() > 0 {}
+            }
+        }
+    }
+
+    /// Thrown from inside `ingestAndDecide`'s store transaction to roll it back.
+    private struct Behind: Error {}
+
+    /// Features, scores and decisions for `records` (in arrival order), the labels applied:
+    /// the batch to commit, or nil when there are no records.
+    private func decide(_ records: [(arrival: Int64, item: Item)]) throws -> ProcessedBatch? {
+        guard let first = records.first?.arrival, let last = records.last?.arrival else { return nil }
         let rules = rules?.current() ?? RuleBook()
         var out = ProcessedBatch(arrivals: first...last, transactionOffsets: next, labelOffsets: nextLabel)
         out.transactions.reserveCapacity(records.count)
@@ -161,7 +204,6 @@ public final class Processor {
         var seen: [String: (merchantID: String, time: Timestamp)] = [:]
         var indexed = 0
         var indexedUncommitted = false
-        var transactions = 0
         for r in records {
             switch r.item {
             case .transaction(let t, let partition, let offset, let appendedAt):
@@ -173,8 +215,6 @@ public final class Processor {
                         latencyMicros: max(0, Self.nowMicros() - appendedAt), partition: partition, offset: offset,
                         arrival: r.arrival))
                 out.transactionOffsets[partition] = offset + 1
-                if decision.isAlert { alerts += 1 }
-                transactions += 1
             case .label(let label, let partition):
                 out.labelOffsets[partition] += 1
                 // Resolve now: a label counts from its place in the arrival order on.
@@ -215,18 +255,22 @@ public final class Processor {
             recordsSinceCheckpoint = 0
         }
         out.decidedAt = Self.nowMicros()
-        try writer.submit(out)
-        uncommitted.append((last, out.transactions))
-        position = last
+        return out
+    }
+
+    /// Moves past a decided batch: position, offsets, counters.
+    private func advance(past out: ProcessedBatch) {
+        position = out.arrivals.upperBound
         next = out.transactionOffsets
         nextLabel = out.labelOffsets
-        processed += transactions
+        let alerts = out.transactions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }
+        processed += out.transactions.count
+        self.alerts += alerts
         if let state {
-            state.processed.add(transactions, ordering: .relaxed)
-            state.alerts.add(out.transactions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }, ordering: .relaxed)
+            state.processed.add(out.transactions.count, ordering: .relaxed)
+            state.alerts.add(alerts, ordering: .relaxed)
             state.labels.add(out.labels.count, ordering: .relaxed)
         }
-        return records.count
     }
 
     /// Writes a checkpoint now (at a clean stop), so the next start replays nothing.

@@ -153,6 +153,12 @@ public struct Checkpoint: Sendable {
 /// `CardwatchStorage.SQLiteEventLog`; both writes are single SQLite transactions.
 public protocol PipelineStore: EventLog {
     func ingest(_ batch: IngestBatch) throws -> IngestOutcome
+    /// Appends `batch` and, in the same transaction, commits the batch `decide` makes of the
+    /// arrival it appended (nil: the append alone). `decide` is given the arrival before that
+    /// one (0: none) and may throw to roll everything back; its error is rethrown as it is.
+    func ingest(
+        _ batch: IngestBatch, deciding decide: (_ previous: Int64, _ arrival: RecentArrival) throws -> ProcessedBatch?
+    ) throws -> IngestOutcome
     /// Appends label events to the `labels` log (keyed by transaction) and the source's resume position, atomically.
     func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws
     /// Where a source resumes (its last committed `resumeAt`), nil when it never committed.
