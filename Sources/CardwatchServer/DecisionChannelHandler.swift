@@ -82,7 +82,9 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func read(context: ChannelHandlerContext) {
-        if state == .deciding { readPending = true } else { context.read() }
+        // Reading stops only once the client has sent more while a decision is out (it
+        // pipelines): for the others the reads go on, and the channel's read interest with them.
+        if !held.isEmpty { readPending = true } else { context.read() }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -20,15 +20,23 @@ public final class SQLiteEventLog: EventLog {
     let checkpointFiles: CheckpointFiles
     /// This process's committed appends of transactions, for the processor (see `RecentAppends`).
     let recent = RecentAppends()
+    /// The card profiles not yet in `gold_card_profiles`.
+    let cardProfiles: CardProfiles
 
     /// Opens (or creates) the log in `directory`. Reopening with another partition count
     /// is refused: the keys already written would no longer be found in their partitions.
-    public init(directory: String, partitions: Int = 4) throws(EventLogError) {
+    public convenience init(directory: String, partitions: Int = 4) throws(EventLogError) {
+        try self.init(directory: directory, partitions: partitions, cardFlush: CardProfiles.Schedule())
+    }
+
+    /// `cardFlush`: when card profiles are folded in (tests make it often).
+    init(directory: String, partitions: Int, cardFlush: CardProfiles.Schedule) throws(EventLogError) {
         path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
         guard partitions > 0 else {
             throw EventLogError(.invalidArgument, "a log needs at least one partition, not \(partitions)")
         }
         self.partitions = partitions
+        cardProfiles = CardProfiles(partitions: partitions, schedule: cardFlush)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var config = Configuration()
@@ -175,48 +183,80 @@ public final class SQLiteEventLog: EventLog {
         }
     }
 
-    /// Inserts the records with one prepared statement, in the caller's transaction.
+    /// Inserts the records with one prepared statement, and the append's arrival, in the
+    /// caller's transaction.
     func insert(
         _ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])],
         appendedAt: Int64 = Timestamp.now.microseconds
     ) throws -> [LogPosition] {
         guard !records.isEmpty else { return [] }
         var next = [Int64?](repeating: nil, count: partitions)  // each partition's end, read on first use
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO records (topic, "partition", "offset", key, payload, appended_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """)
         var positions: [LogPosition] = []
         positions.reserveCapacity(records.count)
-        var row = RowBinder(statement)
         for record in records {
             let partition = partition(forKey: record.key)
             let offset = try next[partition] ?? Self.endOffset(db, topic, partition)
             next[partition] = offset + 1
-            row.text(topic.rawValue)
-            row.int(partition)
-            row.int(offset)
-            row.text(record.key)
-            row.blob(record.payload[...])
-            row.int(appendedAt)
-            try row.run(db)
             positions.append(LogPosition(partition: partition, offset: offset))
         }
-        if let arrival = Arrival.entry(topic: topic, partition: 0) {
-            // The order the processor will read these in: one row per append, a partition per record.
-            var entries: [UInt8] = []
-            entries.reserveCapacity(2 * positions.count)
-            for position in positions {
-                let e = arrival | UInt16(position.partition)
-                entries.append(UInt8(e & 0xFF))
-                entries.append(UInt8(e >> 8))
-            }
+        try insertRecords(db, topic, records, at: positions, appendedAt: appendedAt)
+        if let entries = Self.entries(topic, positions) {
             var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (entries) VALUES (?)"))
             row.blob(entries[...])
             try row.run(db)
         }
         return positions
+    }
+
+    /// Inserts the records at the given places (the next ones of their partitions, as the
+    /// caller counted them), in the caller's transaction.
+    func insertRecords(
+        _ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])], at positions: [LogPosition],
+        appendedAt: Int64
+    ) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO records (topic, "partition", "offset", key, payload, appended_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """)
+        var row = RowBinder(statement)
+        for (record, position) in zip(records, positions) {
+            row.text(topic.rawValue)
+            row.int(position.partition)
+            row.int(position.offset)
+            row.text(record.key)
+            row.blob(record.payload[...])
+            row.int(appendedAt)
+            try row.run(db)
+        }
+    }
+
+    /// The newest arrival (0: none).
+    func lastArrival(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM arrivals")) ?? 0
+    }
+
+    /// An arrival numbered by the caller (who needed its id first).
+    func insertArrival(_ db: Database, id: Int64, topic: Topic, _ positions: [LogPosition]) throws {
+        guard let entries = Self.entries(topic, positions) else { return }
+        var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (id, entries) VALUES (?, ?)"))
+        row.int(id)
+        row.blob(entries[...])
+        try row.run(db)
+    }
+
+    /// An arrival's entries: the order the processor will read its records in, a partition
+    /// per record (nil: the topic is not in the arrival order).
+    static func entries(_ topic: Topic, _ positions: [LogPosition]) -> [UInt8]? {
+        guard let bits = Arrival.entry(topic: topic, partition: 0) else { return nil }
+        var entries: [UInt8] = []
+        entries.reserveCapacity(2 * positions.count)
+        for position in positions {
+            let e = bits | UInt16(position.partition)
+            entries.append(UInt8(e & 0xFF))
+            entries.append(UInt8(e >> 8))
+        }
+        return entries
     }
 
     /// Moves a group's offset, in the caller's transaction.
@@ -240,6 +280,11 @@ public final class SQLiteEventLog: EventLog {
                 "group '\(group)' has committed offset \(current) on \(topic.rawValue)[\(partition)] and cannot "
                     + "move back to \(offset) (pass allowBackwards to rewind)")
         }
+        try moveOffset(db, group: group, topic: topic, partition: partition, to: offset)
+    }
+
+    /// Writes a group's offset as given, in the caller's transaction.
+    func moveOffset(_ db: Database, group: String, topic: Topic, partition: Int, to offset: Int64) throws {
         var row = RowBinder(
             try db.cachedStatement(
                 sql: """
@@ -253,7 +298,7 @@ public final class SQLiteEventLog: EventLog {
         try row.run(db)
     }
 
-    private static func endOffset(_ db: Database, _ topic: Topic, _ partition: Int) throws -> Int64 {
+    static func endOffset(_ db: Database, _ topic: Topic, _ partition: Int) throws -> Int64 {
         let last = try Int64.fetchOne(
             db.cachedStatement(sql: #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#),
             arguments: [topic.rawValue, partition])
@@ -274,7 +319,7 @@ public final class SQLiteEventLog: EventLog {
     }
 
     /// Migrations are append-only: a released migration is never edited.
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: records, offsets and meta") { db in
             try db.execute(
@@ -302,6 +347,7 @@ public final class SQLiteEventLog: EventLog {
         }
         WarehouseSchema.register(&migrator)
         registerMonitoring(&migrator)
+        WarehouseSchema.registerV4(&migrator)
         return migrator
     }
 }

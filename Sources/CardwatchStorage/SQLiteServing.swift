@@ -58,7 +58,10 @@ extension SQLiteEventLog: ServingStore {
                         sql: """
                             SELECT s.transaction_id, s.fraud_probability, s.risk_tier, s.action, s.model_version, s.rule_hits,
                                 a.reasons, s.latency_us
-                            FROM silver_transactions s LEFT JOIN alerts a USING (transaction_id) WHERE s.transaction_id = ?
+                            FROM seen_transactions t
+                            JOIN silver_transactions s USING (arrival, "partition", "offset")
+                            LEFT JOIN alerts a ON a.transaction_id = s.transaction_id
+                            WHERE t.transaction_id = ?
                             """, arguments: [transactionID])
                 else { return nil }
                 let hits: String? = row[5]

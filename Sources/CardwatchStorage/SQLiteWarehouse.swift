@@ -9,7 +9,7 @@ import GRDB
 extension SQLiteEventLog: PipelineStore {
     public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
         let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
-            try pool.write { db in try append(db, batch) }
+            try pool.write { db in try append(db, batch, after: try lastArrival(db)) }
         }
         if let appended { recent.add(appended) }  // committed: the processor may take it from memory
         return outcome
@@ -23,16 +23,23 @@ extension SQLiteEventLog: PipelineStore {
         let outcome: IngestOutcome
         do {
             outcome = try Self.perform("ingesting and deciding \(batch.records.count) records from \(batch.source)") {
-                try pool.write { db in
-                    let previous = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM arrivals")) ?? 0
-                    let (outcome, appended) = try append(db, batch)
-                    if let appended {
-                        do { decided = try decide(previous, appended) } catch {
-                            decideError = error
-                            throw error
+                try pool.writeWithoutTransaction { db in
+                    var cards = try cardProfiles.take(db)
+                    var outcome = IngestOutcome()
+                    try db.inTransaction(.immediate) {
+                        let previous = try lastArrival(db)
+                        let appended: RecentArrival?
+                        (outcome, appended) = try append(db, batch, after: previous)
+                        if let appended {
+                            do { decided = try decide(previous, appended) } catch {
+                                decideError = error
+                                throw error
+                            }
+                            if let decided { try write(db, decided, cards: &cards) }
                         }
-                        if let decided { try write(db, decided) }
+                        return .commit
                     }
+                    cardProfiles.put(cards)
                     return outcome
                 }
             }
@@ -47,20 +54,37 @@ extension SQLiteEventLog: PipelineStore {
 
     /// An ingest batch's writes, in the caller's transaction: duplicates recorded, fresh records
     /// appended (with their arrival), dead letters, the source's position.
-    private func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, RecentArrival?) {
+    private func append(_ db: Database, _ batch: IngestBatch, after previous: Int64) throws -> (IngestOutcome, RecentArrival?) {
         var outcome = IngestOutcome()
         var kept: [Transaction] = []
-        let seen = try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen_transactions (transaction_id) VALUES (?)")
+        // Each new id is recorded with the place its record gets: its arrival (created with the
+        // first new record, so the id is known) and its partition and offset, silver's key.
+        let seen = try db.cachedStatement(
+            sql: """
+                INSERT OR IGNORE INTO seen_transactions (transaction_id, arrival, "partition", "offset") VALUES (?, ?, ?, ?)
+                """)
         var fresh: [(key: String, payload: [UInt8])] = []
+        var positions: [LogPosition] = []
         fresh.reserveCapacity(batch.records.count)
+        positions.reserveCapacity(batch.records.count)
+        var next = [Int64?](repeating: nil, count: partitions)
+        // Arrivals are numbered without gaps (none is ever deleted): this append's is the next.
+        let arrival = previous + 1
         let now = Self.nowMicros()
         var seenRow = RowBinder(seen)
         for record in batch.records {
+            let partition = partition(forKey: record.transaction.cardID)
+            let offset = try next[partition] ?? Self.endOffset(db, .transactions, partition)
             seenRow.text(record.transaction.transactionID)
+            seenRow.int(arrival)
+            seenRow.int(partition)
+            seenRow.int(offset)
             try seenRow.run(db)
             if db.changesCount == 1 {
                 fresh.append((record.transaction.cardID, record.payload))
+                positions.append(LogPosition(partition: partition, offset: offset))
                 kept.append(record.transaction)
+                next[partition] = offset + 1
             } else {
                 outcome.duplicates.append(record.transaction.transactionID)
                 try db.execute(
@@ -73,16 +97,16 @@ extension SQLiteEventLog: PipelineStore {
                     ])
             }
         }
-        let positions = try insert(db, .transactions, fresh, appendedAt: now)
-        // The arrival row is the append's last insert.
-        let appended =
-            positions.isEmpty
-            ? nil
-            : RecentArrival(
-                id: db.lastInsertedRowID,
+        var appended: RecentArrival?
+        if !fresh.isEmpty {
+            try insertRecords(db, .transactions, fresh, at: positions, appendedAt: now)
+            try insertArrival(db, id: arrival, topic: .transactions, positions)
+            appended = RecentArrival(
+                id: arrival,
                 transactions: zip(kept, positions).map {
                     AppendedTransaction(transaction: $0, partition: $1.partition, offset: $1.offset, appendedAt: now)
                 })
+        }
         outcome.accepted = fresh.count
         _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
         outcome.deadLetters = batch.deadLetters.count
@@ -129,8 +153,13 @@ extension SQLiteEventLog: PipelineStore {
     public func commit(_ batches: [ProcessedBatch]) throws {
         guard let first = batches.first, let last = batches.last else { return }
         try Self.perform("committing processor arrivals \(first.arrivals.lowerBound)...\(last.arrivals.upperBound)") {
-            try pool.write { db in
-                for batch in batches { try write(db, batch) }
+            try pool.writeWithoutTransaction { db in
+                var cards = try cardProfiles.take(db)
+                try db.inTransaction(.immediate) {
+                    for batch in batches { try write(db, batch, cards: &cards) }
+                    return .commit
+                }
+                cardProfiles.put(cards)
             }
         }
         // Committed: the newest snapshot may now be written (outside the transaction, see `CheckpointFiles`).
@@ -142,15 +171,24 @@ extension SQLiteEventLog: PipelineStore {
     public func waitForCheckpoints() throws { try checkpointFiles.waitUntilWritten() }
 
     /// One batch's outputs, offsets and position, in the caller's transaction.
-    private func write(_ db: Database, _ batch: ProcessedBatch) throws {
+    private func write(_ db: Database, _ batch: ProcessedBatch, cards: inout CardProfiles.Pending) throws {
         try writeSilverAndAlerts(db, batch)
         try writeGold(db, batch)
+        try cardProfiles.fold(db, batch, into: &cards)
         try writeLabels(db, batch)
-        for (p, offset) in batch.transactionOffsets.enumerated() {
-            try commit(db, group: Processor.group, topic: .transactions, partition: p, offset: offset, allowBackwards: false)
-        }
-        for (p, offset) in batch.labelOffsets.enumerated() {
-            try commit(db, group: Processor.group, topic: .labels, partition: p, offset: offset, allowBackwards: false)
+        // Only the offsets that moved; they are the processor's own, counted from what it read.
+        for (topic, start, end) in [
+            (Topic.transactions, batch.startTransactionOffsets, batch.transactionOffsets),
+            (.labels, batch.startLabelOffsets, batch.labelOffsets),
+        ] {
+            for p in end.indices where end[p] != start[p] {
+                guard end[p] > start[p] else {
+                    throw EventLogError(
+                        .offsetBackwards, "the processor's batch moves \(topic.rawValue)[\(p)] back from \(start[p]) to \(end[p])"
+                    )
+                }
+                try moveOffset(db, group: Processor.group, topic: topic, partition: p, to: end[p])
+            }
         }
         var position = RowBinder(
             try db.cachedStatement(
@@ -220,7 +258,11 @@ extension SQLiteEventLog: PipelineStore {
             try pool.read { db in
                 var found: [String: (merchantID: String, time: Timestamp)] = [:]
                 let statement = try db.cachedStatement(
-                    sql: "SELECT merchant_id, event_time FROM silver_transactions WHERE transaction_id = ? AND arrival < ?")
+                    sql: """
+                        SELECT s.merchant_id, s.event_time FROM seen_transactions t
+                        JOIN silver_transactions s USING (arrival, "partition", "offset")
+                        WHERE t.transaction_id = ? AND s.arrival < ?
+                        """)
                 for id in Set(ids) {
                     if let row = try Row.fetchOne(statement, arguments: [id, arrival]) {
                         found[id] = (row[0], Timestamp(microseconds: row[1]))
@@ -317,30 +359,7 @@ extension SQLiteEventLog: PipelineStore {
                 latencyMax = max(latencyMax, latency)
             }
         }
-        struct Card {
-            var transactions = 0
-            var amount: Int64 = 0
-            var alerts = 0
-            var declines = 0
-            var maxProbability = 0.0
-            var last: Int64 = .min
-            var lastTier = RiskTier.low
-
-            mutating func add(amount: Int64, alert: Int, decline: Int, probability: Double, time: Int64, tier: RiskTier) {
-                transactions += 1
-                self.amount += amount
-                alerts += alert
-                declines += decline
-                maxProbability = max(maxProbability, probability)
-                if time >= last {
-                    last = time
-                    lastTier = tier
-                }
-            }
-        }
         var hours: [Int64: Hour] = [:]
-        var cards: [String: Card] = [:]
-        cards.reserveCapacity(batch.transactions.count / 2)
         for p in batch.transactions {
             let t = p.transaction
             let d = p.decision
@@ -353,8 +372,6 @@ extension SQLiteEventLog: PipelineStore {
             hours[hour, default: Hour()].add(
                 amount: amount, alert: isAlert, review: d.action == .review ? 1 : 0, decline: isDecline,
                 probability: Self.nanos(d.probability), latency: p.latencyMicros)
-            cards[t.cardID, default: Card()].add(
-                amount: amount, alert: isAlert, decline: isDecline, probability: d.probability, time: micros, tier: d.tier)
         }
         let hourly = try db.cachedStatement(
             sql: """
@@ -413,37 +430,18 @@ extension SQLiteEventLog: PipelineStore {
         row.int(minute.latency)
         row.int(minute.latencyMax)
         try row.run(db)
-        let profile = try db.cachedStatement(
-            sql: """
-                INSERT INTO gold_card_profiles (card_id, transactions, amount_micros, alerts, declines, max_probability,
-                    last_event_time, last_risk_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (card_id) DO UPDATE SET transactions = transactions + excluded.transactions,
-                    amount_micros = amount_micros + excluded.amount_micros, alerts = alerts + excluded.alerts,
-                    declines = declines + excluded.declines,
-                    max_probability = MAX(max_probability, excluded.max_probability),
-                    last_risk_tier = CASE WHEN excluded.last_event_time >= last_event_time
-                        THEN excluded.last_risk_tier ELSE last_risk_tier END,
-                    last_event_time = MAX(last_event_time, excluded.last_event_time)
-                """)
-        row = RowBinder(profile)
-        for (card, c) in cards {
-            row.text(card)
-            row.int(c.transactions)
-            row.int(c.amount)
-            row.int(c.alerts)
-            row.int(c.declines)
-            row.double(c.maxProbability)
-            row.int(c.last)
-            row.text(c.lastTier.rawValue)
-            try row.run(db)
-        }
     }
 
     private func writeLabels(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.labels.isEmpty else { return }
         let insert = try db.cachedStatement(
             sql: "INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, arrival) VALUES (?, ?, ?, ?, ?)")
-        let mark = try db.cachedStatement(sql: "UPDATE silver_transactions SET label = ? WHERE transaction_id = ?")
+        let mark = try db.cachedStatement(
+            sql: """
+                UPDATE silver_transactions SET label = ?
+                WHERE (arrival, "partition", "offset") =
+                    (SELECT arrival, "partition", "offset" FROM seen_transactions WHERE transaction_id = ?)
+                """)
         for l in batch.labels {
             try insert.execute(arguments: [
                 l.label.transactionID, l.label.isFraud ? 1 : 0, l.label.reportedAt.microseconds, l.matched ? 1 : 0,

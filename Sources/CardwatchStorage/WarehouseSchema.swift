@@ -1,4 +1,6 @@
 import CardwatchFeatures
+import CardwatchPipeline
+import Foundation
 import GRDB
 
 /// The warehouse lives in the log's database file so that a processor batch commits its
@@ -148,6 +150,94 @@ enum WarehouseSchema {
                         SELECT card_id, transactions, amount_micros / 1e6 AS amount, alerts, declines, max_probability,
                             strftime('%Y-%m-%dT%H:%M:%SZ', last_event_time / 1000000, 'unixepoch') AS last_seen, last_risk_tier
                         FROM gold_card_profiles;
+                    """)
+        }
+    }
+
+    /// The silver table as of v4: keyed by arrival, the order the processor decides in, so a
+    /// batch appends to the end of one B-tree instead of writing a page per partition or,
+    /// keyed by transaction id, a random page per transaction (with 4 KiB pages, what a
+    /// small commit wrote was mostly such pages). Lookups by transaction id go through
+    /// `seen_transactions`, which holds each id's arrival, partition and offset.
+    static let silverV4 = """
+        CREATE TABLE silver_transactions (
+            transaction_id TEXT NOT NULL,
+            card_id TEXT NOT NULL,
+            merchant_id TEXT NOT NULL,
+            merchant_category TEXT,
+            currency TEXT NOT NULL,
+            country TEXT,
+            channel TEXT,
+            event_time INTEGER NOT NULL,
+            "timestamp" TEXT NOT NULL,
+            \(featureColumns),
+            fraud_probability REAL NOT NULL,
+            risk_tier TEXT NOT NULL,
+            action TEXT NOT NULL,
+            model_version INTEGER NOT NULL,
+            rule_hits TEXT,
+            latency_us INTEGER NOT NULL,
+            is_fraud INTEGER,
+            fraud_pattern TEXT,
+            label INTEGER,
+            arrival INTEGER NOT NULL,
+            "partition" INTEGER NOT NULL,
+            "offset" INTEGER NOT NULL,
+            PRIMARY KEY (arrival, "partition", "offset")
+        ) WITHOUT ROWID
+        """
+
+    /// Registered after v3 (monitoring).
+    static func registerV4(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v4: silver in arrival order, card profiles folded in behind") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE seen_transactions ADD COLUMN arrival INTEGER;
+                    ALTER TABLE seen_transactions ADD COLUMN "partition" INTEGER;
+                    ALTER TABLE seen_transactions ADD COLUMN "offset" INTEGER;
+                    CREATE TEMPORARY TABLE record_arrivals (
+                        "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, arrival INTEGER NOT NULL,
+                        PRIMARY KEY ("partition", "offset")
+                    ) WITHOUT ROWID;
+                    """)
+            // Each record's arrival, as the processor finds it: the arrivals in order, a record of
+            // its partition per entry, offsets counted up from 0.
+            var next: [Int: Int64] = [:]
+            let place = try db.makeStatement(sql: "INSERT INTO record_arrivals VALUES (?, ?, ?)")
+            let arrivals = try Row.fetchCursor(db, sql: "SELECT id, entries FROM arrivals ORDER BY id")
+            while let row = try arrivals.next() {
+                let id: Int64 = row[0]
+                let blob: Data = row[1]
+                for i in stride(from: 0, to: blob.count - 1, by: 2) {
+                    let e = UInt16(blob[blob.startIndex + i]) | UInt16(blob[blob.startIndex + i + 1]) << 8
+                    guard e & Arrival.labelBit == 0 else { continue }
+                    let partition = Int(e)
+                    try place.execute(arguments: [partition, next[partition, default: 0], id])
+                    next[partition, default: 0] += 1
+                }
+            }
+            try db.execute(
+                sql: """
+                    UPDATE seen_transactions SET arrival = r.arrival, "partition" = r."partition", "offset" = r."offset"
+                        FROM (SELECT a.arrival, a."partition", a."offset",
+                                  json_extract(CAST(records.payload AS TEXT), '$.transaction_id') AS id
+                              FROM records JOIN record_arrivals a USING ("partition", "offset")
+                              WHERE records.topic = 'transactions') AS r
+                        WHERE r.id = seen_transactions.transaction_id;
+                    DROP TABLE record_arrivals;
+                    ALTER TABLE silver_transactions RENAME TO silver_v2;
+                    """)
+            try db.execute(sql: silverV4)
+            let columns = try db.columns(in: "silver_v2").map { "\"\($0.name)\"" }.joined(separator: ", ")
+            try db.execute(
+                sql: """
+                    INSERT INTO silver_transactions (\(columns)) SELECT \(columns) FROM silver_v2;
+                    DROP TABLE silver_v2;
+                    -- Per partition, the last arrival whose silver rows are folded into gold_card_profiles (the
+                    -- store folds them in batches, see CardProfiles): here, all of them.
+                    CREATE TABLE gold_card_positions ("partition" INTEGER PRIMARY KEY, arrival INTEGER NOT NULL);
+                    INSERT INTO gold_card_positions SELECT "partition", (SELECT COALESCE(MAX(arrival), 0) FROM processor_position)
+                        FROM (SELECT DISTINCT "partition" FROM records WHERE topic = 'transactions');
                     """)
         }
     }

@@ -8,8 +8,8 @@ import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release): the codecs, the feature engine.",
-        subcommands: [CodecBench.self, FeatureBench.self, ModelBench.self]
+        abstract: "Benchmarks (build with -c release): the codecs, the feature engine, the model, synchronous decisions.",
+        subcommands: [CodecBench.self, FeatureBench.self, ModelBench.self, DecisionBench.self]
     )
 }
 

@@ -5,8 +5,8 @@ import Testing
 
 // MARK: Fixtures
 
-/// A fresh temporary directory, removed afterwards.
-private func withDirectory<T>(_ body: (String) throws -> T) throws -> T {
+/// A data directory not created yet (the log creates it), removed afterwards.
+private func withDataDirectory<T>(_ body: (String) throws -> T) throws -> T {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-log-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
     return try body(dir + "/data")
@@ -36,7 +36,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
 
 @Suite struct SQLiteEventLogTests {
     @Test func appendAndReadRoundTripAcrossTopicsAndPartitions() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 4)
             let batch = (0..<40).map { (key: "card-\($0 % 10)", payload: bytes("tx-\($0)")) }
             let positions = try log.append(.transactions, batch)
@@ -67,7 +67,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func offsetsAreDensePerPartitionAndInBatchOrder() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 3)
             for round in 0..<3 {
                 let batch = (0..<50).map { (key: "card-\($0 % 13)", payload: bytes("\(round)-\($0)")) }
@@ -97,7 +97,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
         #expect(KeyHash.partition(forKey: "", partitions: 7) == 2)
         #expect(KeyHash.partition(forKey: "a", partitions: 7) == 5)
         #expect(KeyHash.partition(forKey: "foobar", partitions: 7) == 6)
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 4)
             #expect(log.partition(forKey: "") == 1)
             for key in ["card-1", "card-2", "card-000042", "ünïcödé"] {
@@ -109,7 +109,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func readFromTheMiddleWithALimitAndEndOffset() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 2)
             let p = log.partition(forKey: "card")
             #expect(try log.endOffset(.transactions, partition: p) == 0)
@@ -131,7 +131,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func committedOffsetsArePerGroup() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 2)
             _ = try log.append(.transactions, (0..<20).map { (key: "card-\($0)", payload: []) })
             let end0 = try log.endOffset(.transactions, partition: 0)
@@ -161,7 +161,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func commitBackwardsIsRefusedUnlessAllowed() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 1)
             _ = try log.append(.alerts, (0..<10).map { (key: "k\($0)", payload: []) })
             try log.commit(group: "g", topic: .alerts, partition: 0, offset: 7)
@@ -180,7 +180,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func appendAndCommitIsAtomic() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir, partitions: 2)
             let inputs = try log.append(.transactions, (0..<10).map { (key: "card-\($0)", payload: bytes("tx\($0)")) })
             let p = inputs[0].partition
@@ -215,7 +215,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func reopeningKeepsRecordsAndOffsets() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             var positions: [LogPosition] = []
             do {
                 let log = try SQLiteEventLog(directory: dir, partitions: 3)
@@ -234,7 +234,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func reopeningWithAnotherPartitionCountIsRefused() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             _ = try SQLiteEventLog(directory: dir, partitions: 4)
             do {
                 _ = try SQLiteEventLog(directory: dir, partitions: 8)
@@ -249,7 +249,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
     }
 
     @Test func appendsAHundredThousandRecordsInOneCall() throws {
-        try withDirectory { dir in
+        try withDataDirectory { dir in
             let log = try SQLiteEventLog(directory: dir)
             let count = 100_000
             let batch = (0..<count).map { i in

@@ -273,16 +273,18 @@ public final class Processor {
         }
     }
 
-    /// Writes a checkpoint now (at a clean stop), so the next start replays nothing.
+    /// Writes a checkpoint now (at a clean stop), so the next start replays nothing, and
+    /// commits a final batch, so the store's aggregates are complete.
     public func checkpoint() throws {
         try writer.flush()
-        guard sinceCheckpoint > 0, position > 0 else { return }
+        guard position > 0 else { return }
+        // Marked final either way: the store writes what it keeps behind (card profiles).
         var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
-        let state = engine.snapshot()
-        out.checkpoint = state
+        out.final = true
+        if sinceCheckpoint > 0 { out.checkpoint = engine.snapshot() }
         try store.commit(out)
         try store.waitForCheckpoints()
-        lastCheckpointBytes = state.count
+        if let state = out.checkpoint { lastCheckpointBytes = state.count }
         sinceCheckpoint = 0
         recordsSinceCheckpoint = 0
     }

@@ -123,17 +123,26 @@ public struct ProcessedBatch: Sendable {
     /// The processor's next offsets after the batch, per partition.
     public var transactionOffsets: [Int64]
     public var labelOffsets: [Int64]
+    /// The same before the batch (the store writes only the ones that moved).
+    public let startTransactionOffsets: [Int64]
+    public let startLabelOffsets: [Int64]
     public var transactions: [ProcessedTransaction] = []
     public var labels: [ProcessedLabel] = []
     /// The feature engine's snapshot after this batch, when it is time for a checkpoint.
     public var checkpoint: [UInt8]?
     /// When the batch was decided (µs since 1970, wall clock), for the latency to its commit.
     public var decidedAt: Int64?
+    /// The last batch before a clean stop: whatever the store folds in behind (aggregates) is
+    /// written with it, as with a batch that carries a checkpoint.
+    public var final = false
 
+    /// A batch starting at the given offsets (and, until records are added, ending there).
     public init(arrivals: ClosedRange<Int64>, transactionOffsets: [Int64], labelOffsets: [Int64]) {
         self.arrivals = arrivals
         self.transactionOffsets = transactionOffsets
         self.labelOffsets = labelOffsets
+        startTransactionOffsets = transactionOffsets
+        startLabelOffsets = labelOffsets
     }
 }
 

@@ -1,0 +1,181 @@
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchGenerator
+import CardwatchModel
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+import GRDB
+import Logging
+import Testing
+
+@Suite struct StageFailureTests {
+    /// A commit fails mid-stream; the handle rebuilds the processor from the store and the
+    /// warehouse ends as after a run without the failure.
+    @Test func aFailedCommitIsRecoveredExactlyOnce() throws {
+        try withDirectory { root in
+            let txs = try history(days: 6, cards: 120, seed: 12)
+            var lastSilver: [[String]] = []
+            for failAt in [0, 3] {  // 0: never fails
+                let dir = root + "/run\(failAt)"
+                let base = try SQLiteEventLog(directory: dir, partitions: 3)
+                let store = FlakyStore(base, failAt: failAt)
+                let scorer = try Scorer(artifact: amountModel(pivot: 700), version: 1)
+                let make: @Sendable () throws -> Processor = {
+                    try Processor(store: store, scorer: scorer, batchRecords: 300, checkpointEvery: 2)
+                }
+                let handle = ProcessorHandle(try make(), rebuild: make)
+                let ingest = Ingestor(store: base)
+                for chunk in stride(from: 0, to: txs.count, by: 400) {
+                    _ = try ingest.ingest(
+                        txs[chunk..<min(txs.count, chunk + 400)].map { IngestRecord(transaction: $0) }, source: "t")
+                }
+                var failures = 0
+                while true {
+                    do {
+                        let n = try handle.withProcessor { p -> Int in
+                            let n = try p.step()
+                            try p.flush()
+                            return n
+                        }
+                        if n == 0 { break }
+                    } catch is StageFailure {
+                        failures += 1
+                    }
+                }
+                #expect(failures == (failAt == 0 ? 0 : 1))
+                let silver: [String] = try query(
+                    dir,
+                    "SELECT transaction_id || ':' || printf('%.17g', fraud_probability) || ':' || printf('%.17g', tx_count_1hr) "
+                        + "|| ':' || risk_tier FROM silver_transactions ORDER BY transaction_id")
+                lastSilver.append(silver)
+                #expect(silver.count == txs.count)
+            }
+            #expect(lastSilver[0] == lastSilver[1], "the recovered run decided exactly as the clean one")
+        }
+    }
+}
+
+@Suite struct InlineDecisionTests {
+    /// One append of the plan: transactions (decided in their append's transaction, or left to
+    /// the processor's loop) or labels.
+    enum Append {
+        case transactions([Transaction], inline: Bool)
+        case labels([LabelEvent])
+    }
+
+    /// Random chunks of a history, a repeated id now and then, labels in between.
+    static func plan(_ txs: [Transaction], seed: UInt64) -> [Append] {
+        var rng = SplitMix(seed: seed)
+        var plan: [Append] = []
+        var i = 0
+        while i < txs.count {
+            let end = min(txs.count, i + Int.random(in: 1...60, using: &rng))
+            var chunk = Array(txs[i..<end])
+            if i > 0 && Bool.random(using: &rng) { chunk.append(txs[Int.random(in: 0..<i, using: &rng)]) }
+            plan.append(.transactions(chunk, inline: Int.random(in: 0..<4, using: &rng) != 0))
+            if Int.random(in: 0..<4, using: &rng) == 0 {
+                let t = txs[Int.random(in: 0..<end, using: &rng)]
+                plan.append(
+                    .labels([
+                        LabelEvent(
+                            transactionID: t.transactionID, isFraud: Bool.random(using: &rng), reportedAt: t.timestamp + 60)
+                    ]))
+            }
+            i = end
+        }
+        return plan
+    }
+
+    /// What a run leaves in the warehouse, batch timing aside.
+    static func warehouse(_ dir: String) throws -> [String] {
+        let silver: [String] = try query(
+            dir,
+            "SELECT transaction_id || ':' || arrival || ':' || printf('%.17g', fraud_probability) || ':' "
+                + "|| printf('%.17g', tx_count_1hr) || ':' || printf('%.17g', merchant_fraud_rate_7d) || ':' || risk_tier "
+                + "|| ':' || coalesce(label, '-') FROM silver_transactions ORDER BY transaction_id")
+        let gold: [String] = try query(
+            dir,
+            "SELECT card_id || ':' || transactions || ':' || amount_micros || ':' || alerts || ':' || last_risk_tier "
+                + "FROM gold_card_profiles ORDER BY card_id")
+        let hourly: [String] = try query(
+            dir, "SELECT hour || ':' || transactions || ':' || amount_micros || ':' || alerts FROM gold_hourly ORDER BY hour")
+        let labels: [String] = try query(
+            dir, "SELECT transaction_id || ':' || is_fraud || ':' || matched || ':' || arrival FROM labels ORDER BY arrival")
+        let alerts: [String] = try query(dir, "SELECT transaction_id || ':' || reasons FROM alerts ORDER BY transaction_id")
+        let duplicates: [String] = try query(dir, "SELECT transaction_id FROM duplicates ORDER BY id")
+        return silver + ["--"] + gold + ["--"] + hourly + ["--"] + labels + ["--"] + alerts + ["--"] + duplicates
+    }
+
+    /// Batches decided in their append's transaction (the HTTP API's path), interleaved at
+    /// random with appends by other writers (transactions and labels, which the processor
+    /// catches up on first), and with one commit failing and its batch sent again: the
+    /// warehouse ends exactly as when every append goes to the log and the processor's loop
+    /// decides it.
+    @Test(arguments: [1, 2, 3, 4] as [UInt64]) func decidingInTheAppendEqualsTheProcessorsLoop(seed: UInt64) throws {
+        try withDirectory { root in
+            let txs = try history(days: 5, cards: 90, seed: 20 + seed)
+            let plan = Self.plan(txs, seed: seed)
+            #expect(plan.contains { if case .transactions(_, false) = $0 { true } else { false } })
+            #expect(plan.contains { if case .labels = $0 { true } else { false } })
+            let scorer = try Scorer(artifact: amountModel(pivot: 700), version: 1)
+            var results: [[String]] = []
+            for run in ["loop", "inline"] {
+                let dir = root + "/" + run
+                let base = try SQLiteEventLog(directory: dir, partitions: 3)
+                // The loop run never fails; the inline one fails its seventh commit (inline or the writer's).
+                let store = FlakyStore(base, failAt: run == "loop" ? 0 : 7)
+                let make: @Sendable () throws -> Processor = {
+                    try Processor(store: store, scorer: scorer, batchRecords: 50, checkpointEvery: 3)
+                }
+                let handle = ProcessorHandle(try make(), rebuild: make)
+                var failures = 0
+                var labelsSent: Int64 = 0
+                for append in plan {
+                    switch append {
+                    case .transactions(let chunk, let inline):
+                        var batch = IngestBatch(source: "t")
+                        batch.records = chunk.map { IngestRecord(transaction: $0) }
+                        guard run == "inline" && inline else {
+                            _ = try base.ingest(batch)
+                            continue
+                        }
+                        while true {
+                            do {
+                                let (outcome, decided) = try handle.withProcessor { try $0.ingestAndDecide(batch) }
+                                #expect(decided?.transactions.count ?? 0 == outcome.accepted)
+                                break
+                            } catch is StageFailure {
+                                failures += 1  // rolled back: sent again, as a client would
+                            }
+                        }
+                    case .labels(let labels):
+                        labelsSent += Int64(labels.count)
+                        try base.ingestLabels(labels, source: "l", resumeAt: labelsSent)
+                    }
+                }
+                while true {
+                    do {
+                        if try handle.withProcessor({ p -> Int in
+                            let n = try p.step()
+                            try p.flush()
+                            return n
+                        }) == 0 {
+                            break
+                        }
+                    } catch is StageFailure {
+                        failures += 1
+                    }
+                }
+                #expect(failures == (run == "loop" ? 0 : 1))
+                try handle.withProcessor { try $0.checkpoint() }  // a clean stop: the gold tables complete
+                results.append(try Self.warehouse(dir))
+            }
+            #expect(results[0].count > txs.count)
+            let differences = zip(results[0], results[1]).enumerated().filter { $0.element.0 != $0.element.1 }
+            #expect(
+                results[0] == results[1],
+                "deciding inline left the warehouse as the processor's loop does; first differences: \(differences.prefix(3))")
+        }
+    }
+}
