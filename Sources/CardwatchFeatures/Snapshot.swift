@@ -55,6 +55,18 @@ extension FeatureEngine {
         return w.bytes
     }
 
+    /// About what `snapshot()` returns, in bytes, without building it: the arrays' contents
+    /// (the keys counted at 16 bytes each).
+    public var snapshotSizeEstimate: Int {
+        func size<T>(_ a: [T]) -> Int { a.count * MemoryLayout<T>.stride }
+        var n = size(cards.scalars) + size(cards.dayCount) + size(cards.daySum) + size(cards.merchants)
+        n += size(cards.merchantDay) + 16 * cards.index.keys.count + 12 * cards.events.count
+        for e in cards.events { n += size(e) }
+        n += size(merchants.scalars) + size(merchants.hours.count) + size(merchants.hours.fraud)
+        n += size(merchants.days.count) + size(merchants.days.fraud) + size(merchants.cache)
+        return n + 16 * merchants.index.keys.count
+    }
+
     /// Rebuilds an engine from `snapshot()` output; refuses anything else with a reason.
     public init(snapshot bytes: [UInt8]) throws(SnapshotError) {
         var r = SnapshotReader(bytes: bytes)

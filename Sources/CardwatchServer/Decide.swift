@@ -58,8 +58,12 @@ struct Decide: Sendable {
         var invalid: [(index: Int, issues: [FieldIssue])] = []
         var deadLetters: [DeadLetter] = []
         for (i, bytes) in records.enumerated() {
-            switch bytes.withUnsafeBytes({ decoder.decode($0) }) {
-            case .success(let t): valid.append(IngestRecord(transaction: t, line: i + 1))
+            // A valid record goes into the log as it came (bronze is the raw input).
+            let decoded = bytes.withUnsafeBytes { raw in
+                decoder.decode(raw).map { IngestRecord(transaction: $0, raw: raw, line: i + 1) }
+            }
+            switch decoded {
+            case .success(let record): valid.append(record)
             case .failure(let e):
                 invalid.append((i, e.issues))
                 deadLetters.append(DeadLetter(source: "http", line: i + 1, issues: e.issues, raw: bytes))

@@ -1,8 +1,9 @@
+import CardwatchFeatures
 import CardwatchPipeline
 import Foundation
 
 /// Feature-state checkpoints as files beside the log (`checkpoints/features-<arrival>.snapshot`),
-/// written on a thread of their own once the batch they follow has committed.
+/// built and written on a thread of their own once the batch they follow has committed.
 ///
 /// Inside the batch's transaction, a snapshot (10 MB for a few thousand cards, gigabytes
 /// for millions) held SQLite's single writer while it was copied into the WAL: every HTTP
@@ -16,7 +17,7 @@ final class CheckpointFiles: Sendable {
     // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
     // while `condition` is locked.
     private let condition = NSCondition()
-    nonisolated(unsafe) private var pending: Checkpoint?
+    nonisolated(unsafe) private var pending: (arrival: Int64, engine: FeatureEngine)?
     nonisolated(unsafe) private var writing = false
     nonisolated(unsafe) private var failure: String?
     nonisolated(unsafe) private var stopped = false
@@ -29,10 +30,11 @@ final class CheckpointFiles: Sendable {
         thread.start()
     }
 
-    /// Queues a checkpoint of a committed batch; a newer one replaces one not started yet.
-    func write(_ checkpoint: Checkpoint) {
+    /// Queues a checkpoint of the engine after a committed arrival (its snapshot is built on
+    /// this type's thread); a newer one replaces one not started yet.
+    func write(_ engine: FeatureEngine, after arrival: Int64) {
         condition.lock()
-        pending = checkpoint
+        pending = (arrival, engine)
         condition.broadcast()
         condition.unlock()
     }
@@ -75,7 +77,7 @@ final class CheckpointFiles: Sendable {
             pending = nil
             writing = true
             condition.unlock()
-            let error = save(checkpoint)
+            let error = save(Checkpoint(arrival: checkpoint.arrival, state: checkpoint.engine.snapshot()))
             condition.lock()
             writing = false
             if let error { failure = error }

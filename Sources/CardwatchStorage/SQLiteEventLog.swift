@@ -23,20 +23,25 @@ public final class SQLiteEventLog: EventLog {
     /// The card profiles not yet in `gold_card_profiles`.
     let cardProfiles: CardProfiles
 
-    /// Opens (or creates) the log in `directory`. Reopening with another partition count
-    /// is refused: the keys already written would no longer be found in their partitions.
-    public convenience init(directory: String, partitions: Int = 4) throws(EventLogError) {
+    /// Partitions of a new log when none are asked for. In this store partitions buy no
+    /// parallelism (one processor reads them all, in arrival order) and each one costs the
+    /// end page of its B-trees in every small commit (BENCHMARKS.md, issue 6).
+    public static let defaultPartitions = 1
+
+    /// Opens (or creates) the log in `directory`: a new one with `partitions` (default
+    /// `defaultPartitions`), an existing one with its own. Asking an existing log for another
+    /// count is refused: the keys already written would no longer be found in their partitions.
+    public convenience init(directory: String, partitions: Int? = nil) throws(EventLogError) {
         try self.init(directory: directory, partitions: partitions, cardFlush: CardProfiles.Schedule())
     }
 
     /// `cardFlush`: when card profiles are folded in (tests make it often).
-    init(directory: String, partitions: Int, cardFlush: CardProfiles.Schedule) throws(EventLogError) {
-        path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
-        guard partitions > 0 else {
-            throw EventLogError(.invalidArgument, "a log needs at least one partition, not \(partitions)")
+    init(directory: String, partitions asked: Int?, cardFlush: CardProfiles.Schedule) throws(EventLogError) {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
+        if let asked, asked <= 0 {
+            throw EventLogError(.invalidArgument, "a log needs at least one partition, not \(asked)")
         }
-        self.partitions = partitions
-        cardProfiles = CardProfiles(partitions: partitions, schedule: cardFlush)
+        let pool: DatabasePool
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var config = Configuration()
@@ -45,8 +50,8 @@ public final class SQLiteEventLog: EventLog {
             config.prepareDatabase { db in
                 // Takes effect only when the file is created. A commit writes every page it
                 // touched to the WAL whole, and each transaction touches a page of its own in the
-                // trees keyed by transaction id (seen ids, silver): small commits (the HTTP API's,
-                // a handful of transactions each) wrote 45 KB per transaction with 16 KiB pages.
+                // tree of seen transaction ids: small commits (the HTTP API's, a handful of
+                // transactions each) wrote 45 KB per transaction with 16 KiB pages.
                 try db.execute(sql: "PRAGMA page_size = 4096")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
                 // Each connection keeps up to 64 MiB of pages: the B-trees the pipeline appends to
@@ -57,9 +62,6 @@ public final class SQLiteEventLog: EventLog {
             }
             pool = try DatabasePool(path: path, configuration: config)  // a pool is always in WAL mode
             try Self.migrator.migrate(pool)
-            checkpointer = try WALCheckpointer(path: path, writer: pool)
-            checkpointFiles = try CheckpointFiles(
-                directory: URL(fileURLWithPath: directory).appendingPathComponent("checkpoints").path)
         } catch {
             throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
         }
@@ -68,15 +70,27 @@ public final class SQLiteEventLog: EventLog {
                 if let stored = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitions'") {
                     return stored
                 }
-                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitions', ?)", arguments: [partitions])
-                return partitions
+                let count = asked ?? Self.defaultPartitions
+                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitions', ?)", arguments: [count])
+                return count
             }
         }
-        guard stored == partitions else {
+        if let asked, stored != asked {
             throw EventLogError(
                 .partitionCountMismatch,
-                "the log at \(path) has \(stored) partitions and cannot be opened with \(partitions): "
+                "the log at \(path) has \(stored) partitions and cannot be opened with \(asked): "
                     + "keys would move to other partitions")
+        }
+        self.path = path
+        self.pool = pool
+        partitions = stored
+        cardProfiles = CardProfiles(schedule: cardFlush)
+        do {
+            checkpointer = try WALCheckpointer(path: path, writer: pool)
+            checkpointFiles = try CheckpointFiles(
+                directory: URL(fileURLWithPath: directory).appendingPathComponent("checkpoints").path)
+        } catch {
+            throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
         }
     }
 

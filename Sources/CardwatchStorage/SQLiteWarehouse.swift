@@ -46,8 +46,8 @@ extension SQLiteEventLog: PipelineStore {
         } catch {
             throw decideError ?? error  // the caller's own error as it threw it
         }
-        if let state = decided?.checkpoint, let arrivals = decided?.arrivals {
-            checkpointFiles.write(Checkpoint(arrival: arrivals.upperBound, state: state))
+        if let engine = decided?.checkpoint, let arrivals = decided?.arrivals {
+            checkpointFiles.write(engine, after: arrivals.upperBound)
         }
         return outcome
     }
@@ -163,8 +163,8 @@ extension SQLiteEventLog: PipelineStore {
             }
         }
         // Committed: the newest snapshot may now be written (outside the transaction, see `CheckpointFiles`).
-        if let batch = batches.last(where: { $0.checkpoint != nil }), let state = batch.checkpoint {
-            checkpointFiles.write(Checkpoint(arrival: batch.arrivals.upperBound, state: state))
+        if let batch = batches.last(where: { $0.checkpoint != nil }), let engine = batch.checkpoint {
+            checkpointFiles.write(engine, after: batch.arrivals.upperBound)
         }
     }
 

@@ -15,10 +15,11 @@ import GRDBSQLite
 ///
 /// Under a steady stream of commits that moment never comes (a new commit always lands
 /// between a checkpoint's end and the next commit's start) and the WAL grew by gigabytes,
-/// every read slower with it. So once the WAL holds `restartFrames`, one checkpoint runs
-/// on the writer connection, inside the writers' queue: no frame can be added meanwhile, it
-/// copies only what came since the last background pass (a few milliseconds' worth), and
-/// the next commit starts the WAL over.
+/// every read slower with it. So once the WAL holds `restartFrames`, background passes run
+/// back to back until little is left to copy, then one checkpoint runs on the writer
+/// connection, inside the writers' queue: no frame can be added meanwhile, it copies only
+/// what came since the last background pass, and the next commit starts the WAL over. That
+/// pass holds every commit up for its copy and its two syncs, a few milliseconds.
 final class WALCheckpointer: Sendable {
     private let stopped = StopSignal()
     private let bell = Doorbell()
@@ -42,9 +43,11 @@ final class WALCheckpointer: Sendable {
         let thread = Thread { [stopped, bell] in
             while !stopped.isStopped {
                 bell.wait(seconds: interval)
-                if connection.checkpoint() >= restartFrames {
-                    _ = try? writer.writeWithoutTransaction { try $0.checkpoint(.passive) }
-                }
+                var wal = connection.checkpoint()
+                guard wal.frames >= restartFrames else { continue }
+                // Catch up first (commits go on meanwhile), so the pass that holds them up copies little.
+                for _ in 0..<8 where wal.frames - wal.copied > 512 { wal = connection.checkpoint() }
+                _ = try? writer.writeWithoutTransaction { try $0.checkpoint(.passive) }
             }
             connection.close()
         }
@@ -63,13 +66,13 @@ final class WALCheckpointer: Sendable {
     private struct Connection: @unchecked Sendable {
         let handle: OpaquePointer
 
-        /// Copies what it can; returns the WAL's length in frames.
-        func checkpoint() -> Int32 {
+        /// Copies what it can; returns the WAL's length in frames and how many of them are copied.
+        func checkpoint() -> (frames: Int32, copied: Int32) {
             var frames: Int32 = 0
             var copied: Int32 = 0
             // SQLITE_BUSY (another checkpoint, e.g. another process's) just means: next time.
             _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied)
-            return frames
+            return (frames, copied)
         }
 
         func close() { sqlite3_close_v2(handle) }

@@ -233,12 +233,23 @@ enum WarehouseSchema {
                 sql: """
                     INSERT INTO silver_transactions (\(columns)) SELECT \(columns) FROM silver_v2;
                     DROP TABLE silver_v2;
-                    -- Per partition, the last arrival whose silver rows are folded into gold_card_profiles (the
-                    -- store folds them in batches, see CardProfiles): here, all of them.
-                    CREATE TABLE gold_card_positions ("partition" INTEGER PRIMARY KEY, arrival INTEGER NOT NULL);
-                    INSERT INTO gold_card_positions SELECT "partition", (SELECT COALESCE(MAX(arrival), 0) FROM processor_position)
-                        FROM (SELECT DISTINCT "partition" FROM records WHERE topic = 'transactions');
+                    -- Per shard of the cards, the last arrival whose silver rows are folded into
+                    -- gold_card_profiles (the store folds them in behind, see CardProfiles): here, all of them.
+                    CREATE TABLE gold_card_positions (shard INTEGER PRIMARY KEY, arrival INTEGER NOT NULL);
                     """)
+            // Arrivals are numbered by the appends themselves (never deleted, so no gaps): without
+            // AUTOINCREMENT, whose counter was one more page in every commit.
+            try db.execute(
+                sql: """
+                    CREATE TABLE arrivals_v4 (id INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+                    INSERT INTO arrivals_v4 SELECT id, entries FROM arrivals;
+                    DROP TABLE arrivals;
+                    ALTER TABLE arrivals_v4 RENAME TO arrivals;
+                    """)
+            let position = try Int64.fetchOne(db, sql: "SELECT arrival FROM processor_position") ?? 0
+            for shard in 0..<CardProfiles.shards {
+                try db.execute(sql: "INSERT INTO gold_card_positions VALUES (?, ?)", arguments: [shard, position])
+            }
         }
     }
 }

@@ -15,13 +15,16 @@ struct PipelineOptions: ParsableArguments {
     var highThreshold: Double?
     @Option(help: "Probability at or above which a transaction is critical (decline, alert); default: the model's.")
     var criticalThreshold: Double?
-    @Option(help: "Log partitions (fixed when the data directory is created).") var partitions = 4
+    @Option(help: "Log partitions of a new data directory (default 1); an existing one keeps its own.")
+    var partitions: Int?
     @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 32768
     @Option(help: "Checkpoint the feature state every this many processor batches.") var checkpointEvery = 64
     @Flag(help: "Print no progress.") var quiet = false
 
     func validate() throws {
-        if !(1...256).contains(partitions) { throw ValidationError("--partitions must be between 1 and 256") }
+        if let partitions, !(1...256).contains(partitions) {
+            throw ValidationError("--partitions must be between 1 and 256")
+        }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         for (name, v) in [("--high-threshold", highThreshold), ("--critical-threshold", criticalThreshold)] {

@@ -25,7 +25,7 @@ struct DecisionBench: ParsableCommand {
     @Option(help: "Cardholders in the synthetic world.") var cards = 5_000
     @Option(help: "Runs; the median is reported.") var runs = 5
     @Option(help: "Random seed.") var seed: UInt64 = 3
-    @Option(help: "Log partitions.") var partitions = 4
+    @Option(help: "Log partitions.") var partitions = SQLiteEventLog.defaultPartitions
 
     func validate() throws {
         if count < 1 || group < 1 || cards < 1 || runs < 1 {

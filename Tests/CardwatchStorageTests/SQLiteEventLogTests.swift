@@ -243,7 +243,8 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
                 #expect(error.kind == .partitionCountMismatch)
                 #expect(error.description.contains("has 4 partitions"))
             }
-            #expect(try SQLiteEventLog(directory: dir).partitions == 4)
+            #expect(try SQLiteEventLog(directory: dir).partitions == 4, "an existing log keeps its own count")
+            #expect(try SQLiteEventLog(directory: dir + "/new").partitions == SQLiteEventLog.defaultPartitions)
             #expect(errorKind { _ = try SQLiteEventLog(directory: dir + "/other", partitions: 0) } == .invalidArgument)
         }
     }

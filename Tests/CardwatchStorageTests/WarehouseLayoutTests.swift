@@ -181,8 +181,8 @@ import Testing
                         }))
             #expect(try store.decision(transactionID: txs[1].transactionID)?.fraudProbability == 0.25)
             #expect(try store.decision(transactionID: txs[3].transactionID) == nil)
-            let positions: [Int64] = try query(dir, "SELECT arrival FROM gold_card_positions ORDER BY \"partition\"")
-            #expect(positions == [1, 1])
+            let positions: [Int64] = try query(dir, "SELECT arrival FROM gold_card_positions ORDER BY shard")
+            #expect(positions == [Int64](repeating: 1, count: CardProfiles.shards))
             // The processor picks up arrival 2.
             let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 300), version: 1))
             #expect(try processor.step() == 2)

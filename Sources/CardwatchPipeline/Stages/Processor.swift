@@ -248,9 +248,8 @@ public final class Processor {
         // (about a microsecond each) outweigh writing the state again: with a million cards
         // the snapshot is a gigabyte, and replaying is cheaper than writing it often.
         if sinceCheckpoint >= checkpointEvery && recordsSinceCheckpoint >= lastCheckpointBytes / 64 {
-            let state = engine.snapshot()
-            out.checkpoint = state
-            lastCheckpointBytes = state.count
+            out.checkpoint = engine
+            lastCheckpointBytes = engine.snapshotSizeEstimate
             sinceCheckpoint = 0
             recordsSinceCheckpoint = 0
         }
@@ -281,10 +280,12 @@ public final class Processor {
         // Marked final either way: the store writes what it keeps behind (card profiles).
         var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
         out.final = true
-        if sinceCheckpoint > 0 { out.checkpoint = engine.snapshot() }
+        if sinceCheckpoint > 0 {
+            out.checkpoint = engine
+            lastCheckpointBytes = engine.snapshotSizeEstimate
+        }
         try store.commit(out)
         try store.waitForCheckpoints()
-        if let state = out.checkpoint { lastCheckpointBytes = state.count }
         sinceCheckpoint = 0
         recordsSinceCheckpoint = 0
     }

@@ -128,8 +128,11 @@ public struct ProcessedBatch: Sendable {
     public let startLabelOffsets: [Int64]
     public var transactions: [ProcessedTransaction] = []
     public var labels: [ProcessedLabel] = []
-    /// The feature engine's snapshot after this batch, when it is time for a checkpoint.
-    public var checkpoint: [UInt8]?
+    /// The feature engine after this batch, when it is time for a checkpoint: a copy, whose
+    /// arrays it shares with the live engine until that changes them, so the batch is not
+    /// held up by building the snapshot (tens of milliseconds for a few thousand cards); the
+    /// store builds and writes it after the commit.
+    public var checkpoint: FeatureEngine?
     /// When the batch was decided (µs since 1970, wall clock), for the latency to its commit.
     public var decidedAt: Int64?
     /// The last batch before a clean stop: whatever the store folds in behind (aggregates) is
