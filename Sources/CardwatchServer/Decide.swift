@@ -72,12 +72,26 @@ struct Decide: Sendable {
         return (valid, invalid, deadLetters)
     }
 
-    /// The transaction of a body that holds exactly one, valid: what `DecisionChannelHandler`
-    /// answers itself (anything else goes to the route, which says what is wrong).
-    static func single(_ body: [UInt8]) -> IngestRecord? {
-        guard let (records, single) = try? records(in: body), single else { return nil }
-        let decoded = decode(records)
-        return decoded.valid.count == 1 ? decoded.valid[0] : nil
+    /// The transaction of a body that is one valid JSON object on one line (blank space
+    /// around it aside): what `DecisionChannelHandler` answers itself, decoded as `decode`
+    /// would. Anything else (nil) goes to the route, which answers or says what is wrong.
+    static func single(_ body: ByteBuffer) -> IngestRecord? {
+        body.withUnsafeReadableBytes { raw -> IngestRecord? in
+            func blank(_ c: UInt8) -> Bool {
+                c == UInt8(ascii: " ") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\t")
+            }
+            var start = 0
+            var end = raw.count
+            while start < end && blank(raw[start]) { start += 1 }
+            while end > start && blank(raw[end - 1]) { end -= 1 }
+            guard start < end, raw[start] == UInt8(ascii: "{"), !raw[start..<end].contains(UInt8(ascii: "\n")) else {
+                return nil
+            }
+            let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+            var decoder = TransactionJSONDecoder()
+            guard case .success(let t) = decoder.decode(line) else { return nil }
+            return IngestRecord(transaction: t, raw: line, line: 1)
+        }
     }
 
     /// The request shape of the systems Cardwatch replaces: `transaction_id`, `user_id` or

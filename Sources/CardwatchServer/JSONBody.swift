@@ -50,35 +50,40 @@ enum JSONBody {
     static func decisionBody(_ id: String, _ d: Decision, latencyMs: Double) -> ByteBuffer {
         var out: [UInt8] = []
         out.reserveCapacity(256 + 96 * d.reasons.count)
-        out += Array(#"{"transaction_id":"#.utf8)
+        out.append(contentsOf: #"{"transaction_id":"#.utf8)
         TransactionEncoder.appendJSONString(id, to: &out)
-        out += Array(#","fraud_probability":"#.utf8)
+        out.append(contentsOf: #","fraud_probability":"#.utf8)
         TransactionEncoder.appendNumber(d.probability, to: &out)
-        out += Array(#","risk_tier":""#.utf8) + Array(d.tier.rawValue.utf8)
-        out += Array(#"","action":""#.utf8) + Array(d.action.rawValue.utf8)
-        out += Array(#"","model_version":"#.utf8) + Array(String(d.modelVersion).utf8)
-        out += Array(#","latency_ms":"#.utf8)
+        out.append(contentsOf: #","risk_tier":""#.utf8)
+        out.append(contentsOf: d.tier.rawValue.utf8)
+        out.append(contentsOf: #"","action":""#.utf8)
+        out.append(contentsOf: d.action.rawValue.utf8)
+        out.append(contentsOf: #"","model_version":"#.utf8)
+        out.append(contentsOf: String(d.modelVersion).utf8)
+        out.append(contentsOf: #","latency_ms":"#.utf8)
         TransactionEncoder.appendNumber(latencyMs, to: &out)
-        out += Array(#","reasons":["#.utf8)
+        out.append(contentsOf: #","reasons":["#.utf8)
         for (i, r) in d.reasons.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            out += Array(#"{"kind":""#.utf8) + Array(r.kind.rawValue.utf8) + Array(#"","name":"#.utf8)
+            out.append(contentsOf: #"{"kind":""#.utf8)
+            out.append(contentsOf: r.kind.rawValue.utf8)
+            out.append(contentsOf: #"","name":"#.utf8)
             TransactionEncoder.appendJSONString(r.name, to: &out)
             if let v = r.value {
-                out += Array(#","value":"#.utf8)
+                out.append(contentsOf: #","value":"#.utf8)
                 TransactionEncoder.appendNumber(v, to: &out)
             }
             if let c = r.contribution {
-                out += Array(#","contribution":"#.utf8)
+                out.append(contentsOf: #","contribution":"#.utf8)
                 TransactionEncoder.appendNumber(c, to: &out)
             }
             if let detail = r.detail {
-                out += Array(#","detail":"#.utf8)
+                out.append(contentsOf: #","detail":"#.utf8)
                 TransactionEncoder.appendJSONString(detail, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
-        out += Array("]}".utf8)
+        out.append(contentsOf: "]}".utf8)
         return ByteBuffer(bytes: out)
     }
 

@@ -24,8 +24,11 @@ final class WALCheckpointer: Sendable {
     private let stopped = StopSignal()
     private let bell = Doorbell()
 
-    /// Opens the second connection; fails when the file cannot be opened.
-    init(path: String, writer: DatabasePool, interval: Double = 0.05, restartFrames: Int32 = 16_384) throws {
+    /// Opens the second connection; fails when the file cannot be opened. `restartFrames`: a
+    /// restart holds commits up for its two syncs (3–6 ms here, longer as the WAL grows), and
+    /// a longer WAL makes every page lookup slower (its index is searched segment by
+    /// segment); 8,192 frames (32 MiB) did best under the HTTP benchmark (BENCHMARKS.md).
+    init(path: String, writer: DatabasePool, interval: Double = 0.05, restartFrames: Int32 = 8_192) throws {
         var handle: OpaquePointer?
         let code = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
         guard code == SQLITE_OK, let handle else {

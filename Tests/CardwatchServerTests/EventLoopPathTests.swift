@@ -83,7 +83,12 @@ func session(seed: UInt64, count: Int) -> [Call] {
         case 11:
             call.body = #"{"transaction_id":"bad\#(k)","card_id":"c","amount":-1,"timestamp":"2026-11-25T00:00:00Z"}"#
         case 12:
-            call.body = [#"{"transaction_id": "#, "[1, 2", " "][k % 3]
+            // Malformed, not an array, empty, and one object over several lines (JSON Lines of broken halves).
+            call.body =
+                [
+                    #"{"transaction_id": "#, "[1, 2", " ",
+                    transaction("p\(k)", amount: amount).replacingOccurrences(of: ",", with: ",\n"),
+                ][k % 4]
         case 13:
             call.body = "[\(transaction("a\(k)", amount: amount, seconds: k)), \(transaction("b\(k)", amount: 7, seconds: k))]"
         case 14:
