@@ -26,3 +26,12 @@ function request()
     run, tid, counter, card, amount, math.floor(counter / 60) % 60, counter % 60, counter % 900)
   return wrk.format(nil, "/v1/transactions", nil, body)
 end
+
+-- One parseable line: requests/s and latency percentiles in milliseconds.
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  io.write(string.format("result %.0f %.2f %.2f %.2f %.2f\n", summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(99.9) / 1000))
+  if summary.errors.status > 0 then io.write(string.format("non-2xx answers: %d\n", summary.errors.status)) end
+end

@@ -35,6 +35,8 @@ final class WALCheckpointer: Sendable {
             sqlite3_close_v2(handle)
             throw PipelineError("cannot open \(path) to checkpoint its WAL (SQLite code \(code))")
         }
+        // Another connection (this process's writer, another process) may hold a lock a moment.
+        sqlite3_busy_timeout(handle, 10_000)
         // A connection learns the file is in WAL mode from its first read; until then a
         // checkpoint does nothing.
         guard sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil) == SQLITE_OK else {
