@@ -58,14 +58,26 @@ public final class PipelineMetrics: Sendable {
     /// feature store: an earlier event within the state's 30 days (a first transaction's
     /// `time_since_last_tx_s` is the 30-day cap).
     public func observe(_ batch: ProcessedBatch) {
+        guard let last = batch.transactions.last else { return }
+        // Counted per batch, one increment per series (the latencies one by one: a histogram).
+        var actions = [Int](repeating: 0, count: Action.allCases.count)
+        var tiers = [Int](repeating: 0, count: RiskTier.allCases.count)
+        var alertCount = 0
+        var hits = 0
         for t in batch.transactions {
-            transactions[t.decision.action]?.increment()
-            predictions[t.decision.tier]?.increment()
+            actions[Action.allCases.firstIndex(of: t.decision.action)!] += 1
+            tiers[RiskTier.allCases.firstIndex(of: t.decision.tier)!] += 1
             latency.recordMicroseconds(t.latencyMicros)
-            if t.decision.isAlert { alerts.increment() }
-            if t.features[.timeSinceLastTxS] < 2_592_000 { cacheHits.increment() }
+            if t.decision.isAlert { alertCount += 1 }
+            if t.features[.timeSinceLastTxS] < 2_592_000 { hits += 1 }
         }
-        if let last = batch.transactions.last { modelVersion.record(last.decision.modelVersion) }
+        for (i, action) in Action.allCases.enumerated() where actions[i] > 0 {
+            transactions[action]?.increment(by: actions[i])
+        }
+        for (i, tier) in RiskTier.allCases.enumerated() where tiers[i] > 0 { predictions[tier]?.increment(by: tiers[i]) }
+        if alertCount > 0 { alerts.increment(by: alertCount) }
+        if hits > 0 { cacheHits.increment(by: hits) }
+        modelVersion.record(last.decision.modelVersion)
     }
 
     public func observe(_ ingest: IngestOutcome) {
