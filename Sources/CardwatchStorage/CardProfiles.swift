@@ -6,8 +6,8 @@ import Synchronization
 /// `gold_card_profiles`, folded in behind the batches. Upserting each batch's cards wrote
 /// one random page of the table per transaction, a third of what a small commit (the HTTP
 /// API's) wrote; instead the store keeps the aggregates of the silver rows not folded in
-/// yet and upserts them together, a shard of the cards at a time (by the key hash that
-/// partitions the log): each shard once a second or once 1,024 of its cards wait, and all
+/// yet and upserts them together, one of 64 shards of the cards at a time (by the key hash that
+/// partitions the log): each shard once a second or once 256 of its cards wait, and all
 /// of them with a batch that carries a feature checkpoint or is the last before a clean
 /// stop. A shard at a time keeps each upsert run, which holds the store's single writer
 /// and so every request waiting on a commit, short.
@@ -51,11 +51,11 @@ final class CardProfiles: Sendable {
 
     /// When a shard's cards are written: once this many wait, or this long after the last time.
     struct Schedule: Sendable {
-        var cards = 1_024
+        var cards = 256
         var micros: Int64 = 1_000_000
     }
 
-    static let shards = 16
+    static let shards = 64
     let schedule: Schedule
     /// nil while unknown: when the store has just opened, while a commit is under way, and
     /// after one failed.
