@@ -57,8 +57,8 @@ extension SQLiteEventLog: PipelineStore {
     private func append(_ db: Database, _ batch: IngestBatch, after previous: Int64) throws -> (IngestOutcome, RecentArrival?) {
         var outcome = IngestOutcome()
         var kept: [Transaction] = []
-        // Each new id is recorded with the place its record gets: its arrival (created with the
-        // first new record, so the id is known) and its partition and offset, silver's key.
+        // Each new id is recorded with the place its record gets, silver's key: the append's
+        // arrival, and the record's partition and offset.
         let seen = try db.cachedStatement(
             sql: """
                 INSERT OR IGNORE INTO seen_transactions (transaction_id, arrival, "partition", "offset") VALUES (?, ?, ?, ?)

@@ -12,6 +12,15 @@ enum WarehouseSchema {
     /// The features, `amount` among them (the transaction's amount), one column each.
     static let featureColumns = Feature.names.map { "\"\($0)\" REAL" }.joined(separator: ",\n    ")
 
+    /// The silver table's columns after its `transaction_id` (whose key changed in v4).
+    static let silverColumns = """
+        card_id TEXT NOT NULL, merchant_id TEXT NOT NULL, merchant_category TEXT, currency TEXT NOT NULL,
+        country TEXT, channel TEXT, event_time INTEGER NOT NULL, "timestamp" TEXT NOT NULL, \(featureColumns),
+        fraud_probability REAL NOT NULL, risk_tier TEXT NOT NULL, action TEXT NOT NULL, model_version INTEGER NOT NULL,
+        rule_hits TEXT, latency_us INTEGER NOT NULL, is_fraud INTEGER, fraud_pattern TEXT, label INTEGER,
+        arrival INTEGER NOT NULL, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL
+        """
+
     static func register(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v2: warehouse") { db in
             try db.execute(
@@ -32,27 +41,7 @@ enum WarehouseSchema {
                     ) WITHOUT ROWID;
                     CREATE TABLE silver_transactions (
                         transaction_id TEXT PRIMARY KEY NOT NULL,
-                        card_id TEXT NOT NULL,
-                        merchant_id TEXT NOT NULL,
-                        merchant_category TEXT,
-                        currency TEXT NOT NULL,
-                        country TEXT,
-                        channel TEXT,
-                        event_time INTEGER NOT NULL,
-                        "timestamp" TEXT NOT NULL,
-                        \(featureColumns),
-                        fraud_probability REAL NOT NULL,
-                        risk_tier TEXT NOT NULL,
-                        action TEXT NOT NULL,
-                        model_version INTEGER NOT NULL,
-                        rule_hits TEXT,
-                        latency_us INTEGER NOT NULL,
-                        is_fraud INTEGER,
-                        fraud_pattern TEXT,
-                        label INTEGER,
-                        arrival INTEGER NOT NULL,
-                        "partition" INTEGER NOT NULL,
-                        "offset" INTEGER NOT NULL
+                        \(silverColumns)
                     ) WITHOUT ROWID;  -- one B-tree, keyed by transaction: labels and feedback find rows by id
                     CREATE TABLE alerts (
                         transaction_id TEXT PRIMARY KEY NOT NULL,
@@ -162,27 +151,7 @@ enum WarehouseSchema {
     static let silverV4 = """
         CREATE TABLE silver_transactions (
             transaction_id TEXT NOT NULL,
-            card_id TEXT NOT NULL,
-            merchant_id TEXT NOT NULL,
-            merchant_category TEXT,
-            currency TEXT NOT NULL,
-            country TEXT,
-            channel TEXT,
-            event_time INTEGER NOT NULL,
-            "timestamp" TEXT NOT NULL,
-            \(featureColumns),
-            fraud_probability REAL NOT NULL,
-            risk_tier TEXT NOT NULL,
-            action TEXT NOT NULL,
-            model_version INTEGER NOT NULL,
-            rule_hits TEXT,
-            latency_us INTEGER NOT NULL,
-            is_fraud INTEGER,
-            fraud_pattern TEXT,
-            label INTEGER,
-            arrival INTEGER NOT NULL,
-            "partition" INTEGER NOT NULL,
-            "offset" INTEGER NOT NULL,
+            \(silverColumns),
             PRIMARY KEY (arrival, "partition", "offset")
         ) WITHOUT ROWID
         """
