@@ -20,7 +20,7 @@ import Synchronization
 /// or refuses it as it does everything. Duplicates and failures get the route's answers too
 /// (`Decide.duplicate`, `Problem`). Answers leave in request order: a request is taken here
 /// only when none is with the router, and while one is being decided whatever the client
-/// sends next waits here, and the connection reads no more, until its answer is written.
+/// sends next waits here (the connection then reads no more) until its answer is written.
 final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
