@@ -21,9 +21,7 @@ struct Decide: Sendable {
 
     /// The raw records of a `POST /v1/transactions` body, and whether it is a single one.
     static func records(in body: [UInt8]) throws -> (records: [[UInt8]], single: Bool) {
-        let text = body.drop {
-            $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t")
-        }
+        let text = body.drop(while: isBlank)
         guard !text.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "the body is empty") }
         var records: [[UInt8]]
         let single: Bool
@@ -40,13 +38,16 @@ struct Decide: Sendable {
             }
             single = false
         } else {
-            records = text.split(separator: UInt8(ascii: "\n")).map(Array.init).filter {
-                !$0.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
-            }
+            records = text.split(separator: UInt8(ascii: "\n")).map(Array.init).filter { !$0.allSatisfy(isBlank) }
             single = records.count == 1
         }
         guard !records.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "no transactions in the body") }
         return (records, single)
+    }
+
+    /// Space, tab, CR or LF: what surrounds records in a body.
+    static func isBlank(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: " ") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\t")
     }
 
     /// Each record decoded: the valid ones, and the invalid ones with their issues and as dead letters.
@@ -77,13 +78,10 @@ struct Decide: Sendable {
     /// would. Anything else (nil) goes to the route, which answers or says what is wrong.
     static func single(_ body: ByteBuffer) -> IngestRecord? {
         body.withUnsafeReadableBytes { raw -> IngestRecord? in
-            func blank(_ c: UInt8) -> Bool {
-                c == UInt8(ascii: " ") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\t")
-            }
             var start = 0
             var end = raw.count
-            while start < end && blank(raw[start]) { start += 1 }
-            while end > start && blank(raw[end - 1]) { end -= 1 }
+            while start < end && isBlank(raw[start]) { start += 1 }
+            while end > start && isBlank(raw[end - 1]) { end -= 1 }
             guard start < end, raw[start] == UInt8(ascii: "{"), !raw[start..<end].contains(UInt8(ascii: "\n")) else {
                 return nil
             }

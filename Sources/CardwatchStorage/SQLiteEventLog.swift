@@ -214,11 +214,7 @@ public final class SQLiteEventLog: EventLog {
             positions.append(LogPosition(partition: partition, offset: offset))
         }
         try insertRecords(db, topic, records, at: positions, appendedAt: appendedAt)
-        if let entries = Self.entries(topic, positions) {
-            var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (entries) VALUES (?)"))
-            row.blob(entries[...])
-            try row.run(db)
-        }
+        try insertArrival(db, id: try lastArrival(db) + 1, topic: topic, positions)
         return positions
     }
 
@@ -250,19 +246,11 @@ public final class SQLiteEventLog: EventLog {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM arrivals")) ?? 0
     }
 
-    /// An arrival numbered by the caller (who needed its id first).
+    /// The append's arrival, numbered `id` (the next one: none is ever deleted, so they have
+    /// no gaps), with its entries: the order the processor will read its records in, a
+    /// partition per record. Nothing for a topic that is not in the arrival order.
     func insertArrival(_ db: Database, id: Int64, topic: Topic, _ positions: [LogPosition]) throws {
-        guard let entries = Self.entries(topic, positions) else { return }
-        var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (id, entries) VALUES (?, ?)"))
-        row.int(id)
-        row.blob(entries[...])
-        try row.run(db)
-    }
-
-    /// An arrival's entries: the order the processor will read its records in, a partition
-    /// per record (nil: the topic is not in the arrival order).
-    static func entries(_ topic: Topic, _ positions: [LogPosition]) -> [UInt8]? {
-        guard let bits = Arrival.entry(topic: topic, partition: 0) else { return nil }
+        guard let bits = Arrival.entry(topic: topic, partition: 0) else { return }
         var entries: [UInt8] = []
         entries.reserveCapacity(2 * positions.count)
         for position in positions {
@@ -270,7 +258,10 @@ public final class SQLiteEventLog: EventLog {
             entries.append(UInt8(e & 0xFF))
             entries.append(UInt8(e >> 8))
         }
-        return entries
+        var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (id, entries) VALUES (?, ?)"))
+        row.int(id)
+        row.blob(entries[...])
+        try row.run(db)
     }
 
     /// Moves a group's offset, in the caller's transaction.

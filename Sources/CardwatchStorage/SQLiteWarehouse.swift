@@ -23,23 +23,16 @@ extension SQLiteEventLog: PipelineStore {
         let outcome: IngestOutcome
         do {
             outcome = try Self.perform("ingesting and deciding \(batch.records.count) records from \(batch.source)") {
-                try pool.writeWithoutTransaction { db in
-                    var cards = try cardProfiles.take(db)
-                    var outcome = IngestOutcome()
-                    try db.inTransaction(.immediate) {
-                        let previous = try lastArrival(db)
-                        let appended: RecentArrival?
-                        (outcome, appended) = try append(db, batch, after: previous)
-                        if let appended {
-                            do { decided = try decide(previous, appended) } catch {
-                                decideError = error
-                                throw error
-                            }
-                            if let decided { try write(db, decided, cards: &cards) }
+                try inBatchTransaction { db, cards in
+                    let previous = try lastArrival(db)
+                    let (outcome, appended) = try append(db, batch, after: previous)
+                    if let appended {
+                        do { decided = try decide(previous, appended) } catch {
+                            decideError = error
+                            throw error
                         }
-                        return .commit
+                        if let decided { try write(db, decided, cards: &cards) }
                     }
-                    cardProfiles.put(cards)
                     return outcome
                 }
             }
@@ -153,13 +146,8 @@ extension SQLiteEventLog: PipelineStore {
     public func commit(_ batches: [ProcessedBatch]) throws {
         guard let first = batches.first, let last = batches.last else { return }
         try Self.perform("committing processor arrivals \(first.arrivals.lowerBound)...\(last.arrivals.upperBound)") {
-            try pool.writeWithoutTransaction { db in
-                var cards = try cardProfiles.take(db)
-                try db.inTransaction(.immediate) {
-                    for batch in batches { try write(db, batch, cards: &cards) }
-                    return .commit
-                }
-                cardProfiles.put(cards)
+            try inBatchTransaction { db, cards in
+                for batch in batches { try write(db, batch, cards: &cards) }
             }
         }
         // Committed: the newest snapshot may now be written (outside the transaction, see `CheckpointFiles`).
@@ -169,6 +157,21 @@ extension SQLiteEventLog: PipelineStore {
     }
 
     public func waitForCheckpoints() throws { try checkpointFiles.waitUntilWritten() }
+
+    /// A write transaction that commits processor batches: the pending card profiles are taken
+    /// for it and put back only once it has committed (a failed one leaves them to be rebuilt).
+    private func inBatchTransaction<T>(_ body: (Database, inout CardProfiles.Pending) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            var cards = try cardProfiles.take(db)
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db, &cards)
+                return .commit
+            }
+            cardProfiles.put(cards)
+            return result!
+        }
+    }
 
     /// One batch's outputs, offsets and position, in the caller's transaction.
     private func write(_ db: Database, _ batch: ProcessedBatch, cards: inout CardProfiles.Pending) throws {
