@@ -169,11 +169,9 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let id = record.transaction.transactionID
         let began = began
-        settings.decide.queue.submit([record], deadLetters: []) { result in
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.decided(result, id: id, began: began, context: context)
-            }
+        settings.decide.queue.submit([record], deadLetters: [], on: loop) { result in
+            let (handler, context) = bound.value
+            handler.decided(result, id: id, began: began, context: context)
         }
     }
 

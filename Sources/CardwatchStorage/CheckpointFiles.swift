@@ -1,3 +1,4 @@
+import CardwatchCore
 import CardwatchFeatures
 import CardwatchPipeline
 import Foundation
@@ -25,9 +26,7 @@ final class CheckpointFiles: Sendable {
     init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let thread = Thread { [self] in run() }
-        thread.name = "checkpoint-files"
-        thread.start()
+        startThread(named: "snapshot-writer") { [self] in run() }
     }
 
     /// Queues a checkpoint of the engine after a committed arrival (its snapshot is built on

@@ -1,3 +1,4 @@
+import CardwatchCore
 import CardwatchPipeline
 import Foundation
 import GRDB
@@ -45,7 +46,7 @@ final class WALCheckpointer: Sendable {
             throw PipelineError("cannot open \(path) to checkpoint its WAL: \(message)")
         }
         let connection = Connection(handle: handle)
-        let thread = Thread { [stopped, bell] in
+        startThread(named: "wal-checkpoint") { [stopped, bell] in
             while !stopped.isStopped {
                 bell.wait(seconds: interval)
                 var wal = connection.checkpoint()
@@ -56,8 +57,6 @@ final class WALCheckpointer: Sendable {
             }
             connection.close()
         }
-        thread.name = "wal-checkpoint"
-        thread.start()
     }
 
     /// Ends the thread (after at most one more checkpoint).

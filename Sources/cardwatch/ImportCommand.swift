@@ -50,14 +50,13 @@ struct Import: ParsableCommand {
         }
         let file = file
         let labels = labels
-        let thread = Thread {
+        startThread(named: "import") {
             result.withLock { $0 = Result { try ingestor.importFile(file, format: recordFormat) } }
             if let labels, case .success = result.withLock({ $0! }) {
                 do { try Self.appendLabels(labels, to: store) } catch { result.withLock { $0 = .failure(error) } }
             }
             done.stop()
         }
-        thread.start()
         var lastProgress = began
         while true {
             let n = try processor.step()

@@ -1,3 +1,4 @@
+import CardwatchCore
 import Foundation
 public import Synchronization
 
@@ -42,7 +43,7 @@ public final class PipelineState: Sendable {
 /// pool), and returns or throws when it does.
 public func runOnThread(name: String, _ body: @escaping @Sendable () throws -> Void) async throws {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        let thread = Thread {
+        startThread(named: name, stackSize: 8 << 20) {
             do {
                 try body()
                 continuation.resume()
@@ -50,9 +51,6 @@ public func runOnThread(name: String, _ body: @escaping @Sendable () throws -> V
                 continuation.resume(throwing: error)
             }
         }
-        thread.name = name
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 }
 

@@ -1,3 +1,4 @@
+import CardwatchCore
 import CardwatchFeatures
 public import CardwatchModel
 public import Foundation
@@ -199,7 +200,7 @@ public struct RetrainingService: Service {
             do {
                 let job = job
                 outcome = try await withCheckedThrowingContinuation { c in
-                    Thread { c.resume(with: Result { try job.run() }) }.start()
+                    startThread(named: "retraining") { c.resume(with: Result { try job.run() }) }
                 }
             } catch {
                 logger.error("retraining failed: \(error)")

@@ -33,9 +33,7 @@ final class BatchWriter: Sendable {
         self.store = store
         self.capacity = max(1, capacity)
         self.committed.store(committed, ordering: .relaxed)
-        let thread = Thread { [self] in run() }
-        thread.name = "batch-writer"
-        thread.start()
+        startThread(named: "batch-writer") { [self] in run() }
     }
 
     /// Queues a batch, waiting while it would take the queue past `capacity` records.
