@@ -65,8 +65,8 @@ public final class PipelineMetrics: Sendable {
         var alertCount = 0
         var hits = 0
         for t in batch.transactions {
-            actions[Action.allCases.firstIndex(of: t.decision.action)!] += 1
-            tiers[RiskTier.allCases.firstIndex(of: t.decision.tier)!] += 1
+            actions[t.decision.action.rank] += 1
+            tiers[t.decision.tier.rank] += 1
             latency.recordMicroseconds(t.latencyMicros)
             if t.decision.isAlert { alertCount += 1 }
             if t.features[.timeSinceLastTxS] < 2_592_000 { hits += 1 }

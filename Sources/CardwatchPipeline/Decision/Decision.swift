@@ -3,7 +3,8 @@ public enum RiskTier: String, Sendable, Codable, CaseIterable, Comparable {
     case low, medium, high, critical
 
     public static func < (a: RiskTier, b: RiskTier) -> Bool { a.rank < b.rank }
-    var rank: Int { RiskTier.allCases.firstIndex(of: self)! }
+    /// Its place in `allCases`, lowest first.
+    public var rank: Int { RiskTier.allCases.firstIndex(of: self)! }
 }
 
 /// What to do with the transaction.
@@ -11,7 +12,8 @@ public enum Action: String, Sendable, Codable, CaseIterable, Comparable {
     case approve, review, decline
 
     public static func < (a: Action, b: Action) -> Bool { a.rank < b.rank }
-    var rank: Int { Action.allCases.firstIndex(of: self)! }
+    /// Its place in `allCases`, mildest first.
+    public var rank: Int { Action.allCases.firstIndex(of: self)! }
 }
 
 /// One reason behind a decision: a feature's value and its TreeSHAP contribution to the
