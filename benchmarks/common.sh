@@ -11,3 +11,23 @@ echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 # The median of numbers given one a line.
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Traffic for the HTTP benchmarks (benchmarks/decide.lua): generated transactions of 20,000
+# cards in time order, each card's few a day, labels stripped (a scoring request carries
+# none), cut into consecutive files $tmp/NAME.jsonl of the given line counts, so that the
+# wrk runs against one server never send a transaction twice. `make_traffic warm:120000 c32:400000`
+make_traffic() {
+  local total=0 spec
+  for spec in "$@"; do total=$((total + ${spec#*:})); done
+  "$bin" generate --cards 20000 --days $((total / 60000 + 2)) --seed 7 2>/dev/null \
+    | sed -E 's/,"is_fraud":[01](,"fraud_pattern":"[a-z_]+")?//' \
+    | awk -v specs="$*" -v dir="$tmp" 'BEGIN { n = split(specs, s, " "); k = 1; split(s[1], f, ":"); left = f[2] }
+        k <= n { print > (dir "/" f[1] ".jsonl"); if (--left == 0 && ++k <= n) { split(s[k], f, ":"); left = f[2] } }'
+  for spec in "$@"; do
+    [ "$(wc -l < "$tmp/${spec%%:*}.jsonl")" -eq "${spec#*:}" ] || { echo "make_traffic: too few transactions for $spec"; exit 1; }
+  done
+}
+# The server's alerts and decisions so far, from /metrics: "ALERTS DECISIONS".
+alerts_and_decisions() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '/^cardwatch_alerts_total / { a = $2 }
+    /^cardwatch_transactions_total\{/ { d += $2 } END { printf "%d %d\n", a, d }'
+}

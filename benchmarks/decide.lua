@@ -1,30 +1,38 @@
--- wrk script: one new transaction per request to POST /v1/transactions (ids unique per run,
--- thread and request; amounts and cards varied), so every request is a real decision.
-local counter = 0
-local thread_id = 0
-local run = ""
+-- wrk script: POST /v1/transactions, one transaction per request, from a file of generated
+-- transactions (`cardwatch generate`, labels stripped: `make_traffic` in common.sh) given after
+-- `--` with wrk's thread count: `wrk -tN ... -s benchmarks/decide.lua URL -- FILE N`. Thread t
+-- of N sends lines t, t + N, ... in order: each card's history arrives in time order (a few a
+-- day, with the generator's fraud patterns) and every request is a new transaction. The
+-- requests are formatted before the run: building them in request() costs wrk CPU that the
+-- server shares. A thread that runs out of lines starts again (its repeats are answered as
+-- duplicates): done() says so, and the benchmark scripts then fail.
+local threads = {}
 
 function setup(thread)
-  thread_id = thread_id + 1
-  thread:set("tid", thread_id)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
 end
 
 function init(args)
-  counter = 0
-  math.randomseed(os.time() + tid)
-  run = tostring(os.time()) .. "_" .. tostring(math.random(1000000))
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
+  local file = args[1] or error("decide.lua needs the traffic file: wrk -tN ... -- FILE N")
+  local n = tonumber(args[2]) or error("decide.lua needs wrk's thread count after the file")
+  local headers = { ["Content-Type"] = "application/json" }
+  requests, next_request, wrapped = {}, 0, 0
+  local i = 0
+  for line in io.lines(file) do
+    if i % n == tid then requests[#requests + 1] = wrk.format("POST", "/v1/transactions", headers, line) end
+    i = i + 1
+  end
+  if #requests == 0 then error("no transactions for thread " .. tid .. " in " .. file) end
 end
 
 function request()
-  counter = counter + 1
-  local card = (counter * 7919 + tid * 104729) % 5000
-  local amount = 5 + (counter * 37) % 400
-  local body = string.format(
-    '{"transaction_id":"wrk%s_%d_%d","card_id":"card_%d","amount":%d.25,"timestamp":"2026-11-25T12:%02d:%02dZ","merchant_id":"m_%d","currency":"USD"}',
-    run, tid, counter, card, amount, math.floor(counter / 60) % 60, counter % 60, counter % 900)
-  return wrk.format(nil, "/v1/transactions", nil, body)
+  next_request = next_request + 1
+  if next_request > #requests then
+    next_request = 1
+    wrapped = wrapped + 1
+  end
+  return requests[next_request]
 end
 
 -- One parseable line: requests/s and latency percentiles in milliseconds.
@@ -34,4 +42,7 @@ function done(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
     latency:percentile(99.9) / 1000))
   if summary.errors.status > 0 then io.write(string.format("non-2xx answers: %d\n", summary.errors.status)) end
+  for _, thread in ipairs(threads) do
+    if thread:get("wrapped") > 0 then io.write("ran out of transactions: give the run a longer traffic file\n") end
+  end
 end
