@@ -180,11 +180,8 @@ public struct TreeExplainer: Sendable {
     let tabulated: Bool
     /// Per leaf: value, where its path splits, distinct features and H table start.
     let leaves: [Leaf]
-    /// Per path split: the node, and whether the path goes left there.
-    let pathNodes: [Int32]
-    let pathLeft: [Bool]
-    /// Which distinct feature (0..<n) of its leaf a path split tests.
-    let pathSlot: [UInt8]
+    /// Per path split, in leaf order.
+    let pathSteps: [PathStep]
     let features: [Int32]
     let zeros: [Double]
     let tables: [Double]
@@ -193,9 +190,21 @@ public struct TreeExplainer: Sendable {
 
     struct Leaf {
         var value: Double
-        var splits: Range<Int>
-        var features: Range<Int>
-        var table: Int
+        /// Its path's splits in `pathSteps`.
+        var stepStart: Int32
+        var stepEnd: Int32
+        /// Its distinct features in `features` and `zeros`, and where its H table starts.
+        var featureStart: Int32
+        var featureCount: Int32
+        var table: Int32
+    }
+
+    /// A split on a leaf's path: the node, 1 if the path goes left there, and which distinct
+    /// feature (0..<n) of the leaf it tests.
+    struct PathStep {
+        var node: Int32
+        var left: UInt8
+        var slot: UInt8
     }
 
     public init(_ e: TreeEnsemble) {
@@ -209,9 +218,7 @@ public struct TreeExplainer: Sendable {
         self.bias = bias
         scratch = (depth + 3) * (depth + 4) / 2 + 2
         var leaves: [Leaf] = []
-        var pathNodes: [Int32] = []
-        var pathLeft: [Bool] = []
-        var pathSlot: [UInt8] = []
+        var pathSteps: [PathStep] = []
         var features: [Int32] = []
         var zeros: [Double] = []
         var tables: [Double] = []
@@ -236,7 +243,7 @@ public struct TreeExplainer: Sendable {
                 }
                 var distinct: [Int32] = []
                 var z: [Double] = []
-                let splitStart = pathNodes.count
+                let stepStart = pathSteps.count
                 for (n, left) in path {
                     let split = e.nodes[Int(n)]
                     let child = Int(split.left) + (left ? 0 : 1)
@@ -252,9 +259,7 @@ public struct TreeExplainer: Sendable {
                         distinct.append(f)
                         z.append(share)
                     }
-                    pathNodes.append(n)
-                    pathLeft.append(left)
-                    pathSlot.append(UInt8(slot))
+                    pathSteps.append(PathStep(node: n, left: left ? 1 : 0, slot: UInt8(slot)))
                 }
                 let n = distinct.count
                 if n > Self.maxTabulated {
@@ -281,16 +286,14 @@ public struct TreeExplainer: Sendable {
                 }
                 leaves.append(
                     Leaf(
-                        value: Double(node.value), splits: splitStart..<pathNodes.count,
-                        features: featureStart..<features.count, table: table))
+                        value: Double(node.value), stepStart: Int32(stepStart), stepEnd: Int32(pathSteps.count),
+                        featureStart: Int32(featureStart), featureCount: Int32(n), table: Int32(table)))
             }
             treeLeaves.append(first..<leaves.count)
         }
         self.tabulated = tabulated
         self.leaves = tabulated ? leaves : []
-        self.pathNodes = tabulated ? pathNodes : []
-        self.pathLeft = tabulated ? pathLeft : []
-        self.pathSlot = tabulated ? pathSlot : []
+        self.pathSteps = tabulated ? pathSteps : []
         self.features = tabulated ? features : []
         self.zeros = tabulated ? zeros : []
         self.tables = tabulated ? tables : []
@@ -299,40 +302,76 @@ public struct TreeExplainer: Sendable {
 
     public func explain(_ x: UnsafeBufferPointer<Double>) -> Explanation {
         var phi = [Double](repeating: 0, count: ensemble.featureCount)
+        phi.withUnsafeMutableBufferPointer { accumulate(x, trees: 0..<ensemble.treeCount, into: $0) }
+        return Explanation(contributions: phi, bias: bias)
+    }
+
+    /// Adds the contributions of `trees` alone to `phi`: the trees' contributions add up,
+    /// so parts of one row's explanation can be computed apart (on several threads) and summed.
+    public func accumulate(_ x: UnsafeBufferPointer<Double>, trees: Range<Int>, into phi: UnsafeMutableBufferPointer<Double>) {
+        precondition(phi.count == ensemble.featureCount && trees.clamped(to: 0..<ensemble.treeCount) == trees)
+        guard !trees.isEmpty else { return }
         guard tabulated else {
             var path = [TreeEnsemble.PathElement](repeating: TreeEnsemble.PathElement(), count: scratch)
+            var sum = [Double](repeating: 0, count: phi.count)
             path.withUnsafeMutableBufferPointer { path in
-                for r in ensemble.roots {
+                for r in ensemble.roots[trees] {
                     ensemble.recurse(
-                        node: Int(r), x: x, phi: &phi, path: path, parentOffset: 0, uniqueDepth: 0, zero: 1, one: 1,
+                        node: Int(r), x: x, phi: &sum, path: path, parentOffset: 0, uniqueDepth: 0, zero: 1, one: 1,
                         feature: -1)
                 }
             }
-            return Explanation(contributions: phi, bias: bias)
+            for j in phi.indices { phi[j] += sum[j] }
+            return
         }
-        // Which way the row goes at every inner node, once.
-        var goesLeft = [Bool](repeating: false, count: ensemble.nodes.count)
-        for (i, node) in ensemble.nodes.enumerated() where !node.isLeaf {
-            let v = x[Int(node.feature)]
-            goesLeft[i] = v.isNaN ? node.defaultLeft : Float(v) < node.threshold
-        }
-        for leaf in leaves {
-            let n = leaf.features.count
-            guard n > 0 else { continue }
-            var p = (1 << n) - 1  // P: the features whose splits the row follows
-            for s in leaf.splits where goesLeft[Int(pathNodes[s])] != pathLeft[s] { p &= ~(1 << Int(pathSlot[s])) }
-            var a = leaf.value  // v · Z(F∖P)
-            for j in 0..<n where p & (1 << j) == 0 { a *= zeros[leaf.features.lowerBound + j] }
-            let hp = tables[leaf.table + p]
-            for j in 0..<n {
-                let f = Int(features[leaf.features.lowerBound + j])
-                if p & (1 << j) != 0 {
-                    phi[f] += a * (1 - zeros[leaf.features.lowerBound + j]) * tables[leaf.table + (p & ~(1 << j))]
-                } else {
-                    phi[f] -= a * hp
+        // The trees' nodes and leaves are contiguous, in tree order.
+        let firstNode = Int(ensemble.roots[trees.lowerBound])
+        let endNode = trees.upperBound < ensemble.treeCount ? Int(ensemble.roots[trees.upperBound]) : ensemble.nodes.count
+        let leafRange = treeLeaves[trees.lowerBound].lowerBound..<treeLeaves[trees.upperBound - 1].upperBound
+        // Raw pointers, and no branches on which way the row goes (data, so unpredictable):
+        // 125 → 104 µs a row of a 174-tree model (`cardwatch bench model`, BENCHMARKS.md).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: endNode - firstNode) { goes in
+            // Which way the row goes at every inner node, once: 1 left, 0 right.
+            ensemble.nodes.withUnsafeBufferPointer { nodes in
+                for i in firstNode..<endNode {
+                    let node = nodes[i]
+                    guard !node.isLeaf else { continue }
+                    let v = x[Int(node.feature)]
+                    goes[i - firstNode] = (v.isNaN ? node.defaultLeft : Float(v) < node.threshold) ? 1 : 0
+                }
+            }
+            leaves.withUnsafeBufferPointer { leaves in
+                pathSteps.withUnsafeBufferPointer { steps in
+                    features.withUnsafeBufferPointer { features in
+                        zeros.withUnsafeBufferPointer { zeros in
+                            tables.withUnsafeBufferPointer { tables in
+                                for l in leafRange {
+                                    let leaf = leaves[l]
+                                    let n = Int(leaf.featureCount)
+                                    guard n > 0 else { continue }
+                                    let f0 = Int(leaf.featureStart)
+                                    // P: the features whose splits the row follows.
+                                    var p = (1 &<< n) - 1
+                                    for s in Int(leaf.stepStart)..<Int(leaf.stepEnd) {
+                                        let step = steps[s]
+                                        let differs = Int(goes[Int(step.node) - firstNode] ^ step.left)
+                                        p &= ~(differs &<< Int(step.slot))
+                                    }
+                                    var a = leaf.value  // v · Z(F∖P)
+                                    for j in 0..<n { a *= (p &>> j) & 1 != 0 ? 1 : zeros[f0 + j] }
+                                    let table = Int(leaf.table)
+                                    let hp = a * tables[table + p]
+                                    for j in 0..<n {
+                                        let z = zeros[f0 + j]
+                                        let h = tables[table + (p & ~(1 &<< j))]
+                                        phi[Int(features[f0 + j])] += (p &>> j) & 1 != 0 ? a * (1 - z) * h : -hp
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
-        return Explanation(contributions: phi, bias: bias)
     }
 }

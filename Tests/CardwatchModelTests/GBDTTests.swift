@@ -136,6 +136,19 @@ private func predict(_ e: TreeEnsemble, _ row: [Double]) -> Double {
                             abs(a - b) < 1e-9 * max(1, abs(b)),
                             "trial \(trial): \(fast.contributions) vs \(explanation.contributions)")
                     }
+                    // Parts by trees, cut at random, add up to the same (the served alerts are cut so).
+                    var cuts = [0, e.treeCount]
+                    for _ in 0..<Int(rng.next() % 4) { cuts.append(Int(rng.next() % UInt64(e.treeCount + 1))) }
+                    cuts.sort()
+                    var parts = [Double](repeating: 0, count: features)
+                    parts.withUnsafeMutableBufferPointer { phi in
+                        for (from, to) in zip(cuts, cuts.dropFirst()) { explainer.accumulate(x, trees: from..<to, into: phi) }
+                    }
+                    for (a, b) in zip(parts, explanation.contributions) {
+                        #expect(
+                            abs(a - b) < 1e-9 * max(1, abs(b)),
+                            "trial \(trial), cuts \(cuts): \(parts) vs \(explanation.contributions)")
+                    }
                 }
             }
         }

@@ -303,23 +303,27 @@ public final class Processor {
         return lag
     }
 
-    /// TreeSHAP reasons for the batch's alerts, the alerts shared between two threads:
-    /// explaining one costs about as much as a hundred decisions, and they are independent.
+    /// TreeSHAP reasons for the batch's alerts, shared with the other core: explaining one
+    /// costs about as much as twenty-five feature updates and scorings. Each alert comes in
+    /// `Scorer.explanationParts` parts, so that even one alert (the HTTP API's groups have
+    /// one or none) is shared; when no other core is free, this thread takes every part
+    /// itself (`concurrentPerform` hands out iterations as they are asked for).
     private func explainAlerts(_ rows: inout [ProcessedTransaction]) {
         let alerts = rows.indices.filter { rows[$0].decision.isAlert }
         guard !alerts.isEmpty else { return }
-        var reasons = [[Reason]](repeating: [], count: alerts.count)
+        let row = Scorer.explanationParts * Feature.count
+        var parts = [Double](repeating: 0, count: alerts.count * row)
         let scorer = scorer
         rows.withUnsafeBufferPointer { rowsBuffer in
-            reasons.withUnsafeMutableBufferPointer { out in
+            parts.withUnsafeMutableBufferPointer { out in
                 let task = ExplainTask(rows: rowsBuffer, alerts: alerts, out: out, scorer: scorer)
-                let workers = alerts.count >= 4 ? 2 : 1
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    for k in stride(from: w, to: alerts.count, by: workers) { task.explain(k) }
-                }
+                DispatchQueue.concurrentPerform(iterations: alerts.count * Scorer.explanationParts) { task.explain($0) }
             }
         }
-        for (k, i) in alerts.enumerated() { rows[i].decision.reasons = reasons[k] + rows[i].decision.reasons }
+        for (k, i) in alerts.enumerated() {
+            rows[i].decision.reasons =
+                scorer.reasons(rows[i].features, parts: parts[k * row..<(k + 1) * row]) + rows[i].decision.reasons
+        }
     }
 
     // MARK: Internals
@@ -434,13 +438,17 @@ final class PendingModel: @unchecked Sendable {
 }
 
 /// The buffers of one batch's explanations. `@unchecked Sendable` is sound: they outlive
-/// `concurrentPerform`, `rows` is only read, and worker `w` writes only `out[k]` for its own
-/// `k` (every second one).
+/// `concurrentPerform`, `rows` is only read, and iteration `k` (part `k % explanationParts`
+/// of alert `k / explanationParts`) writes only its own `Feature.count` values of `out`,
+/// each `k` taken once.
 private struct ExplainTask: @unchecked Sendable {
     let rows: UnsafeBufferPointer<ProcessedTransaction>
     let alerts: [Int]
-    let out: UnsafeMutableBufferPointer<[Reason]>
+    let out: UnsafeMutableBufferPointer<Double>
     let scorer: Scorer
 
-    func explain(_ k: Int) { out[k] = scorer.explain(rows[alerts[k]].features) }
+    func explain(_ k: Int) {
+        let phi = UnsafeMutableBufferPointer(rebasing: out[k * Feature.count..<(k + 1) * Feature.count])
+        scorer.accumulate(rows[alerts[k / Scorer.explanationParts]].features, part: k % Scorer.explanationParts, into: phi)
+    }
 }

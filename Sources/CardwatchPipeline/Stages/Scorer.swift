@@ -50,22 +50,51 @@ public struct Scorer: Sendable {
         return Decision(probability: probability, tier: tier, action: action, reasons: reasons, modelVersion: modelVersion)
     }
 
+    /// Explanations are computed in this many parts, each a share of the trees (TreeSHAP adds
+    /// up over trees), and the parts summed in order: parts can run on several threads, and
+    /// the contributions come out the same to the last bit however they ran.
+    public static let explanationParts = 4
+
     /// The features that pushed the margin most, with their values.
     public func explain(_ features: FeatureVector) -> [Reason] {
-        let values = features.array
-        var contributions: [Double]
-        if let explainer {
-            contributions = values.withUnsafeBufferPointer { explainer.explain($0).contributions }
-        } else if let logistic = artifact.logistic {
-            contributions = values.indices.map { j in
-                values[j].isNaN ? 0 : logistic.weights[j] * (values[j] - logistic.means[j]) / logistic.scales[j]
+        var parts = [Double](repeating: 0, count: Self.explanationParts * Feature.count)
+        parts.withUnsafeMutableBufferPointer { buffer in
+            for part in 0..<Self.explanationParts {
+                accumulate(
+                    features, part: part,
+                    into: UnsafeMutableBufferPointer(rebasing: buffer[part * Feature.count..<(part + 1) * Feature.count]))
             }
-        } else {
-            contributions = []
         }
+        return reasons(features, parts: parts[...])
+    }
+
+    /// Adds part `part` (of `explanationParts`) of the features' contributions to the margin
+    /// to `phi`; a logistic model's are all in part 0.
+    public func accumulate(_ features: FeatureVector, part: Int, into phi: UnsafeMutableBufferPointer<Double>) {
+        var x = features
+        withUnsafeBytes(of: &x.values) { raw in
+            let values = raw.bindMemory(to: Double.self)
+            if let explainer {
+                let (trees, parts) = (explainer.ensemble.treeCount, Self.explanationParts)
+                explainer.accumulate(values, trees: trees * part / parts..<trees * (part + 1) / parts, into: phi)
+            } else if let logistic = artifact.logistic, part == 0 {
+                for j in values.indices where !values[j].isNaN {
+                    phi[j] += logistic.weights[j] * (values[j] - logistic.means[j]) / logistic.scales[j]
+                }
+            }
+        }
+    }
+
+    /// The reasons from a row's parts (`explanationParts` runs of `Feature.count` values),
+    /// summed in order: the `reasonCount` largest contributions.
+    public func reasons(_ features: FeatureVector, parts: ArraySlice<Double>) -> [Reason] {
+        precondition(parts.count == Self.explanationParts * Feature.count)
+        var contributions = [Double](repeating: 0, count: Feature.count)
+        for (k, v) in parts.enumerated() { contributions[k % Feature.count] += v }
         // Calibration scales the margin by `a`: report contributions on the calibrated log-odds.
         let a = artifact.calibration.a
         contributions = contributions.map { $0 * a }
+        let values = features.array
         let order = contributions.indices.sorted {
             abs(contributions[$0]) > abs(contributions[$1]) || (abs(contributions[$0]) == abs(contributions[$1]) && $0 < $1)
         }

@@ -136,7 +136,7 @@ public struct ProcessedBatch: Sendable {
     /// When the batch was decided (µs since 1970, wall clock), for the latency to its commit.
     public var decidedAt: Int64?
     /// The last batch before a clean stop: whatever the store folds in behind (aggregates) is
-    /// written with it, as with a batch that carries a checkpoint.
+    /// written with it.
     public var final = false
 
     /// A batch starting at the given offsets (and, until records are added, ending there).
