@@ -353,6 +353,7 @@ public final class SQLiteEventLog: EventLog {
         WarehouseSchema.register(&migrator)
         registerMonitoring(&migrator)
         WarehouseSchema.registerV4(&migrator)
+        registerDeadLetterIndex(&migrator)
         return migrator
     }
 }

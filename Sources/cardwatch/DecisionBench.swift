@@ -51,12 +51,14 @@ struct DecisionBench: ParsableCommand {
         print("transactions=\(grouped(records.count)) group=\(group) cards=\(cards) runs=\(runs)")
 
         var seconds: [Double] = []
+        var pages: [Double] = []
         for run in 0..<runs {
             let dir = root + "/run\(run)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: root + "/seed/registry.sqlite", toPath: dir + "/registry.sqlite")
             let store = try SQLiteEventLog(directory: dir, partitions: partitions)
             let processor = try Processor(store: store, scorer: scorer, checkpointEvery: options.checkpointEvery)
+            let pages0 = try store.pagesWritten()
             let t0 = monotonicSeconds()
             var at = 0
             while at < records.count {
@@ -66,6 +68,8 @@ struct DecisionBench: ParsableCommand {
                 at += group
             }
             seconds.append(monotonicSeconds() - t0)
+            let groups = (records.count + group - 1) / group
+            pages.append(Double(try store.pagesWritten() - pages0) / Double(groups))
             try processor.flush()
             try? FileManager.default.removeItem(atPath: dir)
         }
@@ -76,5 +80,7 @@ struct DecisionBench: ParsableCommand {
                 + String(
                     format: "%.1f µs each (%.1f … %.1f)", median / Double(records.count) * 1e6,
                     seconds[0] / Double(records.count) * 1e6, seconds[seconds.count - 1] / Double(records.count) * 1e6))
+        pages.sort()
+        print(String(format: "pages written a commit (WAL frames): %.1f median", pages[pages.count / 2]))
     }
 }

@@ -193,3 +193,53 @@ import Testing
         }
     }
 }
+
+@Suite struct DeadLetterIndexTests {
+    /// Random mixes of transactions and dead letters: the counts by time equal a plain count
+    /// over the records, and are read through the dead letters' own index, the only one on
+    /// the records (a transaction's append writes none of its pages).
+    @Test func deadLettersAreCountedByTimeThroughTheirOwnIndex() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir)
+            let txs = try history(days: 1, cards: 200, seed: 12)
+            var rng = SplitMix(seed: 12)
+            var i = 0
+            var letters = 0
+            while i < txs.count {
+                var batch = IngestBatch(source: "t")
+                let end = min(txs.count, i + Int.random(in: 1...40, using: &rng))
+                batch.records = txs[i..<end].map { IngestRecord(transaction: $0) }
+                for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                    letters += 1
+                    batch.deadLetters.append(
+                        DeadLetter(source: "t", line: letters, issues: [FieldIssue(field: "amount", problem: "x")], raw: [1]))
+                }
+                _ = try store.ingest(batch)
+                i = end
+            }
+            #expect(letters > 10)
+            let times: [Int64] = try query(dir, "SELECT appended_at FROM records WHERE topic = 'transactions.dlq' ORDER BY 1")
+            #expect(times.count == letters)
+            for since in [0, times[times.count / 3], times[times.count - 1], times[times.count - 1] + 1] {
+                let counts = try store.deadLetterCounts(since: since)
+                #expect(counts.total == letters)
+                #expect(counts.recent == times.filter { $0 >= since }.count, "since \(since)")
+            }
+            let indexes: [String] = try query(
+                dir, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL")
+            #expect(indexes == ["dead_letters_by_time"])
+            // The count reads the dead letters' index (the planner's choice, not forced).
+            let plan = try DatabaseQueue(path: dir + "/log.sqlite").read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(appended_at >= 0), 0) FROM records
+                        WHERE topic = 'transactions.dlq'
+                        """
+                ).map { $0["detail"] as String }
+            }
+            #expect(plan.contains { $0.contains("dead_letters_by_time") }, "\(plan)")
+            #expect(try store.pagesWritten() > 0)
+        }
+    }
+}
