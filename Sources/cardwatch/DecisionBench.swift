@@ -16,7 +16,8 @@ struct DecisionBench: ParsableCommand {
             Bootstraps a model once (as `cardwatch run` does on an empty data directory), then
             per run starts from an empty log and decides --count generated transactions in
             groups of --group, each group one store transaction, and prints the median rate
-            and time per transaction. --group 13 is about what 32 HTTP connections gather.
+            and time per transaction, and the pages a commit wrote to the WAL (SQLite's count).
+            --group 13 is about what 32 HTTP connections gather.
             """
     )
 
