@@ -31,3 +31,12 @@ alerts_and_decisions() {
   curl -sf "http://127.0.0.1:$1/metrics" | awk '/^cardwatch_alerts_total / { a = $2 }
     /^cardwatch_transactions_total\{/ { d += $2 } END { printf "%d %d\n", a, d }'
 }
+# Starts `cardwatch run --no-generator` on a new data directory DIR and a free port (sets
+# $port and $server), waits until it answers, and warms it up with 3 s of $tmp/warm.jsonl.
+start_server() {
+  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+  "$bin" run --data-dir "$1" --no-generator --port "$port" --quiet 2> "$tmp/run.err" &
+  server=$!
+  for _ in $(seq 120); do curl -sf "http://127.0.0.1:$port/models" >/dev/null && break; sleep 0.5; done
+  wrk -t2 -c32 -d3s -s benchmarks/decide.lua "http://127.0.0.1:$port" -- "$tmp/warm.jsonl" 2 > /dev/null
+}

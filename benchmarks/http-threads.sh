@@ -8,11 +8,7 @@ WINDOW=${WINDOW:-5}
 source "$(dirname "$0")/common.sh"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 make_traffic warm:120000 load:400000
-port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-"$bin" run --data-dir "$tmp/data" --no-generator --port "$port" --quiet 2> "$tmp/run.err" &
-server=$!
-for _ in $(seq 120); do curl -sf "http://127.0.0.1:$port/models" >/dev/null && break; sleep 0.5; done
-wrk -t2 -c32 -d3s -s benchmarks/decide.lua "http://127.0.0.1:$port" -- "$tmp/warm.jsonl" 2 > /dev/null
+start_server "$tmp/data"
 wrk -t2 -c32 -d10s -s benchmarks/decide.lua "http://127.0.0.1:$port" -- "$tmp/load.jsonl" 2 > "$tmp/wrk.out" &
 load=$!
 sleep 2

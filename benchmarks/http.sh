@@ -15,11 +15,7 @@ make_traffic warm:120000 c32:$((DURATION * 40000)) c128:$((DURATION * 50000))
 echo "$runs runs; wrk -t2 -d${DURATION}s -s benchmarks/decide.lua, after 3 s at 32 connections to warm up"
 echo "run  connections  requests/s  p50 ms  p90 ms  p99 ms  p99.9 ms  alerts %"
 for run in $(seq "$runs"); do
-  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-  "$bin" run --data-dir "$tmp/data$run" --no-generator --port "$port" --quiet 2> "$tmp/run.err" &
-  server=$!
-  for _ in $(seq 120); do curl -sf "http://127.0.0.1:$port/models" >/dev/null && break; sleep 0.5; done
-  wrk -t2 -c32 -d3s -s benchmarks/decide.lua "http://127.0.0.1:$port" -- "$tmp/warm.jsonl" 2 > /dev/null
+  start_server "$tmp/data$run"
   for c in 32 128; do
     before=$(alerts_and_decisions "$port")
     out=$(wrk -t2 -c"$c" -d"${DURATION}s" -s benchmarks/decide.lua "http://127.0.0.1:$port" -- "$tmp/c$c.jsonl" 2)
