@@ -117,13 +117,7 @@ public final class SQLiteEventLog: EventLog {
         return try Self.perform("reading \(topic.rawValue)[\(partition)] from offset \(offset)") {
             try pool.read { db in
                 let rows = try Row.fetchCursor(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT "offset", key, payload, appended_at FROM records
-                            WHERE topic = ? AND "partition" = ? AND "offset" >= ?
-                            ORDER BY "offset" LIMIT ?
-                            """),
-                    arguments: [topic.rawValue, partition, offset, limit])
+                    db.cachedStatement(sql: Self.readSQL[topic]!), arguments: [partition, offset, limit])
                 var records: [LogRecord] = []
                 records.reserveCapacity(min(limit, 10_000))
                 while let row = try rows.next() {
@@ -304,10 +298,25 @@ public final class SQLiteEventLog: EventLog {
     }
 
     static func endOffset(_ db: Database, _ topic: Topic, _ partition: Int) throws -> Int64 {
-        let last = try Int64.fetchOne(
-            db.cachedStatement(sql: #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#),
-            arguments: [topic.rawValue, partition])
+        let last = try Int64.fetchOne(db.cachedStatement(sql: endOffsetSQL[topic]!), arguments: [partition])
         return last.map { $0 + 1 } ?? 0
+    }
+
+    /// Statements that read `records` by topic name the topic in their text, one statement a
+    /// topic. Bound as a parameter, the topic decides whether the partial index
+    /// `dead_letters_by_time` could serve the query, and SQLite prepared the statement anew
+    /// at every run with a new binding: 24 µs of an end-offset lookup's 32 (Python's sqlite3
+    /// on a server's log), 5 % of `cardwatch bench decisions`.
+    private static func byTopic(_ sql: (String) -> String) -> [Topic: String] {
+        Dictionary(
+            uniqueKeysWithValues: Topic.allCases.map { ($0, sql("'\($0.rawValue.replacingOccurrences(of: "'", with: "''"))'")) })
+    }
+    static let endOffsetSQL = byTopic { #"SELECT MAX("offset") FROM records WHERE topic = \#($0) AND "partition" = ?"# }
+    static let readSQL = byTopic {
+        """
+        SELECT "offset", key, payload, appended_at FROM records WHERE topic = \($0) AND "partition" = ? AND "offset" >= ?
+        ORDER BY "offset" LIMIT ?
+        """
     }
 
     private static func committedOffset(_ db: Database, _ group: String, _ topic: Topic, _ partition: Int) throws -> Int64? {
@@ -317,9 +326,9 @@ public final class SQLiteEventLog: EventLog {
     }
 
     /// Runs a database operation, turning any error that is not already an `EventLogError` into one.
-    static func perform<T>(_ what: String, _ body: () throws -> T) throws(EventLogError) -> T {
+    static func perform<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) throws(EventLogError) -> T {
         do { return try body() } catch let error as EventLogError { throw error } catch {
-            throw EventLogError(.storage, "\(what) failed: \(error)")
+            throw EventLogError(.storage, "\(what()) failed: \(error)")
         }
     }
 

@@ -48,6 +48,20 @@ extension SQLiteEventLog: MonitoringStore, TrainingStore {
         }
     }
 
+    /// How often the writer connection's cached statement `sql` has run, and how often SQLite
+    /// had to prepare it again before a run (a schema change, or a binding the plan depends on).
+    func statementRuns(_ sql: String) throws -> (runs: Int, reprepares: Int) {
+        try Self.perform("reading the status of a statement") {
+            try pool.writeWithoutTransaction { db in
+                let statement = try db.cachedStatement(sql: sql).sqliteStatement
+                return (
+                    Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_RUN, 0)),
+                    Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0))
+                )
+            }
+        }
+    }
+
     public func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) {
         try Self.perform("counting dead letters") {
             try pool.read { db in

@@ -242,4 +242,35 @@ import Testing
             #expect(try store.pagesWritten() > 0)
         }
     }
+
+    /// The end-offset lookup of every append names its topic in the statement's text: with the
+    /// topic bound as a parameter (the control, on the same connection), the partial index makes
+    /// SQLite prepare the statement again at each run with a new binding.
+    @Test func appendsDoNotPrepareTheirLookupsAgain() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir)
+            let txs = try history(days: 1, cards: 50, seed: 3)
+            var letters = 0
+            for chunk in stride(from: 0, to: min(txs.count, 400), by: 20) {
+                var batch = IngestBatch(source: "t")
+                batch.records = txs[chunk..<min(txs.count, chunk + 20)].map { IngestRecord(transaction: $0) }
+                letters += 1
+                batch.deadLetters.append(
+                    DeadLetter(source: "t", line: letters, issues: [FieldIssue(field: "amount", problem: "x")], raw: [1]))
+                _ = try store.ingest(batch)
+            }
+            for topic in [Topic.transactions, .transactionsDLQ] {
+                let status = try store.statementRuns(SQLiteEventLog.endOffsetSQL[topic]!)
+                #expect(status.runs >= letters, "\(topic)")
+                #expect(status.reprepares == 0, "\(topic)")
+            }
+            let bound = #"SELECT MAX("offset") FROM records WHERE topic = ? AND "partition" = ?"#
+            try store.pool.writeWithoutTransaction { db in
+                for topic in [Topic.transactions, .transactionsDLQ, .transactions] {
+                    _ = try Int64.fetchOne(db.cachedStatement(sql: bound), arguments: [topic.rawValue, 0])
+                }
+            }
+            #expect(try store.statementRuns(bound).reprepares > 0, "the control: a bound topic is prepared again")
+        }
+    }
 }

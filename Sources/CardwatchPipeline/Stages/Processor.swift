@@ -204,6 +204,9 @@ public final class Processor {
         var seen: [String: (merchantID: String, time: Timestamp)] = [:]
         var indexed = 0
         var indexedUncommitted = false
+        // One copy for the batch (the model is swapped between batches): read from the
+        // property, the scorer was copied and destroyed for every transaction.
+        let scorer = scorer
         for r in records {
             switch r.item {
             case .transaction(let t, let partition, let offset, let appendedAt):
