@@ -2,7 +2,8 @@
 """Browser test of the live dashboard (issue #6): headless Chromium (Debian's `chromium` and
 `chromium-driver`, driven by Selenium) loads the page of a running `cardwatch run`, waits
 until alerts have arrived over the WebSocket, saves a screenshot, opens an alert and marks it
-as fraud with the page's own button, then checks through the API that the feedback was stored.
+as fraud with the page's own button, then checks through the API that the feedback was stored. While the pointer is on the
+table, new alerts must wait (rows pushed down under it would make a click open another alert).
 
 usage: browser-test.py URL SCREENSHOT.png
 """
@@ -12,6 +13,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -37,11 +39,31 @@ def main():
         # An alert's detail: its reasons, then the page's "Mark fraud" button.
         target = live[0]
         tx = target.get_attribute("data-id")
-        target.click()
-        WebDriverWait(driver, 10).until(lambda d: "Mark fraud" in d.find_element(By.ID, "detail").text)
+        # New alerts go in at the top and push the rows down: a click aimed at a row can land on its
+        # neighbour when one arrives in between. The detail names its alert; click until it is ours.
+        def ours(d):
+            text = d.find_element(By.ID, "detail").text
+            return tx in text and "Mark fraud" in text
+        for _ in range(5):
+            target.click()
+            try:
+                WebDriverWait(driver, 5, poll_frequency=0.1).until(ours)
+                break
+            except TimeoutException:
+                pass
         detail = driver.find_element(By.ID, "detail").text
+        assert ours(driver), f"the detail is not of {tx}: {detail!r}"
+        # The pointer is on the table now: alerts that arrive wait above it instead of pushing rows down.
+        count = len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr"))
+        WebDriverWait(driver, 30, poll_frequency=0.2).until(lambda d: d.find_element(By.ID, "held").text)
+        held = driver.find_element(By.ID, "held").text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) == count, "rows moved under the pointer"
         assert "=" in detail, f"no feature reasons in the detail: {detail!r}"
         next(b for b in driver.find_elements(By.CSS_SELECTOR, "#detail button") if b.text == "Mark fraud").click()
+        # The pointer has left the table for the button: the held alerts are in the table.
+        WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "held").text)
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) > min(count, 99), "the held alerts were not added"
+        print(f"[browser] alerts held while pointing at the table ({held!r}), added once the pointer left")
         base = url.rstrip("/")
         for _ in range(50):
             alert = json.load(urllib.request.urlopen(f"{base}/alerts/{tx}"))

@@ -24,9 +24,9 @@ enum Dashboard {
         <header><h1>Cardwatch</h1><span id="model" class="dim">model …</span><span id="health" class="dim">health …</span>
         <span id="feed" class="dim">feed: connecting…</span></header>
         <main>
-        <section><h2>Live alerts</h2>
+        <section><h2>Live alerts <span id="held"></span></h2>
           <table><thead><tr><th>time</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
-          <tbody id="alerts"></tbody></table></section>
+          <tbody id="alerts" onmouseleave="release()"></tbody></table></section>
         <div>
         <section class="charts"><h2>Last hour</h2>
           <span>transactions / minute</span><canvas id="c-tx"></canvas>
@@ -48,8 +48,19 @@ enum Dashboard {
           tr.onclick = () => show(a.transaction_id);
           return tr;
         }
+        // While the pointer is on the table, new alerts wait: rows pushed down under it would
+        // make a click open the alert that arrived instead of the one aimed at.
+        const held = [];
         function add(a, live) {
           alerts.set(a.transaction_id, a);
+          if ($('alerts').matches(':hover')) { held.push([a, live]); $('held').textContent = `· ${held.length} new`; return; }
+          insert(a, live);
+        }
+        function release() {
+          for (const [a, live] of held.splice(0)) insert(a, live);
+          $('held').textContent = '';
+        }
+        function insert(a, live) {
           const body = $('alerts');
           const tr = row(a);
           tr.dataset.live = live ? '1' : '0';  // arrived over the WebSocket (the browser test looks for these)
