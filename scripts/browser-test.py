@@ -2,8 +2,9 @@
 """Browser test of the live dashboard (issue #6): headless Chromium (Debian's `chromium` and
 `chromium-driver`, driven by Selenium) loads the page of a running `cardwatch run`, waits
 until alerts have arrived over the WebSocket, saves a screenshot, opens an alert and marks it
-as fraud with the page's own button, then checks through the API that the feedback was stored. While the pointer is on the
-table, new alerts must wait (rows pushed down under it would make a click open another alert).
+as fraud with the page's own button, then checks through the API that the feedback was stored.
+While the pointer is on the table, new alerts must wait (rows pushed down under it would make a
+click open another alert).
 
 usage: browser-test.py URL SCREENSHOT.png
 """
