@@ -3,14 +3,6 @@ public enum Channel: String, Sendable, Hashable, CaseIterable {
     case pos, online, atm
 }
 
-/// How the synthetic world commits fraud; present only on generator output.
-public enum FraudPattern: String, Sendable, Hashable, CaseIterable {
-    case geoJump = "geo_jump"
-    case velocityBurst = "velocity_burst"
-    case highAmount = "high_amount"
-    case cardTesting = "card_testing"
-}
-
 /// A point on the earth in degrees.
 public struct GeoPoint: Hashable, Sendable {
     public var latitude: Double
@@ -45,14 +37,15 @@ public struct Transaction: Hashable, Sendable {
     public var customerID: String?
     /// Ground truth, present in training data only.
     public var isFraud: Bool?
-    /// The generator's fraud pattern, present on its fraudulent output only.
-    public var fraudPattern: FraudPattern?
+    /// The kind of fraud, as the labelled data names it (free text, the identifier rules;
+    /// the generator writes its four patterns' names); only on a fraudulent transaction.
+    public var fraudPattern: String?
 
     public init(
         transactionID: String, cardID: String, amount: Double, timestamp: Timestamp, merchantID: String,
         merchantCategory: String? = nil, currency: String = "USD", location: GeoPoint? = nil,
         country: String? = nil, channel: Channel? = nil, customerID: String? = nil, isFraud: Bool? = nil,
-        fraudPattern: FraudPattern? = nil
+        fraudPattern: String? = nil
     ) {
         self.transactionID = transactionID
         self.cardID = cardID
@@ -82,10 +75,16 @@ public struct LabelEvent: Hashable, Sendable {
     }
 }
 
-/// The schema's field names, in the canonical column order of CSV output.
+/// The schema's field names, in the canonical column order of CSV output, then the
+/// fields that are read but never written (`card_number`).
 public enum TransactionField: Int, CaseIterable, Sendable {
     case transactionID, cardID, amount, timestamp, merchantID, merchantCategory, currency
     case latitude, longitude, country, channel, customerID, isFraud, fraudPattern
+    /// A PAN, accepted in place of `card_id` and turned into one by a keyed hash (`PANKey`).
+    case cardNumber
+
+    /// The columns a transaction is written with (CSV output, canonical JSON).
+    public static let written: [TransactionField] = allCases.filter { $0 != .cardNumber }
 
     public var name: String {
         switch self {
@@ -103,6 +102,7 @@ public enum TransactionField: Int, CaseIterable, Sendable {
         case .customerID: "customer_id"
         case .isFraud: "is_fraud"
         case .fraudPattern: "fraud_pattern"
+        case .cardNumber: "card_number"
         }
     }
 

@@ -1,21 +1,38 @@
+import Foundation
+
 /// Schema v1 checks: a `RawRecord` becomes a `Transaction`, or a `RecordError`
 /// listing every problem of the record, field by field.
 public enum TransactionValidator {
     public static let maxIDLength = 64
     public static let maxAmount = 1_000_000_000.0
 
-    public static func validate(_ r: RawRecord, in buffer: UnsafeRawBufferPointer) -> Result<Transaction, RecordError> {
-        var v = FieldReader(record: r, buffer: buffer)
+    /// `policy`: the PAN key and the wall-clock bounds of event times (none by default), and
+    /// whether the record comes from outside or back from the log (`IngestPolicy.Mode`).
+    public static func validate(
+        _ r: RawRecord, in buffer: UnsafeRawBufferPointer, policy: IngestPolicy = .offline
+    ) -> Result<Transaction, RecordError> {
+        let strict = policy.mode == .ingest
+        var v = FieldReader(record: r, buffer: buffer, strict: strict)
         for f in r.repeated { v.issue(f, "given more than once") }
 
         let id = v.identifier(.transactionID, required: true)
-        let card = v.identifier(.cardID, required: true)
+        let withPAN = strict && v.present(.cardNumber)
+        var card = v.identifier(.cardID, required: !withPAN)
+        if withPAN, let derived = v.cardNumber(key: policy.panKey) {
+            if let given = card, given != derived {
+                v.issue(
+                    .cardID,
+                    "differs from the card id derived from card_number (HMAC-SHA256 with this server's PAN secret); "
+                        + "send card_number alone")
+            }
+            card = derived
+        }
         let merchant = v.identifier(.merchantID, required: true)
         let customer = v.identifier(.customerID, required: false)
 
         var amount = v.number(.amount, required: true)
         if let a = amount, !(a > 0 && a <= maxAmount) {
-            v.issue(.amount, a <= 0 ? "must be greater than 0, got \(a)" : "must be at most 1000000000, got \(a)")
+            v.issue(.amount, a <= 0 ? "must be greater than 0, got \(a)" : "must be at most 1000000000, got \(shown(a))")
             amount = nil
         }
 
@@ -24,6 +41,9 @@ public enum TransactionValidator {
             timestamp = text.withUTF8 { Timestamp.parse(UnsafeRawBufferPointer($0)) }
             if timestamp == nil {
                 v.issue(.timestamp, "\(quoted(text)) is not an RFC 3339 date-time (e.g. 2026-03-01T12:30:00Z)")
+            } else if let bounds = policy.eventTimes, let problem = bounds.problem(timestamp!, now: Timestamp.now.microseconds) {
+                v.issue(.timestamp, problem)
+                timestamp = nil
             }
         }
 
@@ -32,9 +52,13 @@ public enum TransactionValidator {
             if c.utf8.allSatisfy({ $0 &- 48 < 10 }) && c.utf8.count != 4 {
                 v.issue(.merchantCategory, "\(quoted(c)) is not a 4-digit ISO 18245 MCC")
                 category = nil
-            } else if let problem = identifierProblem(c) {
-                v.issue(.merchantCategory, problem)
-                category = nil
+            } else {
+                switch checkedIdentifier(c, strict: strict) {
+                case .success(let name): category = name
+                case .failure(let problem):
+                    v.issue(.merchantCategory, problem.description)
+                    category = nil
+                }
             }
         }
 
@@ -42,6 +66,13 @@ public enum TransactionValidator {
         if let c = currency, !ISOCodes.isCurrency(c.utf8) {
             v.issue(.currency, "\(quoted(c)) is not an ISO 4217 currency code (three upper-case letters, e.g. USD)")
             currency = nil
+        } else if strict, let a = amount {
+            // Below the minor unit no such payment exists (5e-324 is a float, not an amount).
+            let code = currency ?? "USD"
+            if a < ISOCodes.minorUnit(code) {
+                v.issue(.amount, "\(a) is below the smallest unit of \(code), \(ISOCodes.minorUnitText(code))")
+                amount = nil
+            }
         }
 
         var country = v.text(.country, required: false, expecting: "an ISO 3166-1 alpha-2 code string")
@@ -61,11 +92,11 @@ public enum TransactionValidator {
         let lon = v.number(.longitude, required: false)
         var coordinatesOK = true
         if let lat, !(-90...90).contains(lat) {
-            v.issue(.latitude, "must be between -90 and 90, got \(lat)")
+            v.issue(.latitude, "must be between -90 and 90, got \(shown(lat))")
             coordinatesOK = false
         }
         if let lon, !(-180...180).contains(lon) {
-            v.issue(.longitude, "must be between -180 and 180, got \(lon)")
+            v.issue(.longitude, "must be between -180 and 180, got \(shown(lon))")
             coordinatesOK = false
         }
         switch (lat, lon, v.present(.latitude), v.present(.longitude)) {
@@ -76,15 +107,10 @@ public enum TransactionValidator {
         }
 
         let isFraud = v.flag(.isFraud)
-        var pattern: FraudPattern?
-        if let p = v.text(.fraudPattern, required: false, expecting: "a fraud pattern name") {
-            pattern = FraudPattern(rawValue: p)
-            if pattern == nil {
-                let known = FraudPattern.allCases.map(\.rawValue).joined(separator: ", ")
-                v.issue(.fraudPattern, "unknown pattern \(quoted(p)); expected one of \(known)")
-            } else if isFraud != true && v.issues.allSatisfy({ $0.field != TransactionField.isFraud.name }) {
-                v.issue(.fraudPattern, "given for a transaction whose is_fraud is not 1")
-            }
+        // Free text: each source names its own kinds of fraud (the generator writes four).
+        let pattern = v.identifier(.fraudPattern, required: false)
+        if pattern != nil && isFraud != true && v.issues.allSatisfy({ $0.field != TransactionField.isFraud.name }) {
+            v.issue(.fraudPattern, "given for a transaction whose is_fraud is not 1")
         }
 
         guard v.issues.isEmpty, let id, let card, let merchant, let amount, let timestamp else {
@@ -99,20 +125,79 @@ public enum TransactionValidator {
 
     /// Why `s` is not a usable identifier, or nil when it is.
     public static func identifierProblem(_ s: String) -> String? {
-        if s.isEmpty { return "must not be empty" }
-        var count = 0
-        for u in s.unicodeScalars {
-            // C0, DEL and C1 (U+0080–U+009F, e.g. NEL): Unicode's control characters.
-            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) { return "contains a control character" }
-            count += 1
-        }
-        return count > maxIDLength ? "is \(count) characters long; at most \(maxIDLength) are allowed" : nil
+        if case .failure(let problem) = checkedIdentifier(s, strict: true) { return problem.description }
+        return nil
     }
 
-    /// A value quoted for an error message, shortened so one bad field cannot flood the log.
+    /// Why an identifier is refused.
+    public struct IdentifierProblem: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// An identifier checked and in the form it is kept in: NFC, so that canonically
+    /// equivalent spellings (é as one code point, or e and a combining accent) are one id in
+    /// the log, in duplicate detection and in answers alike. ASCII, the usual case, is NFC
+    /// already and costs no more than the checks. `strict` (records from outside) also
+    /// refuses blank ids and ids that read as card numbers.
+    public static func checkedIdentifier(_ s: String, strict: Bool = true) -> Result<String, IdentifierProblem> {
+        if s.isEmpty { return .failure(IdentifierProblem(description: "must not be empty")) }
+        var count = 0
+        var ascii = true
+        var blank = true
+        var digits = 0
+        var numeric = true  // digits, spaces and dashes only
+        for u in s.unicodeScalars {
+            let c = u.value
+            // C0, DEL and C1 (U+0080–U+009F, e.g. NEL): Unicode's control characters.
+            if c < 0x20 || (0x7F...0x9F).contains(c) {
+                return .failure(IdentifierProblem(description: "contains a control character"))
+            }
+            count += 1
+            if c < 0x80 {
+                if c != 0x20 { blank = false }
+                if c &- 48 < 10 {
+                    digits += 1
+                } else if c != 0x20 && c != 0x2D {
+                    numeric = false
+                }
+            } else {
+                ascii = false
+                numeric = false
+                if blank && !u.properties.isWhitespace { blank = false }
+            }
+        }
+        if count > maxIDLength { return .failure(tooLong(count)) }
+        if strict {
+            if blank { return .failure(IdentifierProblem(description: "must not be blank (it is only white space)")) }
+            if numeric && CardNumber.lookalikeLengths.contains(digits) && CardNumber.looksLikeCardNumber(s.utf8) {
+                return .failure(
+                    IdentifierProblem(
+                        description:
+                            "looks like a card number; send it as card_number (only a keyed hash of it is kept, as card_id)"))
+            }
+        }
+        if ascii { return .success(s) }
+        let nfc = s.precomposedStringWithCanonicalMapping
+        let nfcCount = nfc.unicodeScalars.count
+        return nfcCount > maxIDLength ? .failure(tooLong(nfcCount)) : .success(nfc)
+    }
+
+    static func tooLong(_ count: Int) -> IdentifierProblem {
+        IdentifierProblem(description: "is \(count) characters long; at most \(maxIDLength) are allowed")
+    }
+
+    /// A number for an error message; one of 13 or more integer digits is not written out
+    /// (it could be a card number sent in the wrong field).
+    static func shown(_ d: Double) -> String { abs(d) < 1e12 ? "\(d)" : "a number of 13 or more digits" }
+
+    /// A value quoted for an error message, shortened so one bad field cannot flood the log,
+    /// with anything that reads as a card number masked (messages reach logs and answers).
     static func quoted(_ s: String) -> String {
+        let text = CardNumber.masked(text: s)
         let limit = 40
-        let shown = s.unicodeScalars.count > limit ? String(String.UnicodeScalarView(s.unicodeScalars.prefix(limit))) + "…" : s
+        let shown =
+            text.unicodeScalars.count > limit
+            ? String(String.UnicodeScalarView(text.unicodeScalars.prefix(limit))) + "…" : text
         var out = "'"
         for u in shown.unicodeScalars {
             if u.value < 0x20 || u.value == 0x7F {
@@ -129,6 +214,8 @@ public enum TransactionValidator {
 struct FieldReader {
     let record: RawRecord
     let buffer: UnsafeRawBufferPointer
+    /// A record from outside (`IngestPolicy.Mode.ingest`): every rule applies.
+    var strict = true
     var issues: [FieldIssue] = []
 
     mutating func issue(_ f: TransactionField, _ problem: String) {
@@ -175,11 +262,42 @@ struct FieldReader {
 
     mutating func identifier(_ f: TransactionField, required: Bool) -> String? {
         guard let s = text(f, required: required, expecting: "a string") else { return nil }
-        if let problem = TransactionValidator.identifierProblem(s) {
-            issue(f, problem)
+        switch TransactionValidator.checkedIdentifier(s, strict: strict) {
+        case .success(let id): return id
+        case .failure(let problem):
+            issue(f, problem.description)
             return nil
         }
-        return s
+    }
+
+    /// The card id a `card_number` derives with `key`; the value itself is never quoted.
+    mutating func cardNumber(key: PANKey?) -> String? {
+        let digits: Result<[UInt8], CardNumber.Problem>
+        switch record[.cardNumber] {
+        case .string(let s): digits = CardNumber.digits(bytes(s))
+        case .unescaped(let s): digits = CardNumber.digits(s.utf8)
+        case .number:
+            issue(.cardNumber, "must be a string of digits (as a JSON number a card number loses digits)")
+            return nil
+        case let other:
+            issue(.cardNumber, "expected a string of digits, got \(describe(other))")
+            return nil
+        }
+        switch digits {
+        case .failure(let problem):
+            issue(.cardNumber, problem.description)
+            return nil
+        case .success(let d):
+            guard let key else {
+                issue(
+                    .cardNumber,
+                    "cannot be accepted: no PAN secret is configured (--pan-secret-file or the "
+                        + "\(PANKey.environmentVariable) variable), and a card number is only accepted to derive card_id "
+                        + "by a keyed hash")
+                return nil
+            }
+            return key.cardID(digits: d)
+        }
     }
 
     mutating func number(_ f: TransactionField, required: Bool) -> Double? {
@@ -225,7 +343,7 @@ struct FieldReader {
             case "1", "true": return true
             case let t: issue(f, "expected 0, 1, true or false, got \(TransactionValidator.quoted(t))")
             }
-        case .number(let d): issue(f, "expected 0, 1, true or false, got \(d)")
+        case .number(let d): issue(f, "expected 0, 1, true or false, got \(TransactionValidator.shown(d))")
         case let other: issue(f, "expected 0, 1, true or false, got \(describe(other))")
         }
         return nil

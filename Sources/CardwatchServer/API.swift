@@ -1,4 +1,4 @@
-import CardwatchCore
+public import CardwatchCore
 public import CardwatchPipeline
 import Foundation
 public import Hummingbird
@@ -24,6 +24,10 @@ public struct ServerDependencies: Sendable {
     public var metrics = PipelineMetrics()
     /// Fed by the caller with every committed batch (`publish`); streamed at /alerts/stream.
     public var feed = AlertFeed()
+    /// How posted transactions are validated beyond the schema: the PAN key (a `card_number`
+    /// is refused without one) and the wall-clock bounds of event times (`cardwatch run`
+    /// sets both; by default none).
+    public var ingestPolicy = IngestPolicy.offline
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -109,6 +113,10 @@ public struct CardwatchAPI: Sendable {
         post("/predict") { request, _ in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
             return try await Decide(dependencies: d, queue: queue).predict(body)
+        }
+        post("/transaction") { request, _ in
+            let body = try await Body.collect(request, limit: s.maxBodyBytes)
+            return try await Decide(dependencies: d, queue: queue).gateway(body)
         }
         get("/alerts/recent") { request, _ in
             let limit = try Query.int(request, "limit", default: 20, range: 1...1000)

@@ -51,18 +51,16 @@ struct Decide: Sendable {
     }
 
     /// Each record decoded: the valid ones, and the invalid ones with their issues and as dead letters.
-    static func decode(_ records: [[UInt8]]) -> (
+    static func decode(_ records: [[UInt8]], policy: IngestPolicy) -> (
         valid: [IngestRecord], invalid: [(index: Int, issues: [FieldIssue])], deadLetters: [DeadLetter]
     ) {
-        var decoder = TransactionJSONDecoder()
+        var decoder = TransactionJSONDecoder(policy: policy)
         var valid: [IngestRecord] = []
         var invalid: [(index: Int, issues: [FieldIssue])] = []
         var deadLetters: [DeadLetter] = []
         for (i, bytes) in records.enumerated() {
-            // A valid record goes into the log as it came (bronze is the raw input).
-            let decoded = bytes.withUnsafeBytes { raw in
-                decoder.decode(raw).map { IngestRecord(transaction: $0, raw: raw, line: i + 1) }
-            }
+            // A valid record goes into the log as it came (bronze is the raw input), without a card number.
+            let decoded = bytes.withUnsafeBytes { raw in decoder.ingestRecord(raw, line: i + 1) }
             switch decoded {
             case .success(let record): valid.append(record)
             case .failure(let e):
@@ -76,7 +74,7 @@ struct Decide: Sendable {
     /// The transaction of a body that is one valid JSON object on one line (blank space
     /// around it aside): what `DecisionChannelHandler` answers itself, decoded as `decode`
     /// would. Anything else (nil) goes to the route, which answers or says what is wrong.
-    static func single(_ body: ByteBuffer) -> IngestRecord? {
+    static func single(_ body: ByteBuffer, policy: IngestPolicy) -> IngestRecord? {
         body.withUnsafeReadableBytes { raw -> IngestRecord? in
             var start = 0
             var end = raw.count
@@ -86,9 +84,9 @@ struct Decide: Sendable {
                 return nil
             }
             let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-            var decoder = TransactionJSONDecoder()
-            guard case .success(let t) = decoder.decode(line) else { return nil }
-            return IngestRecord(transaction: t, raw: line, line: 1)
+            var decoder = TransactionJSONDecoder(policy: policy)
+            guard case .success(let record) = decoder.ingestRecord(line, line: 1) else { return nil }
+            return record
         }
     }
 
@@ -100,6 +98,7 @@ struct Decide: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
         }
+        try PrecomputedFeatures.refuse(object.keys)
         struct Flag: Decodable { var is_international: Bool? }
         if (try? JSONDecoder().decode(Flag.self, from: Data(body))) == nil {
             throw Problem(
@@ -117,7 +116,7 @@ struct Decide: Sendable {
                     .unprocessableContent, "Unprocessable Content", detail: "the request is not valid",
                     errors: [FieldIssue(field: "user_id", problem: problem)])
             }
-            if record["card_id"] == nil { record["card_id"] = user }
+            if record["card_id"] == nil && record["card_number"] == nil { record["card_id"] = user }
         }
         record.removeValue(forKey: "user_id")
         record.removeValue(forKey: "is_international")
@@ -130,7 +129,7 @@ struct Decide: Sendable {
     }
 
     private func decide(_ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant) async throws -> Response {
-        let (valid, invalid, deadLetters) = Self.decode(records)
+        let (valid, invalid, deadLetters) = Self.decode(records, policy: dependencies.ingestPolicy)
         let decided = try await queue.submit(valid, deadLetters: deadLetters)
         if valid.isEmpty {
             let errors =

@@ -43,6 +43,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Require Authorization: Bearer TOKEN on writes (POST); default: the CARDWATCH_TOKEN variable, if set.")
     var token: String?
     @Option(help: "Largest accepted request body, in bytes (larger: 413).") var maxBodyBytes = 1 << 20
+    /// Checks of posted records beyond the schema (the live generator is exempt).
+    @OptionGroup var ingest: LiveIngestOptions
 
     func validate() throws {
         if !(tps > 0 && tps <= 1_000_000) { throw ValidationError("--tps must be in (0, 1000000]") }
@@ -58,6 +60,7 @@ struct Run: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
+        let ingestPolicy = try ingest.policy()  // a bad PAN secret stops the start, before any bootstrap
         let (store, registry, processor, state) = try pipeline.openPipeline()
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
@@ -117,6 +120,7 @@ struct Run: AsyncParsableCommand {
             modelSwitch: handle.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
+        dependencies.ingestPolicy = ingestPolicy
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(
