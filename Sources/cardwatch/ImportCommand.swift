@@ -104,9 +104,9 @@ struct Import: ParsableCommand {
         }
         if summary.outsideTimeBounds > 0 {
             printError(
-                "\(file): \(grouped(summary.outsideTimeBounds)) records were dead-lettered for event times outside "
-                    + "\(ingest.described) (--max-event-lead, --max-event-age); for a file of history pass "
-                    + "--max-event-age none")
+                "\(file): \(grouped(summary.outsideTimeBounds)) records were dead-lettered: their event times lie "
+                    + "outside the live bounds (\(ingest.described): --max-event-lead, --max-event-age); for a file "
+                    + "of history pass --max-event-age none")
         }
     }
 

@@ -67,6 +67,6 @@ struct LiveIngestOptions: ParsableArguments {
         guard let b = try? bounds() else { return "" }
         let ahead = b.ahead.map { "at most \(EventTimeBounds.describe($0))" } ?? "any time"
         let behind = b.behind.map { "at most \(EventTimeBounds.describe($0))" } ?? "any time"
-        return "\(ahead) ahead of the wall clock, \(behind) behind it"
+        return "\(ahead) ahead of the wall clock and \(behind) behind it"
     }
 }
