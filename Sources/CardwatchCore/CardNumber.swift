@@ -8,7 +8,8 @@ import Crypto
 public enum CardNumber {
     /// How many digits a card number has (ISO/IEC 7812).
     public static let lengths = 12...19
-    /// Luhn-valid runs of this many digits are taken for card numbers wherever they appear.
+    /// Luhn-valid runs of this many digits, not starting with 0 (no issuer's card number
+    /// does; zero-padded ids do), are taken for card numbers wherever they appear.
     public static let lookalikeLengths = 13...19
 
     /// Why a value is not a card number; the texts never quote the value.
@@ -75,10 +76,10 @@ public enum CardNumber {
     }
 
     /// Whether a whole value reads as a card number: 13–19 digits (single spaces or dashes
-    /// between them allowed) with a valid Luhn check digit.
+    /// between them allowed), the first not 0, with a valid Luhn check digit.
     public static func looksLikeCardNumber(_ text: some Collection<UInt8>) -> Bool {
         guard case .success(let d) = digits(text) else { return false }
-        return lookalikeLengths.contains(d.count)
+        return lookalikeLengths.contains(d.count) && d[0] != UInt8(ascii: "0")
     }
 
     /// Masks, in place and keeping the length, every Luhn-valid run of 13–19 digits in
@@ -123,7 +124,8 @@ public enum CardNumber {
             if json && !inString {
                 // A bare number (the record parsed, so a single group): the whole token goes.
                 let run = groups[0]
-                guard run.count <= lookalikeLengths.upperBound, luhn(bytes[run]) else { continue }
+                guard run.count <= lookalikeLengths.upperBound, bytes[run.lowerBound] != UInt8(ascii: "0"), luhn(bytes[run])
+                else { continue }
                 let start =
                     run.lowerBound > range.lowerBound && bytes[run.lowerBound - 1] == UInt8(ascii: "-")
                     ? run.lowerBound - 1 : run.lowerBound
@@ -135,6 +137,10 @@ public enum CardNumber {
             }
             var first = 0
             while first < groups.count {
+                if bytes[groups[first].lowerBound] == UInt8(ascii: "0") {
+                    first += 1
+                    continue
+                }
                 var total = 0
                 var matched = false
                 for last in first..<groups.count {

@@ -28,14 +28,15 @@ public enum OpenAPI {
             "schemas": {
               "Transaction": {
                 "type": "object",
+                "description": "Schema v1. Identifiers are kept in Unicode NFC; one that is blank or reads as a card number (13-19 digits, Luhn-valid) is refused.",
                 "required": ["transaction_id", "amount", "timestamp", "merchant_id"],
                 "anyOf": [{"required": ["card_id"]}, {"required": ["card_number"]}],
                 "dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]},
                 "properties": {
                   "transaction_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
                   "card_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
-                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000},
-                  "timestamp": {"type": "string", "format": "date-time"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000, "description": "At least the currency's minor unit (ISO 4217: 0.01 USD, 1 JPY, 0.001 BHD)"},
+                  "timestamp": {"type": "string", "format": "date-time", "description": "At most --max-event-lead (1 day) ahead of the server's wall clock and --max-event-age (30 days) behind it"},
                   "merchant_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
                   "merchant_category": {"type": ["string", "null"], "pattern": "^[0-9]{4}$"},
                   "currency": {"type": ["string", "null"], "enum": "__CURRENCIES__"},

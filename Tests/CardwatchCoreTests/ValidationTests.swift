@@ -176,6 +176,7 @@ let badJSONFields: [BadField] = [
             [("amount", "1"), ("currency", #""KRW""#)], [("amount", "0.001"), ("currency", #""KWD""#)],
             [("amount", "0.0001"), ("currency", #""UYW""#)],
             [("transaction_id", #""4111111111111112""#)], [("transaction_id", #""411111111116""#)],
+            [("transaction_id", #""0000000000000""#)], [("transaction_id", #""0004111111111111111""#)],
             [("transaction_id", #"" tx ""#)], [("is_fraud", "1"), ("fraud_pattern", #""phishing""#)],
             [("is_fraud", "1"), ("fraud_pattern", #""Account Takeover / ATO""#)],
             [("transaction_id", "\"\(sixtyFour)\"")], [("card_id", "\"\(String(repeating: "é", count: 64))\"")],
