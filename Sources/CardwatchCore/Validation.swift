@@ -66,8 +66,9 @@ public enum TransactionValidator {
         if let c = currency, !ISOCodes.isCurrency(c.utf8) {
             v.issue(.currency, "\(quoted(c)) is not an ISO 4217 currency code (three upper-case letters, e.g. USD)")
             currency = nil
-        } else if strict, let a = amount {
-            // Below the minor unit no such payment exists (5e-324 is a float, not an amount).
+        } else if strict, let a = amount, a < 1 {
+            // Below the minor unit no such payment exists (5e-324 is a float, not an amount);
+            // no minor unit is more than 1, so most amounts need no look-up.
             let code = currency ?? "USD"
             if a < ISOCodes.minorUnit(code) {
                 v.issue(.amount, "\(a) is below the smallest unit of \(code), \(ISOCodes.minorUnitText(code))")
@@ -141,46 +142,62 @@ public enum TransactionValidator {
     /// refuses blank ids and ids that read as card numbers.
     public static func checkedIdentifier(_ s: String, strict: Bool = true) -> Result<String, IdentifierProblem> {
         if s.isEmpty { return .failure(IdentifierProblem(description: "must not be empty")) }
-        var count = 0
-        var ascii = true
-        var blank = true
-        var digits = 0
-        var numeric = true  // digits, spaces and dashes only
-        for u in s.unicodeScalars {
-            let c = u.value
-            // C0, DEL and C1 (U+0080–U+009F, e.g. NEL): Unicode's control characters.
-            if c < 0x20 || (0x7F...0x9F).contains(c) {
-                return .failure(IdentifierProblem(description: "contains a control character"))
-            }
-            count += 1
-            if c < 0x80 {
+        // ASCII, the usual case, byte by byte: a scalar is a byte and NFC holds already.
+        var s = s
+        let ascii = s.withUTF8 { bytes -> ASCIICheck in
+            var blank = true
+            var digits = 0
+            var numeric = true  // digits, spaces and dashes only
+            for c in bytes {
+                if c >= 0x80 { return .notASCII }
+                if c < 0x20 || c == 0x7F { return .refused(controlCharacter) }
                 if c != 0x20 { blank = false }
                 if c &- 48 < 10 {
                     digits += 1
                 } else if c != 0x20 && c != 0x2D {
                     numeric = false
                 }
-            } else {
-                ascii = false
-                numeric = false
-                if blank && !u.properties.isWhitespace { blank = false }
             }
+            if bytes.count > maxIDLength { return .refused(tooLong(bytes.count)) }
+            if strict {
+                if blank { return .refused(blankID) }
+                if numeric && CardNumber.lookalikeLengths.contains(digits) && CardNumber.looksLikeCardNumber(bytes) {
+                    return .refused(cardNumberID)
+                }
+            }
+            return .valid
+        }
+        switch ascii {
+        case .valid: return .success(s)
+        case .refused(let problem): return .failure(problem)
+        case .notASCII: break
+        }
+        var count = 0
+        var blank = true
+        for u in s.unicodeScalars {
+            let c = u.value
+            // C0, DEL and C1 (U+0080–U+009F, e.g. NEL): Unicode's control characters.
+            if c < 0x20 || (0x7F...0x9F).contains(c) { return .failure(controlCharacter) }
+            count += 1
+            if blank && !u.properties.isWhitespace { blank = false }
         }
         if count > maxIDLength { return .failure(tooLong(count)) }
-        if strict {
-            if blank { return .failure(IdentifierProblem(description: "must not be blank (it is only white space)")) }
-            if numeric && CardNumber.lookalikeLengths.contains(digits) && CardNumber.looksLikeCardNumber(s.utf8) {
-                return .failure(
-                    IdentifierProblem(
-                        description:
-                            "looks like a card number; send it as card_number (only a keyed hash of it is kept, as card_id)"))
-            }
-        }
-        if ascii { return .success(s) }
+        if strict && blank { return .failure(blankID) }
         let nfc = s.precomposedStringWithCanonicalMapping
         let nfcCount = nfc.unicodeScalars.count
         return nfcCount > maxIDLength ? .failure(tooLong(nfcCount)) : .success(nfc)
     }
+
+    enum ASCIICheck {
+        case valid
+        case refused(IdentifierProblem)
+        case notASCII
+    }
+
+    static let controlCharacter = IdentifierProblem(description: "contains a control character")
+    static let blankID = IdentifierProblem(description: "must not be blank (it is only white space)")
+    static let cardNumberID = IdentifierProblem(
+        description: "looks like a card number; send it as card_number (only a keyed hash of it is kept, as card_id)")
 
     static func tooLong(_ count: Int) -> IdentifierProblem {
         IdentifierProblem(description: "is \(count) characters long; at most \(maxIDLength) are allowed")

@@ -48,10 +48,10 @@ public struct RawRecord: Sendable {
 
     public mutating func reset() {
         for i in values.indices { values[i] = .missing }
-        repeated.removeAll(keepingCapacity: true)
+        if !repeated.isEmpty { repeated.removeAll(keepingCapacity: true) }
         cardNumberMember = nil
         cardIDValue = nil
-        unknownValues.removeAll(keepingCapacity: true)
+        if !unknownValues.isEmpty { unknownValues.removeAll(keepingCapacity: true) }
     }
 
     enum ScannedMember {
