@@ -166,21 +166,20 @@ public enum CardNumber {
         return maskLookalikes(in: &bytes) ? String(decoding: bytes, as: UTF8.self) : text
     }
 
-    /// Whether the digits in `start..<end` belong to a decimal number's fraction or exponent,
-    /// or are the integer part of a number with a fraction or an exponent.
+    /// Whether the digits in `start..<end` belong to a decimal number's fraction or exponent
+    /// (`1.4111…`, `2e+4111…`), or are the integer part of a number with a fraction or an
+    /// exponent (`4111….5`, `4111…e3`). A dot or a letter after a word is no number's.
     static func partOfDecimal(_ b: [UInt8], _ start: Int, _ end: Int, _ range: Range<Int>) -> Bool {
-        if start > range.lowerBound {
-            let before = b[start - 1]
-            if before == UInt8(ascii: ".") || before == UInt8(ascii: "e") || before == UInt8(ascii: "E")
-                || before == UInt8(ascii: "+")
-            {
-                return true
-            }
-        }
-        guard end < range.upperBound else { return false }
-        let after = b[end]
-        if after == UInt8(ascii: "e") || after == UInt8(ascii: "E") { return true }
-        return after == UInt8(ascii: ".") && end + 1 < range.upperBound && b[end + 1] &- 48 < 10
+        func digit(_ k: Int) -> Bool { range.contains(k) && b[k] &- 48 < 10 }
+        func exponentMark(_ k: Int) -> Bool { range.contains(k) && (b[k] == UInt8(ascii: "e") || b[k] == UInt8(ascii: "E")) }
+        var k = start - 1
+        if range.contains(k) && (b[k] == UInt8(ascii: "+") || b[k] == UInt8(ascii: "-")) && exponentMark(k - 1) { k -= 1 }
+        if range.contains(k) && (b[k] == UInt8(ascii: ".") || exponentMark(k)) && digit(k - 1) { return true }
+        if range.contains(end) && b[end] == UInt8(ascii: ".") && digit(end + 1) { return true }
+        return exponentMark(end)
+            && (digit(end + 1)
+                || (range.contains(end + 1) && (b[end + 1] == UInt8(ascii: "+") || b[end + 1] == UInt8(ascii: "-"))
+                    && digit(end + 2)))
     }
 
     static func mask(_ bytes: inout [UInt8], _ groups: ArraySlice<Range<Int>>, total: Int) {

@@ -143,34 +143,10 @@ public enum TransactionValidator {
     public static func checkedIdentifier(_ s: String, strict: Bool = true) -> Result<String, IdentifierProblem> {
         if s.isEmpty { return .failure(IdentifierProblem(description: "must not be empty")) }
         // ASCII, the usual case, byte by byte: a scalar is a byte and NFC holds already.
-        var s = s
-        let ascii = s.withUTF8 { bytes -> ASCIICheck in
-            var blank = true
-            var digits = 0
-            var numeric = true  // digits, spaces and dashes only
-            for c in bytes {
-                if c >= 0x80 { return .notASCII }
-                if c < 0x20 || c == 0x7F { return .refused(controlCharacter) }
-                if c != 0x20 { blank = false }
-                if c &- 48 < 10 {
-                    digits += 1
-                } else if c != 0x20 && c != 0x2D {
-                    numeric = false
-                }
-            }
-            if bytes.count > maxIDLength { return .refused(tooLong(bytes.count)) }
-            if strict {
-                if blank { return .refused(blankID) }
-                if numeric && CardNumber.lookalikeLengths.contains(digits) && CardNumber.looksLikeCardNumber(bytes) {
-                    return .refused(cardNumberID)
-                }
-            }
-            return .valid
-        }
-        switch ascii {
-        case .valid: return .success(s)
-        case .refused(let problem): return .failure(problem)
-        case .notASCII: break
+        switch s.utf8.withContiguousStorageIfAvailable({ checkASCII(UnsafeRawBufferPointer($0), strict: strict) }) {
+        case .valid?: return .success(s)
+        case .refused(let problem)?: return .failure(problem)
+        case .notASCII?, nil: break  // nil: a bridged string, checked scalar by scalar
         }
         var count = 0
         var blank = true
@@ -186,6 +162,33 @@ public enum TransactionValidator {
         let nfc = s.precomposedStringWithCanonicalMapping
         let nfcCount = nfc.unicodeScalars.count
         return nfcCount > maxIDLength ? .failure(tooLong(nfcCount)) : .success(nfc)
+    }
+
+    /// The identifier checks on an identifier's bytes when they are all ASCII (`notASCII`
+    /// otherwise: `checkedIdentifier` then checks its scalars and normalises it).
+    static func checkASCII(_ bytes: UnsafeRawBufferPointer, strict: Bool) -> ASCIICheck {
+        var blank = true
+        var digits = 0
+        var numeric = true  // digits, spaces and dashes only
+        for c in bytes {
+            if c >= 0x80 { return .notASCII }
+            if c < 0x20 || c == 0x7F { return .refused(controlCharacter) }
+            if c != 0x20 { blank = false }
+            if c &- 48 < 10 {
+                digits += 1
+            } else if c != 0x20 && c != 0x2D {
+                numeric = false
+            }
+        }
+        if bytes.isEmpty { return .refused(IdentifierProblem(description: "must not be empty")) }
+        if bytes.count > maxIDLength { return .refused(tooLong(bytes.count)) }
+        if strict {
+            if blank { return .refused(blankID) }
+            if numeric && CardNumber.lookalikeLengths.contains(digits) && CardNumber.looksLikeCardNumber(bytes) {
+                return .refused(cardNumberID)
+            }
+        }
+        return .valid
     }
 
     enum ASCIICheck {
@@ -229,11 +232,22 @@ public enum TransactionValidator {
 
 /// Reads typed values out of a raw record, collecting the problems it meets.
 struct FieldReader {
-    let record: RawRecord
+    /// The record's values and kind, not the record: a copy of it would retain its every list.
+    let values: [RawValue]
+    let isText: Bool
     let buffer: UnsafeRawBufferPointer
     /// A record from outside (`IngestPolicy.Mode.ingest`): every rule applies.
     var strict = true
     var issues: [FieldIssue] = []
+
+    init(record: RawRecord, buffer: UnsafeRawBufferPointer, strict: Bool = true) {
+        values = record.values
+        isText = record.isText
+        self.buffer = buffer
+        self.strict = strict
+    }
+
+    subscript(_ f: TransactionField) -> RawValue { values[f.rawValue] }
 
     mutating func issue(_ f: TransactionField, _ problem: String) {
         issues.append(FieldIssue(field: f.name, problem: problem))
@@ -241,9 +255,9 @@ struct FieldReader {
 
     /// Null and (in CSV) an empty cell mean "not given".
     func present(_ f: TransactionField) -> Bool {
-        switch record[f] {
+        switch self[f] {
         case .missing, .null: return false
-        case .string(let s) where record.isText: return s.count > 0
+        case .string(let s) where isText: return s.count > 0
         default: return true
         }
     }
@@ -268,7 +282,7 @@ struct FieldReader {
             if required { issue(f, "missing (required)") }
             return nil
         }
-        switch record[f] {
+        switch self[f] {
         case .string(let s): return String(decoding: bytes(s), as: UTF8.self)
         case .unescaped(let s): return s
         case let other:
@@ -278,6 +292,17 @@ struct FieldReader {
     }
 
     mutating func identifier(_ f: TransactionField, required: Bool) -> String? {
+        if case .string(let span) = self[f], span.count > 0 {
+            // The usual case, checked on the input's bytes before any String exists.
+            let raw = bytes(span)
+            switch TransactionValidator.checkASCII(raw, strict: strict) {
+            case .valid: return String(decoding: raw, as: UTF8.self)
+            case .refused(let problem):
+                issue(f, problem.description)
+                return nil
+            case .notASCII: break
+            }
+        }
         guard let s = text(f, required: required, expecting: "a string") else { return nil }
         switch TransactionValidator.checkedIdentifier(s, strict: strict) {
         case .success(let id): return id
@@ -290,7 +315,7 @@ struct FieldReader {
     /// The card id a `card_number` derives with `key`; the value itself is never quoted.
     mutating func cardNumber(key: PANKey?) -> String? {
         let digits: Result<[UInt8], CardNumber.Problem>
-        switch record[.cardNumber] {
+        switch self[.cardNumber] {
         case .string(let s): digits = CardNumber.digits(bytes(s))
         case .unescaped(let s): digits = CardNumber.digits(s.utf8)
         case .number:
@@ -323,15 +348,15 @@ struct FieldReader {
             return nil
         }
         let value: Double?
-        switch record[f] {
+        switch self[f] {
         case .number(let d): value = d
-        case .string(let s) where record.isText:
+        case .string(let s) where isText:
             value = JSONNumber.parse(bytes(s))
             if value == nil {
                 issue(f, "\(TransactionValidator.quoted(String(decoding: bytes(s), as: UTF8.self))) is not a number")
                 return nil
             }
-        case .unescaped(let s) where record.isText:
+        case .unescaped(let s) where isText:
             value = s.utf8.withContiguousStorageIfAvailable { JSONNumber.parse(UnsafeRawBufferPointer($0)) } ?? nil
             if value == nil {
                 issue(f, "\(TransactionValidator.quoted(s)) is not a number")
@@ -351,10 +376,10 @@ struct FieldReader {
     /// 0/1 or a boolean; in CSV also the words true/false.
     mutating func flag(_ f: TransactionField) -> Bool? {
         guard present(f) else { return nil }
-        switch record[f] {
+        switch self[f] {
         case .bool(let b): return b
         case .number(let d) where d == 0 || d == 1: return d == 1
-        case .string(let s) where record.isText:
+        case .string(let s) where isText:
             switch String(decoding: bytes(s), as: UTF8.self) {
             case "0", "false": return false
             case "1", "true": return true

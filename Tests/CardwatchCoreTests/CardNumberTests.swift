@@ -159,6 +159,13 @@ func text(_ bytes: [UInt8]?) -> String { bytes.map { String(decoding: $0, as: UT
         }
     }
 
+    @Test func numbersAreNotCardNumbersButCardNumbersInWordsAre() {
+        let kept = ["0.4012888888881881", "1.5e4012888888881881", "4012888888881881.5", "4012888888881881e-3"]
+        for text in kept { #expect(CardNumber.masked(text: text) == text, "\(text)") }
+        let masked = ["no.4012888888881881", "EXP4012888888881881", "pan 4012 8888 8888 1881.", "-4012888888881881"]
+        for text in masked { #expect(!CardNumber.masked(text: text).contains("888888"), "\(text)") }
+    }
+
     @Test func csvTakesACardNumberColumnAndMasksItInDeadLetters() throws {
         let header = "transaction_id,card_number,amount,timestamp,merchant_id"
         let decoder = header.utf8.withContiguousStorageIfAvailable {
@@ -276,5 +283,19 @@ func text(_ bytes: [UInt8]?) -> String { bytes.map { String(decoding: $0, as: UT
         #expect(Array(try csv.decode(row).get().transactionID.utf8) == Array(composed.utf8))
         // An ASCII id is passed through as it is.
         #expect(try decodeJSON(JSONRecord().line).get().transactionID == "tx-1")
+    }
+}
+
+@Suite struct FieldNameTests {
+    /// The scanner's look-up of member names knows every field, and nothing else.
+    @Test func everyFieldIsFoundByItsNameAndNothingElse() {
+        for f in TransactionField.allCases {
+            let found = Array(f.name.utf8).withUnsafeBytes { TransactionField(name: $0) }
+            #expect(found == f, "\(f.name)")
+            for wrong in [f.name + "x", String(f.name.dropLast()) + "X", "X" + f.name.dropFirst(), f.name.uppercased()] {
+                #expect(Array(wrong.utf8).withUnsafeBytes { TransactionField(name: $0) } == nil, "\(wrong)")
+            }
+        }
+        #expect([UInt8]().withUnsafeBytes { TransactionField(name: $0) } == nil)
     }
 }

@@ -47,7 +47,9 @@ public struct RawRecord: Sendable {
     }
 
     public mutating func reset() {
-        for i in values.indices { values[i] = .missing }
+        values.withUnsafeMutableBufferPointer { slots in
+            for i in slots.indices { slots[i] = .missing }
+        }
         if !repeated.isEmpty { repeated.removeAll(keepingCapacity: true) }
         cardNumberMember = nil
         cardIDValue = nil

@@ -60,9 +60,12 @@ public struct TransactionFileReader {
                     return
                 }
                 switch csv!.decode(line.bytes) {
-                case .success(let t) where hasCardNumbers:
-                    try csv!.deadLetterText(line.bytes).withUnsafeBytes { try body(line.lineNumber, .valid(t, raw: $0)) }
-                case .success(let t): try body(line.lineNumber, .valid(t, raw: line.bytes))
+                case .success(let t):
+                    if hasCardNumbers {
+                        try csv!.deadLetterText(line.bytes).withUnsafeBytes { try body(line.lineNumber, .valid(t, raw: $0)) }
+                    } else {
+                        try body(line.lineNumber, .valid(t, raw: line.bytes))
+                    }
                 case .failure(let e): try invalid(line.lineNumber, e, csv!.deadLetterText(line.bytes))
                 }
             } else {
