@@ -73,7 +73,9 @@ public struct FeatureTable: Sendable {
                 return
             }
             guard let y = ["0": false, "1": true, "false": false, "true": true][labelText.lowercased()] else {
-                invalid.add(line: line.lineNumber, reason: label, "'\(labelText.prefix(40))' is not 0, 1, true or false")
+                invalid.add(
+                    line: line.lineNumber, reason: label,
+                    "'\(CardNumber.masked(text: String(labelText.prefix(40))))' is not 0, 1, true or false")
                 return
             }
             var time = Int64(times.count)
@@ -86,7 +88,7 @@ public struct FeatureTable: Sendable {
                 } else {
                     invalid.add(
                         line: line.lineNumber, reason: columns[t],
-                        "'\(text.prefix(40))' is neither RFC 3339 nor a number of seconds")
+                        "'\(CardNumber.masked(text: String(text.prefix(40))))' is neither RFC 3339 nor a number of seconds")
                     return
                 }
             }
@@ -97,7 +99,9 @@ public struct FeatureTable: Sendable {
                 } else if let v = Double(text), v.isFinite {
                     row[k] = v
                 } else {
-                    invalid.add(line: line.lineNumber, reason: columns[j], "'\(text.prefix(40))' is not a number")
+                    invalid.add(
+                        line: line.lineNumber, reason: columns[j],
+                        "'\(CardNumber.masked(text: String(text.prefix(40))))' is not a number")
                     return
                 }
             }
