@@ -75,7 +75,7 @@ public struct FeatureTable: Sendable {
             guard let y = ["0": false, "1": true, "false": false, "true": true][labelText.lowercased()] else {
                 invalid.add(
                     line: line.lineNumber, reason: label,
-                    "'\(CardNumber.masked(text: String(labelText.prefix(40))))' is not 0, 1, true or false")
+                    "'\(CardNumber.masked(text: labelText).prefix(40))' is not 0, 1, true or false")
                 return
             }
             var time = Int64(times.count)
@@ -88,7 +88,7 @@ public struct FeatureTable: Sendable {
                 } else {
                     invalid.add(
                         line: line.lineNumber, reason: columns[t],
-                        "'\(CardNumber.masked(text: String(text.prefix(40))))' is neither RFC 3339 nor a number of seconds")
+                        "'\(CardNumber.masked(text: text).prefix(40))' is neither RFC 3339 nor a number of seconds")
                     return
                 }
             }
@@ -101,7 +101,7 @@ public struct FeatureTable: Sendable {
                 } else {
                     invalid.add(
                         line: line.lineNumber, reason: columns[j],
-                        "'\(CardNumber.masked(text: String(text.prefix(40))))' is not a number")
+                        "'\(CardNumber.masked(text: text).prefix(40))' is not a number")
                     return
                 }
             }
