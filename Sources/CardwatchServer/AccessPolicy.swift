@@ -42,6 +42,8 @@ public struct AccessPolicy: Sendable {
 
     func hostAllowed(_ header: String?) -> Bool {
         guard let header, !header.isEmpty else { return true }
+        // The usual loopback Host, without allocating (the fast path asks for every request).
+        if (loopbackOnly || allowedHosts.isEmpty) && Self.isPlainLoopback(header) { return true }
         if allowedHosts.contains("*") { return true }
         let host = Self.hostName(header)
         if allowedHosts.contains(where: { Self.matches(host, $0) }) { return true }
@@ -68,6 +70,15 @@ public struct AccessPolicy: Sendable {
         }
         if host.hasSuffix(".") { host = host.dropLast() }
         return String(host)
+    }
+
+    /// `127.0.0.1` or `localhost`, with or without a port.
+    static func isPlainLoopback(_ header: String) -> Bool {
+        var header = header
+        return header.withUTF8 { bytes in
+            let name = bytes.firstIndex(of: UInt8(ascii: ":")).map { UnsafeBufferPointer(rebasing: bytes[..<$0]) } ?? bytes
+            return name.elementsEqual("127.0.0.1".utf8) || name.elementsEqual("localhost".utf8)
+        }
     }
 
     static func matches(_ host: String, _ pattern: String) -> Bool {

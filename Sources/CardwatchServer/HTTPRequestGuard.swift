@@ -108,6 +108,11 @@ final class HTTPRequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// written (at once with `ifIdleOnly`, closing without an answer if they are not).
     func answer(_ problem: Problem, ifIdleOnly: Bool = false) {
         guard let context else { return }
+        guard !state.passthrough else {
+            // Not HTTP any more: no answer can be written.
+            context.close(promise: nil)
+            return
+        }
         switch state.answer(problem, ifIdleOnly: ifIdleOnly) {
         case .send:
             if problem.status != .requestTimeout { connection.limiter.metrics.connectionClosed(.malformed) }

@@ -72,16 +72,23 @@ import Testing
             var failures: [String] = []
             var sent = 0
             for operation in operations where operation.path != "/alerts/stream" {
-                for round in 0..<25 {
+                // First every extreme value in every parameter (each round shifts them by one),
+                // then random ones.
+                for round in 0..<(Self.extremes.count + 25) {
+                    func value(_ k: Int) -> String {
+                        round < Self.extremes.count
+                            ? Self.extremes[(round + k) % Self.extremes.count] : Self.randomValue(&rng)
+                    }
                     var target = operation.path
-                    for name in operation.pathParameters {
-                        target = target.replacingOccurrences(
-                            of: "{\(name)}", with: Self.encoded(Self.randomValue(&rng), inPath: true))
+                    for (k, name) in operation.pathParameters.enumerated() {
+                        target = target.replacingOccurrences(of: "{\(name)}", with: Self.encoded(value(k), inPath: true))
                     }
                     // Every documented parameter, plus an undocumented one, some of them twice.
                     var names = operation.query + ["x\(round % 3)"]
                     if Bool.random(using: &rng), let again = operation.query.randomElement(using: &rng) { names.append(again) }
-                    let query = names.map { "\($0)=\(Self.encoded(Self.randomValue(&rng), inPath: false))" }
+                    let query = names.enumerated().map { k, name in
+                        "\(name)=\(Self.encoded(value(k + operation.pathParameters.count), inPath: false))"
+                    }
                     target += "?" + query.joined(separator: "&")
                     var headers: [(String, String)] = [("Authorization", "Bearer t0ken")]
                     var body: String?
