@@ -18,6 +18,8 @@ enum MemoryReturn {
     static func trimSoon() {
         guard let trim = mallocTrim, !trimming.exchange(true, ordering: .acquiring) else { return }
         Task.detached(priority: .background) {
+            // After the answer is written and the request's buffers are gone.
+            try? await Task.sleep(for: .milliseconds(500))
             _ = trim(0)
             trimming.store(false, ordering: .releasing)
         }
