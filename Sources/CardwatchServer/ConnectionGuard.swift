@@ -16,8 +16,6 @@ final class ConnectionLimiter: Sendable {
         self.metrics = metrics
     }
 
-    var openConnections: Int { open.load(ordering: .relaxed) }
-
     func table(for loop: any EventLoop) -> LoopConnections {
         tables.withLock { tables in
             if let table = tables[ObjectIdentifier(loop)] { return table }
@@ -53,7 +51,7 @@ final class ConnectionLimiter: Sendable {
 /// One event loop's connections: their deadlines, checked every second, and the order in
 /// which they became evictable (idle, or still sending a head), oldest first.
 final class LoopConnections: @unchecked Sendable {
-    // `@unchecked Sendable`: everything but `evictableHint` (an atomic) is touched only on
+    // `@unchecked Sendable`: everything but `evictable` (an atomic) is touched only on
     // `loop` (asserted in each method), like a channel handler's state.
     let loop: any EventLoop
     let limits: HTTPLimits
@@ -101,6 +99,7 @@ final class LoopConnections: @unchecked Sendable {
     /// Whether the connection may be closed to make room: it may from its acceptance, and
     /// again from each answer that leaves it idle; not while a request is in progress.
     func setEvictable(_ connection: ConnectionGuard, _ isEvictable: Bool) {
+        loop.assertInEventLoop()
         guard connection.isCountedEvictable != isEvictable else { return }
         connection.isCountedEvictable = isEvictable
         guard isEvictable else {
@@ -238,7 +237,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\ncontent-length: \(body.utf8.count)\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
         // Closed once written, without lingering: refused connections must not pile up.
         closing()
-        context.writeAndFlush(wrapInboundOut(ByteBuffer(string: head + body))).assumeIsolated().whenComplete { _ in
+        context.writeAndFlush(NIOAny(ByteBuffer(string: head + body))).assumeIsolated().whenComplete { _ in
             self.closeQuietly()
         }
     }
