@@ -9,7 +9,7 @@ final class ConnectionLimiter: Sendable {
     let limits: HTTPLimits
     let metrics: PipelineMetrics
     private let open = Atomic<Int>(0)
-    private let tables = Mutex<[ObjectIdentifier: LoopConnections]>([:])
+    private let tables = Locked<[ObjectIdentifier: LoopConnections]>([:])
 
     init(limits: HTTPLimits, metrics: PipelineMetrics) {
         self.limits = limits

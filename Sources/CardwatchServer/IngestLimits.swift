@@ -1,6 +1,5 @@
 import CardwatchCore
 import Foundation
-import Synchronization
 
 /// What one write request may cost: records per request, listed errors per answer, and the
 /// dead letters a source may write. All decided before anything is written.
@@ -34,7 +33,7 @@ public final class DeadLetterBudget: Sendable {
         var tokens: Double
         var updated: ContinuousClock.Instant
     }
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
     static let maxSources = 10_000
     static let sharedSource = "(other sources)"
 

@@ -23,7 +23,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
 /// the Host is checked (DNS rebinding), browsers' Origins are checked (the live feed and
 /// writes), the live feed needs the token when there is one.
 @Suite struct WriteProtectionTests {
-    @Test(.timeLimit(.minutes(1))) func writesNeedAJSONContentTypeOnBothPaths() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func writesNeedAJSONContentTypeOnBothPaths() async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             let one = transaction("ct1", amount: 5)
@@ -57,7 +57,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func theHostIsCheckedAgainstDNSRebinding() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func theHostIsCheckedAgainstDNSRebinding() async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             for host in ["attacker.example", "attacker.example:\(port)", "localhost.attacker.example", "127.0.0.1.nip.io"] {
@@ -88,7 +88,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func browsersFromOtherOriginsCannotWriteOrOpenTheFeed() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func browsersFromOtherOriginsCannotWriteOrOpenTheFeed() async throws {
         try await Fixture(configure: { $0.allowedOrigins = ["https://ops.example.com"] }).test(.live) { client in
             let port = try #require(client.port)
             func post(_ origin: String, _ id: String) async throws -> RawReply {
@@ -129,7 +129,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func withATokenTheLiveFeedNeedsIt() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func withATokenTheLiveFeedNeedsIt() async throws {
         let fixture = try Fixture(token: "s3cret", configure: { $0.limits.streamTokenWait = .milliseconds(500) })
         let received = Messages()
         try await fixture.test(.live) { client in
@@ -187,7 +187,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
 /// Issue 14, item 9: with `--read-token`, reads need it (or the write token); the dashboard
 /// page, the OpenAPI document and its page stay open.
 @Suite struct ReadTokenTests {
-    @Test(.timeLimit(.minutes(1))) func readsNeedTheReadTokenExceptThePagesAndTheDocument() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func readsNeedTheReadTokenExceptThePagesAndTheDocument() async throws {
         let fixture = try Fixture(token: "writer", configure: { $0.readToken = "reader" })
         try await fixture.test(.live) { client in
             let port = try #require(client.port)
@@ -226,7 +226,7 @@ func webSocketUpgrade(port: Int, headers: [(String, String)] = []) -> [UInt8] {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func theDashboardAsksForTheTokenAndKeepsItForTheSession() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func theDashboardAsksForTheTokenAndKeepsItForTheSession() async throws {
         try await Fixture(configure: { $0.readToken = "reader" }).test(.live) { client in
             let port = try #require(client.port)
             let page = try await rawExchange(port: port, rawRequest("GET", "/", port: port)).body

@@ -19,7 +19,7 @@ import Testing
         (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any]) ?? [:]
     }
 
-    @Test(.timeLimit(.minutes(1))) func moreRecordsThanTheLimitAre413BeforeAnythingIsWritten() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func moreRecordsThanTheLimitAre413BeforeAnythingIsWritten() async throws {
         let fixture = try Fixture(configure: { $0.maxRecords = 50 })
         try await fixture.test(.live) { client in
             let port = try #require(client.port)
@@ -42,7 +42,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func answersListTheFirstErrorsAndCountTheRest() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func answersListTheFirstErrorsAndCountTheRest() async throws {
         let fixture = try Fixture(configure: { $0.deadLetters = DeadLetterAllowance(perSecond: 0, burst: 10_000) })
         try await fixture.test(.live) { client in
             let port = try #require(client.port)
@@ -63,7 +63,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aMemberGivenTwiceIsRefusedInsideAnArrayAndOnPredict() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aMemberGivenTwiceIsRefusedInsideAnArrayAndOnPredict() async throws {
         let fixture = try Fixture()
         try await fixture.test(.live) { client in
             let port = try #require(client.port)
@@ -83,7 +83,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aFloodOfInvalidRecordsIsRefusedWith429AndCounted() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aFloodOfInvalidRecordsIsRefusedWith429AndCounted() async throws {
         let fixture = try Fixture(configure: { $0.deadLetters = DeadLetterAllowance(perSecond: 1, burst: 20) })
         try await fixture.test(.live) { client in
             let port = try #require(client.port)

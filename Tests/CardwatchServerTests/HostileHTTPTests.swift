@@ -87,14 +87,14 @@ struct Malformed: Sendable, CustomStringConvertible {
 /// Issue 14, item 2: malformed HTTP is answered (4xx) or closed within a second, over real
 /// sockets against a live server, and the server goes on answering.
 @Suite struct MalformedHTTPTests {
-    @Test(.timeLimit(.minutes(1)), arguments: Malformed.cases)
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1)), arguments: Malformed.cases)
     func isAnsweredOrClosedWithinASecond(_ request: Malformed) async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             let reply = try await rawExchange(port: port, request.bytes(port))
             let answered = reply.status.map { request.statuses.contains($0) } ?? false
             #expect(answered || (reply.status == nil && reply.closed), "\(request): \(reply)")
-            #expect(reply.seconds < 1, "\(request): \(reply)")
+            #expect(reply.seconds < 1 * timeScale, "\(request): \(reply)")
             if reply.status.map({ $0 >= 400 }) ?? false {
                 #expect(reply.headers["content-type"] == "application/problem+json", "\(request): \(reply.headers)")
             }
@@ -105,15 +105,15 @@ struct Malformed: Sendable, CustomStringConvertible {
 
     /// The malformed request after a good one on the same connection: the good one answered
     /// first, then the 400, then the close.
-    @Test(.timeLimit(.minutes(1))) func aPipelinedMalformedRequestIsAnsweredAfterTheGoodOne() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aPipelinedMalformedRequestIsAnsweredAfterTheGoodOne() async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             let (first, second, end) = try await onThread {
                 let socket = try RawSocket(port: port)
                 socket.send("GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\u{1}\u{2} nonsense\r\n\r\n")
-                let first = socket.reply(timeout: 3)
-                let second = socket.reply(timeout: 3)
-                return (first, second, socket.closes(within: 3))
+                let first = socket.reply(timeout: 3 * timeScale)
+                let second = socket.reply(timeout: 3 * timeScale)
+                return (first, second, socket.closes(within: 3 * timeScale))
             }
             #expect(first.status == 200 && second.status == 400 && end.closed, "\(first); \(second)")
         }
@@ -123,20 +123,22 @@ struct Malformed: Sendable, CustomStringConvertible {
 /// Issue 14, item 3: idle and read timeouts, the connection limit.
 @Suite struct ConnectionLimitTests {
     static func shortTimeouts(_ s: inout ServerSettings) {
-        s.limits.headerTimeout = .seconds(1)
-        s.limits.idleTimeout = .milliseconds(1_500)
-        s.limits.requestTimeout = .seconds(2)
+        s.limits.headerTimeout = .milliseconds(Int64(1_000 * timeScale))
+        s.limits.idleTimeout = .milliseconds(Int64(1_500 * timeScale))
+        s.limits.requestTimeout = .milliseconds(Int64(2_000 * timeScale))
     }
 
-    @Test(.timeLimit(.minutes(1))) func aConnectionThatSendsNothingIsClosedAfterTheHeaderTimeout() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aConnectionThatSendsNothingIsClosedAfterTheHeaderTimeout()
+        async throws
+    {
         try await Fixture(configure: Self.shortTimeouts).test(.live) { client in
             let port = try #require(client.port)
-            let end = try await onThread { try RawSocket(port: port).closes(within: 5) }
-            #expect(end.closed && end.seconds >= 0.9 && end.seconds < 2.6 && end.data.isEmpty, "\(end)")
+            let end = try await onThread { try RawSocket(port: port).closes(within: 5 * timeScale) }
+            #expect(end.closed && end.seconds >= 0.9 * timeScale && end.seconds < 2.6 * timeScale && end.data.isEmpty, "\(end)")
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func slowlorisGets408AfterTheHeaderTimeout() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func slowlorisGets408AfterTheHeaderTimeout() async throws {
         try await Fixture(configure: Self.shortTimeouts).test(.live) { client in
             let port = try #require(client.port)
             let (reply, sends) = try await onThread {
@@ -145,18 +147,18 @@ struct Malformed: Sendable, CustomStringConvertible {
                 // A header line every 200 ms: the head never completes.
                 socket.send("GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 let began = Date()
-                while Date().timeIntervalSince(began) < 5, socket.send("X-Slow-\(sends): 1\r\n") {
+                while Date().timeIntervalSince(began) < 5 * timeScale, socket.send("X-Slow-\(sends): 1\r\n") {
                     sends += 1
-                    if case let r = socket.reply(timeout: 0.2), r.status != nil || r.closed { return (r, sends) }
+                    if case let r = socket.reply(timeout: 0.2 * timeScale), r.status != nil || r.closed { return (r, sends) }
                 }
-                return (socket.reply(timeout: 1), sends)
+                return (socket.reply(timeout: 1 * timeScale), sends)
             }
             #expect(reply.status == 408, "\(reply) after \(sends) header lines")
-            #expect(sends >= 3 && sends <= 14, "\(sends) header lines sent before the answer")
+            #expect(sends >= 3 && sends <= 14 * Int(timeScale), "\(sends) header lines sent before the answer")
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aSlowBodyGets408AfterTheRequestTimeout() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aSlowBodyGets408AfterTheRequestTimeout() async throws {
         try await Fixture(configure: Self.shortTimeouts).test(.live) { client in
             let port = try #require(client.port)
             let reply = try await onThread {
@@ -165,37 +167,39 @@ struct Malformed: Sendable, CustomStringConvertible {
                     "POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
                 )
                 let began = Date()
-                while Date().timeIntervalSince(began) < 5, socket.send(" ") {
-                    let r = socket.reply(timeout: 0.3)
+                while Date().timeIntervalSince(began) < 5 * timeScale, socket.send(" ") {
+                    let r = socket.reply(timeout: 0.3 * timeScale)
                     if r.status != nil || r.closed { return r }
                 }
-                return socket.reply(timeout: 1)
+                return socket.reply(timeout: 1 * timeScale)
             }
             #expect(reply.status == 408, "\(reply)")
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aKeepAliveConnectionIsClosedAfterTheIdleTimeoutNotBefore() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func aKeepAliveConnectionIsClosedAfterTheIdleTimeoutNotBefore()
+        async throws
+    {
         try await Fixture(configure: Self.shortTimeouts).test(.live) { client in
             let port = try #require(client.port)
             let (first, second, end) = try await onThread {
                 let socket = try RawSocket(port: port)
                 socket.send(rawRequest("GET", "/openapi.json", port: port))
-                let first = socket.reply(timeout: 3)
-                Thread.sleep(forTimeInterval: 1)  // idle, but under the 1.5 s: still open
+                let first = socket.reply(timeout: 3 * timeScale)
+                Thread.sleep(forTimeInterval: 1 * timeScale)  // idle, but under the 1.5 s: still open
                 socket.send(rawRequest("GET", "/openapi.json", port: port))
-                let second = socket.reply(timeout: 3)
-                return (first, second, socket.closes(within: 5))
+                let second = socket.reply(timeout: 3 * timeScale)
+                return (first, second, socket.closes(within: 5 * timeScale))
             }
             #expect(first.status == 200 && second.status == 200 && !second.closed)
-            #expect(end.closed && end.seconds >= 1.4 && end.seconds < 3.1, "\(end)")
+            #expect(end.closed && end.seconds >= 1.4 * timeScale && end.seconds < 3.1 * timeScale, "\(end)")
         }
     }
 
     /// At the limit, a new connection closes a longest-idle one (on its event loop, else on
     /// another); with every connection busy (a body in progress), it is answered 503 with
     /// Retry-After.
-    @Test(.timeLimit(.minutes(1))) func atTheLimitIdleConnectionsMakeRoomAndBusyOnesDoNot() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func atTheLimitIdleConnectionsMakeRoomAndBusyOnesDoNot() async throws {
         try await Fixture(configure: { $0.limits.maxConnections = 4 }).test(.live) { client in
             let port = try #require(client.port)
             let outcome = try await onThread {
@@ -203,9 +207,9 @@ struct Malformed: Sendable, CustomStringConvertible {
                 Thread.sleep(forTimeInterval: 0.2)
                 let newcomer = try RawSocket(port: port)
                 newcomer.send(rawRequest("GET", "/openapi.json", port: port))
-                let served = newcomer.reply(timeout: 3)
+                let served = newcomer.reply(timeout: 3 * timeScale)
                 // The longest idle (on the newcomer's event loop first) are closed.
-                let closed = idle.filter { $0.closes(within: 0.5).closed }.count
+                let closed = idle.filter { $0.closes(within: 0.5 * timeScale).closed }.count
                 // Now connections each in the middle of a body (none may be closed), until every
                 // connection is busy (the idle ones, the test client's too, made room meanwhile)
                 // and the next one is refused.
@@ -215,7 +219,7 @@ struct Malformed: Sendable, CustomStringConvertible {
                 var refused = RawReply()
                 for _ in 0..<10 {
                     let socket = try RawSocket(port: port)
-                    let reply = socket.reply(timeout: 0.5)
+                    let reply = socket.reply(timeout: 0.5 * timeScale)
                     if reply.status != nil || reply.closed {
                         refused = reply
                         break
@@ -234,7 +238,7 @@ struct Malformed: Sendable, CustomStringConvertible {
     }
 
     /// The live feed is not an idle HTTP connection: it outlives the idle and header timeouts.
-    @Test(.timeLimit(.minutes(1))) func theLiveFeedIsNotCutByTheIdleTimeout() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func theLiveFeedIsNotCutByTheIdleTimeout() async throws {
         let fixture = try Fixture(configure: Self.shortTimeouts)
         let received = Messages()
         try await fixture.test(.live) { client in
@@ -242,7 +246,7 @@ struct Malformed: Sendable, CustomStringConvertible {
                 let port = try #require(client.port)
                 let post = Task {
                     while fixture.feedSubscribers == 0 { try await Task.sleep(for: .milliseconds(5)) }
-                    try await Task.sleep(for: .seconds(3))  // twice the idle timeout
+                    try await Task.sleep(for: .milliseconds(Int64(3_000 * timeScale)))  // twice the idle timeout
                     // On a new connection: the test client's own would have been closed as idle by now.
                     let request = rawRequest(
                         "POST", "/v1/transactions", headers: [("Content-Type", "application/json")],
@@ -266,7 +270,7 @@ struct Malformed: Sendable, CustomStringConvertible {
     /// While many connections sit idle and many heads trickle in, the server goes on
     /// answering (the latency under 20,000 and 500 is benchmarks/hostile-load.py's to
     /// measure, not a debug build's on a loaded machine: the bound here is only "answered").
-    @Test(.timeLimit(.minutes(1))) func healthAnswersWhileConnectionsAreHeld() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func healthAnswersWhileConnectionsAreHeld() async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             let times = try await onThread {
@@ -277,7 +281,7 @@ struct Malformed: Sendable, CustomStringConvertible {
                 for _ in 0..<20 {
                     let socket = try RawSocket(port: port)
                     socket.send(rawRequest("GET", "/pipeline/alerts", port: port))
-                    let r = socket.reply(timeout: 5)
+                    let r = socket.reply(timeout: 5 * timeScale)
                     times.append(r.status == 200 ? r.seconds : 99)
                 }
                 _ = (idle, slow)

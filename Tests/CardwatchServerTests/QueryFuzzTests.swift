@@ -62,7 +62,9 @@ import Testing
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 
-    @Test(.timeLimit(.minutes(3))) func everyQueryParameterOfEveryRouteWithRandomAndExtremeValues() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 3))) func everyQueryParameterOfEveryRouteWithRandomAndExtremeValues()
+        async throws
+    {
         let operations = try Self.operations()
         let documented = Set(operations.flatMap(\.query))
         #expect(documented.isSuperset(of: ["limit", "bucket", "window"]), "\(documented)")
@@ -110,7 +112,7 @@ import Testing
     }
 
     /// Header values a client controls, random and extreme, on the routes that read them.
-    @Test(.timeLimit(.minutes(2))) func headersWithRandomAndExtremeValues() async throws {
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 2))) func headersWithRandomAndExtremeValues() async throws {
         try await Fixture(token: "t0ken").test(.live) { client in
             let port = try #require(client.port)
             var rng = SplitMix(seed: 15)

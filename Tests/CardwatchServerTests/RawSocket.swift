@@ -128,6 +128,11 @@ final class RawSocket: @unchecked Sendable {
     }
 }
 
+/// How much slower than a plain debug build these tests run: 10 under ThreadSanitizer (its
+/// runtime is in the process), else 1. The server's timeouts in the tests, the waits and the
+/// time bounds the tests expect are multiplied by it.
+let timeScale: Double = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil ? 10 : 1
+
 /// Runs blocking socket work on a thread of its own.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
@@ -136,7 +141,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 }
 
 /// One exchange on a new connection: `bytes` sent, the first response (or the close) read.
-func rawExchange(port: Int, _ bytes: [UInt8], timeout: Double = 3) async throws -> RawReply {
+func rawExchange(port: Int, _ bytes: [UInt8], timeout: Double = 5 * timeScale) async throws -> RawReply {
     try await onThread {
         let socket = try RawSocket(port: port)
         socket.send(bytes)
