@@ -73,7 +73,7 @@ echo "== schemathesis against $url/openapi.json"
 kill -INT "${pids[0]}"; wait "${pids[0]}" || { cat "$tmp/run.err"; echo "run did not stop cleanly"; exit 1; }
 
 echo "== the same data served with a write and a read token, short timeouts, small limits"
-hostile=(--token w-s3cret --read-token r-s3cret --header-timeout 2 --idle-timeout 3 --max-records 1000
+hostile=(--token w-s3cret --read-token r-s3cret --header-timeout 2 --idle-timeout 3 --max-connections 3000 --max-records 1000
   --dead-letter-burst 50)
 "$bin" run --data-dir "$tmp/data" --tps 200 --port "$port" --health-interval 2 --quiet "${hostile[@]}" \
   --dead-letter-rate 1 2> "$tmp/run2.err" &
