@@ -6,7 +6,11 @@ as fraud with the page's own button, then checks through the API that the feedba
 While the pointer is on the table, new alerts must wait (rows pushed down under it would make a
 click open another alert).
 
-usage: browser-test.py URL SCREENSHOT.png
+With a read and a write token (a server run with --read-token and --token), the page must ask
+for a token: the test answers the first prompt with the read token (the alerts and the live feed
+then load), and the one that "Mark fraud" brings up with the write token.
+
+usage: browser-test.py URL SCREENSHOT.png [READ_TOKEN WRITE_TOKEN]
 """
 import json
 import sys
@@ -14,14 +18,34 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 
+prompts = []
+
+
+def answer_prompt(driver, tokens):
+    """Answers the page's token prompt, if one is open: the write token when it asks for writes."""
+    if not tokens:
+        return False
+    try:
+        prompt = driver.switch_to.alert
+    except NoAlertPresentException:
+        return False
+    text = prompt.text
+    prompt.send_keys(tokens[1] if "writes" in text else tokens[0])
+    prompt.accept()
+    prompts.append(text)
+    return True
+
+
 def main():
     url, shot = sys.argv[1], sys.argv[2]
+    tokens = sys.argv[3:5]
     options = webdriver.ChromeOptions()
+    options.set_capability("unhandledPromptBehavior", "ignore")
     options.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
         options.add_argument(arg)
@@ -29,7 +53,11 @@ def main():
     try:
         driver.get(url)
         live = WebDriverWait(driver, 60, poll_frequency=0.25).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#alerts tr[data-live='1']"))
+            lambda d: not answer_prompt(d, tokens) and d.find_elements(By.CSS_SELECTOR, "#alerts tr[data-live='1']"))
+        if tokens:
+            assert prompts and "reads" in prompts[0], f"the page did not ask for the read token: {prompts}"
+            assert driver.execute_script("return sessionStorage.getItem('cardwatch-token')") == tokens[0]
+            print(f"[browser] the page asked for a token ({prompts[0]!r}) and keeps it for the session")
         feed = driver.find_element(By.ID, "feed").text
         time.sleep(1.5)  # let the charts and the header fill in for the screenshot
         driver.save_screenshot(shot)
@@ -61,13 +89,18 @@ def main():
         assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) == count, "rows moved under the pointer"
         assert "=" in detail, f"no feature reasons in the detail: {detail!r}"
         next(b for b in driver.find_elements(By.CSS_SELECTOR, "#detail button") if b.text == "Mark fraud").click()
+        if tokens:
+            # The read token does not write: the page asks for the write token.
+            WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: answer_prompt(d, tokens))
+            assert "writes" in prompts[-1], f"not asked for the write token: {prompts}"
         # The pointer has left the table for the button: the held alerts are in the table.
         WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "held").text)
         assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) > min(count, 99), "the held alerts were not added"
         print(f"[browser] alerts held while pointing at the table ({held!r}), added once the pointer left")
         base = url.rstrip("/")
-        for _ in range(50):
-            alert = json.load(urllib.request.urlopen(f"{base}/alerts/{tx}"))
+        request = urllib.request.Request(f"{base}/alerts/{tx}", headers={"Authorization": f"Bearer {tokens[0]}"} if tokens else {})
+        for _ in range(100):
+            alert = json.load(urllib.request.urlopen(request))
             if alert.get("feedback") == "fraud":
                 break
             time.sleep(0.1)

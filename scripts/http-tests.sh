@@ -3,6 +3,9 @@
 # /metrics and reports the target up with a cardwatch metric queryable; headless Chromium
 # loads the dashboard and waits for live alerts (scripts/browser-test.py, a screenshot kept
 # in $ARTIFACTS or the temp dir); schemathesis checks every route against /openapi.json.
+# Then the same data directory is served again with tokens and short timeouts, and a hostile
+# client (scripts/hostile-client.py, issue 14) sends what must not crash, hang or exhaust it;
+# the dashboard is loaded once more and must ask for the read token.
 # Installs prometheus, chromium, chromium-driver (Debian) and selenium, schemathesis (PyPI,
 # in .venv-http) when missing.
 set -euo pipefail
@@ -71,4 +74,22 @@ echo "== schemathesis against $url/openapi.json"
   2>&1 | tail -40
 
 kill -INT "${pids[0]}"; wait "${pids[0]}" || { cat "$tmp/run.err"; echo "run did not stop cleanly"; exit 1; }
+
+echo "== the same data served with a write and a read token, short timeouts, small limits"
+hostile=(--token w-s3cret --read-token r-s3cret --header-timeout 2 --idle-timeout 3 --max-connections 3000 --max-records 1000
+  --dead-letter-burst 50)
+"$bin" run --data-dir "$tmp/data" --tps 200 --port "$port" --health-interval 2 --quiet "${hostile[@]}" \
+  --dead-letter-rate 1 2> "$tmp/run2.err" &
+pids[0]=$!
+for _ in $(seq 120); do curl -sf -H "Authorization: Bearer r-s3cret" "$url/models" >/dev/null && break; sleep 0.5; done
+
+echo "== hostile client (items 1-4, 7, 9 of issue 14)"
+python3 scripts/hostile-client.py --url "$url" "${hostile[@]}" \
+  || { tail -20 "$tmp/run2.err"; echo "hostile-client.py: failed expectations"; exit 1; }
+
+echo "== headless Chromium on the dashboard, with the read token"
+"$venv/bin/python" scripts/browser-test.py "$url/" "${ARTIFACTS:-$tmp}/dashboard-token.png" r-s3cret w-s3cret
+
+kill -INT "${pids[0]}"; wait "${pids[0]}" || { cat "$tmp/run2.err"; echo "run did not stop cleanly"; exit 1; }
+if grep -E " (error|critical) " "$tmp/run2.err"; then echo "the server logged errors under the hostile client"; exit 1; fi
 echo "HTTP tests passed"

@@ -3,6 +3,7 @@ public import CardwatchPipeline
 import Foundation
 public import Hummingbird
 import HummingbirdWebSocket
+public import NIOCore
 
 /// What the HTTP API works with: the warehouse, the health records, the model registry,
 /// and the running processor.
@@ -24,6 +25,8 @@ public struct ServerDependencies: Sendable {
     public var metrics = PipelineMetrics()
     /// Fed by the caller with every committed batch (`publish`); streamed at /alerts/stream.
     public var feed = AlertFeed()
+    /// Records per request, listed errors, dead letters per source (set by `CardwatchAPI` from its settings).
+    public var ingestLimits = IngestLimits()
     /// How posted transactions are validated beyond the schema: the PAN key (a `card_number`
     /// is refused without one) and the wall-clock bounds of event times (`cardwatch run`
     /// sets both; by default none).
@@ -46,9 +49,22 @@ public struct ServerDependencies: Sendable {
 public struct ServerSettings: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// When set, POST requests need `Authorization: Bearer <token>`.
+    /// When set, POST requests need `Authorization: Bearer <token>`, and so does the live feed.
     public var token: String?
+    /// When set, reads (all but the dashboard page, /openapi.json, /docs) need it or `token`.
+    public var readToken: String?
+    /// Origins (`scheme://host[:port]`) besides the server's own allowed to open the live feed
+    /// and to write from a browser; `*` for any.
+    public var allowedOrigins: [String] = []
+    /// Host names answered besides the defaults (`AccessPolicy`); `*` for any.
+    public var allowedHosts: [String] = []
     public var maxBodyBytes = 1 << 20
+    /// Records in one request at most.
+    public var maxRecords = 10_000
+    /// Dead letters a client address may cause.
+    public var deadLetters = DeadLetterAllowance()
+    /// Timeouts, the connection limit, sizes of request heads.
+    public var limits = HTTPLimits()
     public init() {}
 }
 
@@ -62,6 +78,9 @@ public struct CardwatchAPI: Sendable {
     let queue: DecisionQueue
 
     public init(dependencies: ServerDependencies, settings: ServerSettings) {
+        var dependencies = dependencies
+        dependencies.ingestLimits.maxRecords = settings.maxRecords
+        dependencies.ingestLimits.deadLetters = DeadLetterBudget(settings.deadLetters)
         self.dependencies = dependencies
         self.settings = settings
         queue = DecisionQueue(decide: dependencies.decide, metrics: dependencies.metrics)
@@ -70,35 +89,19 @@ public struct CardwatchAPI: Sendable {
     public func application() -> some ApplicationProtocol {
         var api = self
         let router = api.router()
-        let feed = dependencies.feed
         let serverName = "cardwatch"
         let fastPath = DecisionChannelHandler.Settings(
             decide: Decide(dependencies: dependencies, queue: queue), maxBodyBytes: settings.maxBodyBytes,
-            authorization: settings.token.map { BearerTokenMiddleware<BasicRequestContext>.header(for: $0) },
-            serverName: serverName)
+            policy: AccessPolicy(settings: settings), serverName: serverName)
         return Application(
-            router: router,
-            server: .http1WebSocketUpgrade(
-                configuration: .init(http1: .init(additionalChannelHandlers: [DecisionChannelHandler(fastPath)]))
-            ) { request, _, _ in
-                // The live alert feed: every committed alert as a JSON text message.
-                guard request.path?.split(separator: "?").first == "/alerts/stream" else { return .dontUpgrade }
-                return .upgrade([:]) { inbound, outbound, _ in
-                    let alerts = feed.subscribe()
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { for try await _ in inbound {} }  // until the client closes
-                        group.addTask { for await text in alerts { try await outbound.write(.text(text)) } }
-                        try await group.next()
-                        group.cancelAll()
-                    }
-                }
-            },
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: serverName))
+            router: router, server: guardedServer(fastPath: fastPath),
+            configuration: .init(
+                address: .hostname(settings.host, port: settings.port), serverName: serverName, backlog: 4_096))
     }
 
     /// Builds the router (and fills `routes`).
-    public mutating func router() -> Router<BasicRequestContext> {
-        typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+    public mutating func router() -> Router<APIRequestContext> {
+        typealias Handler = @Sendable (Request, APIRequestContext) async throws -> Response
         var endpoints: [(method: String, path: String, handler: Handler)] = []
         let d = dependencies
         let s = settings
@@ -106,17 +109,17 @@ public struct CardwatchAPI: Sendable {
         func get(_ path: String, _ handler: @escaping Handler) { endpoints.append(("GET", path, handler)) }
         func post(_ path: String, _ handler: @escaping Handler) { endpoints.append(("POST", path, handler)) }
 
-        post("/v1/transactions") { request, _ in
+        post("/v1/transactions") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d, queue: queue).transactions(body)
+            return try await Decide(dependencies: d, queue: queue).transactions(body, source: context.source)
         }
-        post("/predict") { request, _ in
+        post("/predict") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d, queue: queue).predict(body)
+            return try await Decide(dependencies: d, queue: queue).predict(body, source: context.source)
         }
-        post("/transaction") { request, _ in
+        post("/transaction") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d, queue: queue).gateway(body)
+            return try await Decide(dependencies: d, queue: queue).gateway(body, source: context.source)
         }
         get("/alerts/recent") { request, _ in
             let limit = try Query.int(request, "limit", default: 20, range: 1...1000)
@@ -216,9 +219,10 @@ public struct CardwatchAPI: Sendable {
         // Middleware first: Hummingbird applies to a route only the middleware added before it.
         var table = RouteTable()
         for e in endpoints { table.add(e.method, e.path) }
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: ProblemMiddleware(routes: table))
-        router.add(middleware: BearerTokenMiddleware(token: s.token))
+        router.add(middleware: AccessMiddleware(policy: AccessPolicy(settings: s)))
+        router.add(middleware: MemoryReturnMiddleware())
         for e in endpoints {
             let path = RouterPath(hummingbird(e.path))
             if e.method == "GET" { router.get(path, use: e.handler) } else { router.post(path, use: e.handler) }
@@ -232,6 +236,21 @@ public struct CardwatchAPI: Sendable {
         path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : String($0) }
             .joined(separator: "/").withLeadingSlash
     }
+}
+
+/// The router's request context: Hummingbird's basic one, plus the client's address (charged
+/// for the dead letters its requests cause).
+public struct APIRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The source a request's dead letters are charged to: the client's IP address.
+    var source: String { remoteAddress?.ipAddress ?? "local" }
 }
 
 extension String {
@@ -265,7 +284,9 @@ enum Query {
                 .badRequest, "Bad Request",
                 detail: "query parameter '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound)",
                 errors: [
-                    FieldIssue(field: name, problem: "'\(text)' is not an integer in \(range.lowerBound)...\(range.upperBound)")
+                    FieldIssue(
+                        field: name,
+                        problem: "'\(text.prefix(64))' is not an integer in \(range.lowerBound)...\(range.upperBound)")
                 ])
         }
         return n
@@ -281,14 +302,17 @@ enum Query {
             unit = u
             number = String(text.dropLast())
         }
-        guard let n = Int(number), range.contains(n * unit) else {
+        // Bounded: at most 20 characters, and n × unit checked (a huge n is a 400, never an overflow).
+        guard text.utf8.count <= 20, let n = Int(number), case (let seconds, false) = n.multipliedReportingOverflow(by: unit),
+            range.contains(seconds)
+        else {
             throw Problem(
                 .badRequest, "Bad Request",
                 detail:
                     "query parameter '\(name)' must be a duration like 60s, 15m, 1h or 7d between \(range.lowerBound) and \(range.upperBound) seconds",
-                errors: [FieldIssue(field: name, problem: "'\(text)' is not such a duration")])
+                errors: [FieldIssue(field: name, problem: "'\(text.prefix(64))' is not such a duration")])
         }
-        return n * unit
+        return seconds
     }
 }
 

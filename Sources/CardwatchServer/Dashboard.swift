@@ -37,7 +37,30 @@ enum Dashboard {
         <script>
         const $ = id => document.getElementById(id);
         const alerts = new Map();
-        function token() { return localStorage.getItem('cardwatch-token') || ''; }
+        function token() { return sessionStorage.getItem('cardwatch-token') || ''; }
+        // With a token on the server (--read-token for reads, --token for writes), every fetch
+        // carries the one the user gave, asked for on the first 401 and kept for the session.
+        let declined = false;
+        function askToken(why) {
+          if (declined) return false;
+          const t = prompt(why);
+          if (!t) { declined = true; return false; }
+          sessionStorage.setItem('cardwatch-token', t.replace(/^Bearer\s+/i, ''));
+          return true;
+        }
+        const plainFetch = window.fetch.bind(window);
+        window.fetch = async (url, options = {}) => {
+          const sent = token();
+          const headers = new Headers(options.headers || {});
+          if (sent) headers.set('Authorization', 'Bearer ' + sent);
+          const r = await plainFetch(url, {...options, headers});
+          if (r.status !== 401) return r;
+          const write = (options.method || 'GET') !== 'GET';
+          if (token() !== sent || askToken(write ? 'Token for writes (--token)' : 'Token for reads (--read-token or --token)')) {
+            return window.fetch(url, options);
+          }
+          return r;
+        };
         function row(a) {
           const tr = document.createElement('tr');
           tr.dataset.id = a.transaction_id;
@@ -93,10 +116,8 @@ enum Dashboard {
           for (const label of ['fraud', 'legitimate']) {
             const b = document.createElement('button'); b.textContent = 'Mark ' + label;
             b.onclick = async () => {
-              const headers = {'Content-Type': 'application/json'};
-              if (token()) headers['Authorization'] = 'Bearer ' + token();
-              let r = await fetch(`/alerts/${encodeURIComponent(id)}/feedback`, {method: 'POST', headers, body: JSON.stringify({label})});
-              if (r.status === 401) { const t = prompt('Token for writes'); if (t) { localStorage.setItem('cardwatch-token', t); b.click(); } return; }
+              await fetch(`/alerts/${encodeURIComponent(id)}/feedback`,
+                {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({label})});
               show(id);
             };
             buttons.appendChild(b);
@@ -139,9 +160,14 @@ enum Dashboard {
         async function start() {
           try { for (const a of (await (await fetch('/alerts/recent?limit=50')).json()).reverse()) add(a, false); } catch (e) {}
           const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/alerts/stream');
-          ws.onopen = () => { $('feed').textContent = 'feed: live'; $('feed').className = 'ok'; };
+          // The token, if any, as the first message (a browser cannot set headers on a WebSocket).
+          ws.onopen = () => { if (token()) ws.send(token()); $('feed').textContent = 'feed: live'; $('feed').className = 'ok'; };
           ws.onmessage = m => add(JSON.parse(m.data), true);
-          ws.onclose = () => { $('feed').textContent = 'feed: reconnecting…'; $('feed').className = 'bad'; setTimeout(start, 2000); };
+          ws.onclose = e => {
+            $('feed').textContent = 'feed: reconnecting…'; $('feed').className = 'bad';
+            if (e.code === 1008) askToken('Token for the live feed (--read-token or --token)');
+            setTimeout(start, 2000);
+          };
           refresh(); setInterval(refresh, 10000);
         }
         start();

@@ -12,37 +12,49 @@ struct Decide: Sendable {
     let dependencies: ServerDependencies
     let queue: DecisionQueue
 
-    /// One transaction (a JSON object), or many (a JSON array, or JSON Lines).
-    func transactions(_ body: [UInt8]) async throws -> Response {
+    /// One transaction (a JSON object), or many (a JSON array, or JSON Lines). `source` (the
+    /// client's address) is charged for the dead letters.
+    func transactions(_ body: [UInt8], source: String = "http") async throws -> Response {
         let began = ContinuousClock.now
-        let (records, single) = try Self.records(in: body)
-        return try await decide(records, single: single, began: began)
+        let (records, single) = try Self.records(in: body, limit: dependencies.ingestLimits.maxRecords)
+        return try await decide(records, single: single, began: began, source: source)
     }
 
-    /// The raw records of a `POST /v1/transactions` body, and whether it is a single one.
-    static func records(in body: [UInt8]) throws -> (records: [[UInt8]], single: Bool) {
-        let text = body.drop(while: isBlank)
-        guard !text.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "the body is empty") }
-        var records: [[UInt8]]
+    /// The raw records of a `POST /v1/transactions` body, and whether it is a single one; more
+    /// than `limit` records is a 413, found before anything is decoded or written. A JSON
+    /// array's elements are found by the codec's scanner (each element's bytes as sent, a
+    /// repeated member in one left for the decoder to refuse).
+    static func records(in body: [UInt8], limit: Int = .max) throws -> (records: [[UInt8]], single: Bool) {
+        let start = body.firstIndex { !isBlank($0) } ?? body.endIndex
+        guard start < body.endIndex else { throw Problem(.badRequest, "Bad Request", detail: "the body is empty") }
+        var spans: [Range<Int>] = []
         let single: Bool
-        if text.first == UInt8(ascii: "[") {
-            guard let array = try? JSONSerialization.jsonObject(with: Data(text)) as? [Any] else {
-                throw Problem(.badRequest, "Bad Request", detail: "the body starts with '[' but is not a JSON array")
-            }
-            records = try array.map { element in
-                guard JSONSerialization.isValidJSONObject(element) else {
-                    throw Problem(
-                        .unprocessableContent, "Unprocessable Content", detail: "array elements must be transaction objects")
+        if body[start] == UInt8(ascii: "[") {
+            do {
+                spans = try body.withUnsafeBytes { raw throws(RecordError) in
+                    try JSONScanner.arrayElements(raw).map { $0.start..<$0.start + $0.count }
                 }
-                return Array(try JSONSerialization.data(withJSONObject: element))
+            } catch let error as RecordError {
+                throw Problem(
+                    .badRequest, "Bad Request", detail: "the body starts with '[' but is not a JSON array: \(error.description)")
             }
             single = false
         } else {
-            records = text.split(separator: UInt8(ascii: "\n")).map(Array.init).filter { !$0.allSatisfy(isBlank) }
-            single = records.count == 1
+            var lineStart = start
+            while lineStart < body.endIndex {
+                let end = body[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? body.endIndex
+                if body[lineStart..<end].contains(where: { !isBlank($0) }) { spans.append(lineStart..<end) }
+                lineStart = end + 1
+            }
+            single = spans.count == 1
         }
-        guard !records.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "no transactions in the body") }
-        return (records, single)
+        guard !spans.isEmpty else { throw Problem(.badRequest, "Bad Request", detail: "no transactions in the body") }
+        guard spans.count <= limit else {
+            throw Problem(
+                .contentTooLarge, "Content Too Large",
+                detail: "the body has \(spans.count) records; the limit is \(limit) per request (--max-records): split it")
+        }
+        return (spans.map { Array(body[$0]) }, single)
     }
 
     /// Space, tab, CR or LF: what surrounds records in a body.
@@ -59,8 +71,14 @@ struct Decide: Sendable {
         var invalid: [(index: Int, issues: [FieldIssue])] = []
         var deadLetters: [DeadLetter] = []
         for (i, bytes) in records.enumerated() {
-            // A valid record goes into the log as it came (bronze is the raw input), without a card number.
-            let decoded = bytes.withUnsafeBytes { raw in decoder.ingestRecord(raw, line: i + 1) }
+            // A valid record goes into the log as it came (bronze is the raw input; no card
+            // number), unless it spans lines (an array element laid out over several): the log
+            // holds JSON lines.
+            let decoded = bytes.withUnsafeBytes { raw in
+                decoder.ingestRecord(raw, line: i + 1).map { record in
+                    raw.contains(UInt8(ascii: "\n")) ? IngestRecord(transaction: record.transaction, line: i + 1) : record
+                }
+            }
             switch decoded {
             case .success(let record): valid.append(record)
             case .failure(let e):
@@ -93,12 +111,13 @@ struct Decide: Sendable {
     /// The request shape of the systems Cardwatch replaces: `transaction_id`, `user_id` or
     /// `card_id`, `amount`, `merchant_id`, optional `is_international` (accepted; not a
     /// feature of schema v1) and `timestamp` (default: now).
-    func predict(_ body: [UInt8]) async throws -> Response {
+    func predict(_ body: [UInt8], source: String = "http") async throws -> Response {
         let began = ContinuousClock.now
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
         }
         try PrecomputedFeatures.refuse(object.keys)
+        try await refuseRepeatedMembers(body, source: source)
         struct Flag: Decodable { var is_international: Bool? }
         if (try? JSONDecoder().decode(Flag.self, from: Data(body))) == nil {
             throw Problem(
@@ -128,20 +147,42 @@ struct Decide: Sendable {
         return try await decide([Array(data)], single: true, began: began)
     }
 
-    private func decide(_ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant) async throws -> Response {
+    /// A member given twice is an error (JSONSerialization would keep one silently): 422
+    /// naming each, the body kept in the dead-letter log as `/v1/transactions` keeps such a record.
+    private func refuseRepeatedMembers(_ body: [UInt8], source: String) async throws {
+        let repeated = (try? body.withUnsafeBytes { raw throws(RecordError) in try JSONScanner.repeatedMembers(raw) }) ?? []
+        guard !repeated.isEmpty else { return }
+        let issues = repeated.map { FieldIssue(field: $0, problem: "given more than once") }
+        try chargeDeadLetters(1, source: source, listed: [(0, issues)], total: 1)
+        _ = try await queue.submit([], deadLetters: [DeadLetter(source: "http", line: 1, issues: issues, raw: body)])
+        throw Problem(
+            .unprocessableContent, "Unprocessable Content",
+            detail: "the request is not valid (kept in the dead-letter log)", errors: issues)
+    }
+
+    private func decide(
+        _ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant, source: String = "http"
+    ) async throws -> Response {
         let (valid, invalid, deadLetters) = Self.decode(records, policy: dependencies.ingestPolicy)
+        let limits = dependencies.ingestLimits
+        let listed = invalid.prefix(limits.listedInvalid)
+        try chargeDeadLetters(deadLetters.count, source: source, listed: listed, total: invalid.count)
         let decided = try await queue.submit(valid, deadLetters: deadLetters)
         if valid.isEmpty {
             let errors =
                 single
                 ? invalid[0].issues
-                : invalid.flatMap { r in r.issues.map { FieldIssue(field: "[\(r.index)].\($0.field)", problem: $0.problem) } }
-            throw Problem(
+                : listed.flatMap { r in r.issues.map { FieldIssue(field: "[\(r.index)].\($0.field)", problem: $0.problem) } }
+            var problem = Problem(
                 .unprocessableContent, "Unprocessable Content",
                 detail: single
                     ? "the transaction is not valid under schema v1 (kept in the dead-letter log)"
-                    : "no transaction is valid under schema v1 (all kept in the dead-letter log)",
+                    : "no transaction is valid under schema v1 (all kept in the dead-letter log)"
+                        + (invalid.count > listed.count
+                            ? "; the errors of the first \(listed.count) of the \(invalid.count) records are listed" : ""),
                 errors: errors)
+            if !single { problem.invalidRecords = invalid.count }
+            throw problem
         }
         let latencyMs = Self.milliseconds(since: began)
         if single, let first = decided.decisions.first {
@@ -159,10 +200,40 @@ struct Decide: Sendable {
             }
         }
         if single { return try JSONBody.response(answers[0]) }
-        let errors = invalid.map { r -> [String: Any] in
+        let errors = listed.map { r -> [String: Any] in
             ["index": r.index, "errors": r.issues.map { ["field": $0.field, "problem": $0.problem] }]
         }
-        return try JSONBody.response(["decisions": answers, "invalid": errors])
+        return try JSONBody.response(["decisions": answers, "invalid": errors, "invalid_count": invalid.count])
+    }
+
+    /// Takes `count` dead letters from the source's allowance before anything is written, or
+    /// refuses the whole request: 429 with Retry-After, or 422 when it has more invalid records
+    /// than a source may ever write at once. Refused dead letters are counted.
+    private func chargeDeadLetters(
+        _ count: Int, source: String, listed: ArraySlice<(index: Int, issues: [FieldIssue])>, total: Int
+    ) throws {
+        let budget = dependencies.ingestLimits.deadLetters
+        let verdict = budget.take(count, source: source)
+        guard verdict != DeadLetterBudget.Verdict.granted else { return }
+        dependencies.metrics.deadLettersRefused(count)
+        let errors = listed.flatMap { r in r.issues.map { FieldIssue(field: "[\(r.index)].\($0.field)", problem: $0.problem) } }
+        var problem: Problem
+        switch verdict {
+        case .later(let seconds):
+            problem = Problem(
+                .tooManyRequests, "Too Many Requests",
+                detail:
+                    "\(count) invalid records are more than this client's dead-letter allowance has left (\(budget.allowance.burst) at once, \(budget.allowance.perSecond) a second): nothing was written; fix the records or retry later",
+                errors: errors, headers: [.retryAfter: String(seconds)])
+        default:
+            problem = Problem(
+                .unprocessableContent, "Unprocessable Content",
+                detail:
+                    "\(count) invalid records are more than a client may send at once (\(budget.allowance.burst)): nothing was written; fix the records",
+                errors: errors)
+        }
+        if total > listed.count { problem.invalidRecords = total }
+        throw problem
     }
 
     /// The answer to a transaction seen before: the one it got then (a retry must not be

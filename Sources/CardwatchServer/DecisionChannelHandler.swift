@@ -16,7 +16,8 @@ import Synchronization
 ///
 /// Everything else passes to the router untouched, and so does every such request that is
 /// not plainly fine (no Content-Length or a large one, a missing or wrong token, `Expect`,
-/// `Connection: close`, a body that is not exactly one valid transaction): the route answers
+/// `Connection: close`, a body that is not exactly one valid transaction, anything the
+/// `AccessPolicy` refuses): the route answers
 /// or refuses it as it does everything. Duplicates and failures get the route's answers too
 /// (`Decide.duplicate`, `Problem`). Answers leave in request order: a request is taken here
 /// only when none is with the router, and while one is being decided whatever the client
@@ -30,8 +31,8 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
     struct Settings: Sendable {
         var decide: Decide
         var maxBodyBytes: Int
-        /// The Authorization header writes need, when a token is configured.
-        var authorization: String?
+        /// The checks every request passes (token, Content-Type, Host, Origin), as the router applies them.
+        var policy: AccessPolicy
         var serverName: String
     }
 
@@ -142,7 +143,13 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
             length <= min(settings.maxBodyBytes, Self.largestBody), fields[.transferEncoding] == nil,
             fields[.expect] == nil, !(fields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
-        if let authorization = settings.authorization, fields[.authorization] != authorization { return nil }
+        // Whatever the router would refuse (or answer with CORS headers) goes to the router.
+        let policy = settings.policy
+        let host = request.authority
+        guard AccessPolicy.acceptsContentType(fields[.contentType]), policy.hostAllowed(host),
+            fields[.origin] == nil || policy.originCheck(fields[.origin], host: host) == nil,
+            policy.writeAllowed(fields[.authorization])
+        else { return nil }
         return length
     }
 

@@ -17,8 +17,9 @@ import Hummingbird
 ///
 /// Any other member passes through as it came (so a gateway may send schema v1 fields too).
 extension Decide {
-    func gateway(_ body: [UInt8]) async throws -> Response {
-        try await transactions(try Gateway.transaction(from: body))
+    /// `source`: the client's address, charged for the dead letters as on `/v1/transactions`.
+    func gateway(_ body: [UInt8], source: String = "http") async throws -> Response {
+        try await transactions(try Gateway.transaction(from: body), source: source)
     }
 }
 

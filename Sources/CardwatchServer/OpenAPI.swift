@@ -20,7 +20,7 @@ public enum OpenAPI {
           "info": {
             "title": "Cardwatch",
             "version": "1.0.0",
-            "description": "Real-time card-fraud detection: synchronous decisions, alerts with their reasons, analyst feedback, statistics, pipeline health and the model registry. Errors are application/problem+json. When the server has a token, every POST needs Authorization: Bearer <token>."
+            "description": "Real-time card-fraud detection: synchronous decisions, alerts with their reasons, analyst feedback, statistics, pipeline health and the model registry. Errors are application/problem+json. When the server has a token (--token), every POST needs Authorization: Bearer <token>, and so does the live feed; with a read token (--read-token), every GET but /, /openapi.json and /docs needs it (or the write token). A POST with a body must be application/json or application/x-ndjson (415). The Host must be one the server answers for (421) and a browser's Origin the server's own or an allowed one (403). Malformed HTTP gets 400, a URL over the limit 414, a head over the limit 431, another HTTP version 505, a request too slow to arrive 408; at the connection limit with every connection busy, 503."
           },
           "servers": [{"url": "/"}],
           "components": {
@@ -150,7 +150,8 @@ public enum OpenAPI {
                 "responses": {
                   "200": {"description": "The decision (one object), or {decisions, invalid} for several", "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Decision"}, {"$ref": "#/components/schemas/Object"}]}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
-                  "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"},
                   "503": {"$ref": "#/components/responses/Problem"}
                 }
               }
@@ -163,7 +164,8 @@ public enum OpenAPI {
                 "responses": {
                   "200": {"description": "The decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
-                  "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"},
                   "503": {"$ref": "#/components/responses/Problem"}
                 }
               }
@@ -184,15 +186,17 @@ public enum OpenAPI {
             "/alerts/recent": {
               "get": {
                 "summary": "The latest alerts (default 20)",
+                "security": [{"bearer": []}, {}],
                 "parameters": [{"$ref": "#/components/parameters/limit"}],
-                "responses": {"200": {"description": "Alerts, newest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Alerts, newest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
                   "400": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/alerts/stream": {
               "get": {
                 "summary": "The live alert feed, a WebSocket: every committed alert as a JSON text message (a Decision with card_id, merchant_id, amount, timestamp)",
-                "responses": {"101": {"description": "Switching to the WebSocket protocol"}, "426": {"$ref": "#/components/responses/Problem"}}
+                "security": [{"bearer": []}, {}],
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "101": {"description": "Switching to the WebSocket protocol"}, "426": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/": {
@@ -201,16 +205,18 @@ public enum OpenAPI {
             "/alerts/card/{card_id}": {
               "get": {
                 "summary": "A card's alerts, latest event first",
+                "security": [{"bearer": []}, {}],
                 "parameters": [{"name": "card_id", "in": "path", "required": true, "schema": {"type": "string"}}, {"$ref": "#/components/parameters/limit"}],
-                "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
                   "400": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/alerts/{transaction_id}": {
               "get": {
                 "summary": "One alert with its reasons",
+                "security": [{"bearer": []}, {}],
                 "parameters": [{"$ref": "#/components/parameters/transaction_id"}],
-                "responses": {"200": {"description": "The alert", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "The alert", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
                   "404": {"$ref": "#/components/responses/Problem"}}
               }
             },
@@ -223,51 +229,57 @@ public enum OpenAPI {
                 "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"},
-                  "422": {"$ref": "#/components/responses/Problem"}}
+                  "415": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/stats/summary": {
               "get": {
                 "summary": "The last 24 hours of processing: volume, fraud rate, alerts by tier and pattern, latency",
-                "responses": {"200": {"description": "Summary", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}
+                "security": [{"bearer": []}, {}],
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Summary", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}
               }
             },
             "/stats/timeseries": {
               "get": {
                 "summary": "Bucketed counts over processing time",
+                "security": [{"bearer": []}, {}],
                 "parameters": [
                   {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"]}, "description": "a duration from 60s to 1d (60, 90s, 5m, 1h, …); default 60s"},
                   {"name": "window", "in": "query", "required": false, "schema": {"type": "string", "enum": ["15m", "1h", "6h", "24h", "7d", "30d"]}, "description": "a duration from 60s to 30d; default 1h"}
                 ],
-                "responses": {"200": {"description": "Buckets", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Buckets", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/pipeline/health": {
               "get": {
                 "summary": "The latest health check's report",
-                "responses": {"200": {"description": "Report", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                "security": [{"bearer": []}, {}],
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Report", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "404": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/pipeline/alerts": {
               "get": {
                 "summary": "System-level alerts, newest first",
+                "security": [{"bearer": []}, {}],
                 "parameters": [{"$ref": "#/components/parameters/limit"}],
-                "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}},
                   "400": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/metrics": {
               "get": {
                 "summary": "Prometheus text exposition",
-                "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+                "security": [{"bearer": []}, {}],
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
               }
             },
             "/models": {
               "get": {
                 "summary": "Registered models with their stage and test metrics",
-                "responses": {"200": {"description": "Models", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}}}
+                "security": [{"bearer": []}, {}],
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Models", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}}}}}}
               }
             },
             "/models/{version}/promote": {
@@ -277,7 +289,7 @@ public enum OpenAPI {
                 "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}],
                 "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
-                  "404": {"$ref": "#/components/responses/Problem"}}
+                  "404": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/openapi.json": {

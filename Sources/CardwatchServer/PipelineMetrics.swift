@@ -19,6 +19,10 @@ public final class PipelineMetrics: Sendable {
     private let lag: Metrics.Gauge
     private let alerts: Metrics.Counter
     private let deadLettersSeen = Mutex<Int>(0)
+    private let deadLettersRefused: Metrics.Counter
+    private let connectionsRefused: Metrics.Counter
+    private let connectionsClosed: [ConnectionClosure: Metrics.Counter]
+    private let connectionsOpen: Metrics.Gauge
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -51,7 +55,43 @@ public final class PipelineMetrics: Sendable {
         duplicates = Metrics.Counter(label: "cardwatch_duplicates_total", factory: factory)
         lag = Metrics.Gauge(label: "cardwatch_consumer_lag", factory: factory)
         alerts = Metrics.Counter(label: "cardwatch_alerts_total", factory: factory)
+        deadLettersRefused = Metrics.Counter(label: "cardwatch_dead_letters_refused_total", factory: factory)
+        connectionsRefused = Metrics.Counter(label: "cardwatch_http_connections_refused_total", factory: factory)
+        connectionsClosed = Dictionary(
+            uniqueKeysWithValues: ConnectionClosure.allCases.map {
+                (
+                    $0,
+                    Metrics.Counter(
+                        label: "cardwatch_http_connections_closed_total", dimensions: [("reason", $0.rawValue)],
+                        factory: factory)
+                )
+            })
+        connectionsOpen = Metrics.Gauge(label: "cardwatch_http_connections", factory: factory)
     }
+
+    /// Why the server closed a connection itself.
+    enum ConnectionClosure: String, CaseIterable {
+        /// Idle between requests for the idle timeout.
+        case idle
+        /// A head not received within the header timeout (slowloris).
+        case headerTimeout = "header_timeout"
+        /// A request not received within the request timeout.
+        case requestTimeout = "request_timeout"
+        /// Closed to make room for a new connection at the connection limit.
+        case evicted
+        /// Answered 4xx for a request that is not HTTP/1 as Cardwatch reads it.
+        case malformed
+    }
+
+    /// Dead letters refused by a source's allowance (their requests got 429 or 422, nothing written).
+    func deadLettersRefused(_ count: Int) { if count > 0 { deadLettersRefused.increment(by: count) } }
+
+    /// A connection answered 503 at the connection limit.
+    func connectionRefused() { connectionsRefused.increment() }
+
+    func connectionClosed(_ reason: ConnectionClosure) { connectionsClosed[reason]?.increment() }
+
+    func setOpenConnections(_ count: Int) { connectionsOpen.record(count) }
 
     /// A decided batch: outcomes, tiers, latencies (append to decision), alerts, the model.
     /// A feature-cache hit is a transaction whose card already had state in the online

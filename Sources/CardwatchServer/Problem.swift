@@ -4,12 +4,14 @@ public import Hummingbird
 
 /// An error as RFC 9457 `application/problem+json`: a title, the status, what went wrong,
 /// and for validation each field's problem.
-public struct Problem: Error, Sendable {
+public struct Problem: Error, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var title: String
     public var detail: String
     public var errors: [FieldIssue]
     public var headers: HTTPFields
+    /// When `errors` lists only the first records' problems: how many records were invalid.
+    public var invalidRecords: Int?
 
     public init(
         _ status: HTTPResponse.Status, _ title: String, detail: String, errors: [FieldIssue] = [], headers: HTTPFields = [:]
@@ -39,6 +41,7 @@ public struct Problem: Error, Sendable {
             "type": "about:blank", "title": title, "status": Int(status.code), "detail": detail,
         ]
         if !errors.isEmpty { object["errors"] = errors.map { ["field": $0.field, "problem": $0.problem] } }
+        if let invalidRecords { object["invalid_count"] = invalidRecords }
         return ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
     }
 
@@ -88,32 +91,6 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return Problem(wrapping: error).response()
         }
     }
-}
-
-/// When a token is configured, every write (POST) needs `Authorization: Bearer <token>`;
-/// reads stay open.
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: String?
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        guard let token, request.method == .post else { return try await next(request, context) }
-        guard let header = request.headers[.authorization] else {
-            throw Problem(
-                .unauthorized, "Unauthorized", detail: "writes need an Authorization: Bearer token",
-                headers: [.wwwAuthenticate: "Bearer"])
-        }
-        guard header == Self.header(for: token) else {
-            throw Problem(
-                .unauthorized, "Unauthorized", detail: "the bearer token is not valid",
-                headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
-        }
-        return try await next(request, context)
-    }
-
-    /// The Authorization header that carries `token`.
-    static func header(for token: String) -> String { "Bearer \(token)" }
 }
 
 /// The server's routes, as registered: for 405s and for the OpenAPI document's check.

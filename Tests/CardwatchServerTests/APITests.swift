@@ -26,7 +26,7 @@ final class Fixture: @unchecked Sendable {
     private let stop = StopSignal()
     private let stopped = StopSignal()
 
-    init(token: String? = nil, maxBody: Int = 1 << 20) throws {
+    init(token: String? = nil, maxBody: Int = 1 << 20, configure: (inout ServerSettings) -> Void = { _ in }) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-api-\(UUID().uuidString)").path
         store = try SQLiteEventLog(directory: dir, partitions: 2)
         registry = try ModelRegistry(directory: dir)
@@ -64,6 +64,7 @@ final class Fixture: @unchecked Sendable {
         var settings = ServerSettings()
         settings.token = token
         settings.maxBodyBytes = maxBody
+        configure(&settings)
         var dependencies = ServerDependencies(
             serving: store, monitoring: store, models: registry,
             decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
@@ -116,10 +117,15 @@ func jsonArray(_ response: TestResponse) -> [[String: Any]] {
 
 func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
+/// What a POST with a body must say (else 415).
+let jsonContent: HTTPFields = [.contentType: "application/json"]
+
 @Suite struct TransactionRouteTests {
     @Test func oneTransactionIsDecidedSynchronously() async throws {
         try await Fixture().test { client in
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(transaction("t1", amount: 1_500))) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(transaction("t1", amount: 1_500))
+            ) {
                 #expect($0.status == .ok)
                 let d = json($0)
                 #expect(d["transaction_id"] as? String == "t1")
@@ -132,7 +138,9 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 #expect((d["latency_ms"] as? Double ?? -1) >= 0)
             }
             // The same id again: the first answer, not a second decision.
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(transaction("t1", amount: 1))) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(transaction("t1", amount: 1))
+            ) {
                 #expect($0.status == .ok)
                 let d = json($0)
                 #expect(d["duplicate"] as? Bool == true && (d["fraud_probability"] as? Double ?? 0) > 0.99)
@@ -147,7 +155,8 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 for _ in 0..<4 {
                     group.addTask {
                         let r = try await client.execute(
-                            uri: "/v1/transactions", method: .post, body: body(transaction("d1", amount: 2_500)))
+                            uri: "/v1/transactions", method: .post, headers: jsonContent,
+                            body: body(transaction("d1", amount: 2_500)))
                         #expect(r.status == .ok)
                         let o = json(r)
                         return (o["duplicate"] as? Bool ?? false, o["fraud_probability"] as? Double ?? -1)
@@ -165,14 +174,14 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
     @Test func batchesAsArraysAndJSONLinesWithInvalidRecordsReported() async throws {
         try await Fixture().test { client in
             let array = "[\(transaction("a1", amount: 20)), \(transaction("a2", amount: 30, seconds: 5))]"
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(array)) {
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(array)) {
                 #expect($0.status == .ok)
                 let decisions = try #require(json($0)["decisions"] as? [[String: Any]])
                 #expect(decisions.map { $0["transaction_id"] as? String } == ["a1", "a2"])
                 #expect(decisions.allSatisfy { $0["action"] as? String == "approve" })
             }
             let lines = transaction("b1", amount: 10, seconds: 9) + "\n" + #"{"transaction_id":"b2","amount":"x"}"# + "\n"
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(lines)) {
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(lines)) {
                 #expect($0.status == .ok)
                 let o = json($0)
                 #expect((o["decisions"] as? [[String: Any]])?.count == 1)
@@ -185,18 +194,20 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
     @Test func badInputsAreProblemsNamingWhatIsWrong() async throws {
         try await Fixture(maxBody: 2_048).test { client in
             // Malformed JSON.
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body("{\"transaction_id\": ")) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body("{\"transaction_id\": ")
+            ) {
                 #expect($0.status == .unprocessableContent)
                 #expect($0.headers[.contentType] == "application/problem+json")
             }
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body("[1, 2")) {
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonContent, body: body("[1, 2")) {
                 #expect($0.status == .badRequest)
                 #expect(json($0)["title"] as? String == "Bad Request")
             }
             // Wrong types and missing fields: each field's problem.
             let bad =
                 #"{"transaction_id":"x1","amount":"lots","timestamp":"2026-01-01T00:00:00Z","merchant_id":"m","currency":"USD"}"#
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(bad)) {
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(bad)) {
                 #expect($0.status == .unprocessableContent)
                 let errors = try #require(json($0)["errors"] as? [[String: String]])
                 #expect(errors.contains { $0["field"] == "amount" })
@@ -204,12 +215,13 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
             }
             // Too large.
             try await client.execute(
-                uri: "/v1/transactions", method: .post, body: body(String(repeating: " ", count: 4_096) + "{}")
+                uri: "/v1/transactions", method: .post, headers: jsonContent,
+                body: body(String(repeating: " ", count: 4_096) + "{}")
             ) {
                 #expect($0.status == .contentTooLarge)
                 #expect($0.headers[.contentType] == "application/problem+json")
             }
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body("")) {
+            try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonContent, body: body("")) {
                 #expect($0.status == .badRequest)
             }
         }
@@ -218,12 +230,14 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
     @Test func predictTakesTheOriginalSystemsShape() async throws {
         try await Fixture().test { client in
             let request = #"{"transaction_id":"p1","user_id":"u7","amount":2500,"merchant_id":"m9","is_international":true}"#
-            try await client.execute(uri: "/predict", method: .post, body: body(request)) {
+            try await client.execute(uri: "/predict", method: .post, headers: jsonContent, body: body(request)) {
                 #expect($0.status == .ok)
                 let d = json($0)
                 #expect(d["transaction_id"] as? String == "p1" && d["action"] as? String == "decline")
             }
-            try await client.execute(uri: "/predict", method: .post, body: body(#"{"transaction_id":"p2","amount":5}"#)) {
+            try await client.execute(
+                uri: "/predict", method: .post, headers: jsonContent, body: body(#"{"transaction_id":"p2","amount":5}"#)
+            ) {
                 #expect($0.status == .unprocessableContent)
                 let errors = try #require(json($0)["errors"] as? [[String: String]])
                 #expect(errors.contains { $0["field"] == "card_id" } && errors.contains { $0["field"] == "merchant_id" })
@@ -238,7 +252,9 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
             let batch = (0..<5).map {
                 transaction("r\($0)", amount: $0 % 2 == 0 ? 1_800 : 15, card: "card_\($0 % 2)", seconds: $0)
             }
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(batch.joined(separator: "\n"))) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(batch.joined(separator: "\n"))
+            ) {
                 #expect($0.status == .ok)
             }
             try await client.execute(uri: "/alerts/recent?limit=2", method: .get) {
@@ -263,14 +279,20 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 #expect(jsonArray($0).count == 3)
             }
             try await client.execute(uri: "/alerts/card/card_1", method: .get) { #expect(jsonArray($0).isEmpty) }
-            try await client.execute(uri: "/alerts/r2/feedback", method: .post, body: body(#"{"label":"legitimate"}"#)) {
+            try await client.execute(
+                uri: "/alerts/r2/feedback", method: .post, headers: jsonContent, body: body(#"{"label":"legitimate"}"#)
+            ) {
                 #expect($0.status == .ok)
             }
             try await client.execute(uri: "/alerts/r2", method: .get) { #expect(json($0)["feedback"] as? String == "legitimate") }
-            try await client.execute(uri: "/alerts/r2/feedback", method: .post, body: body(#"{"label":"maybe"}"#)) {
+            try await client.execute(
+                uri: "/alerts/r2/feedback", method: .post, headers: jsonContent, body: body(#"{"label":"maybe"}"#)
+            ) {
                 #expect($0.status == .unprocessableContent)
             }
-            try await client.execute(uri: "/alerts/nope/feedback", method: .post, body: body(#"{"label":"fraud"}"#)) {
+            try await client.execute(
+                uri: "/alerts/nope/feedback", method: .post, headers: jsonContent, body: body(#"{"label":"fraud"}"#)
+            ) {
                 #expect($0.status == .notFound)
             }
         }
@@ -280,7 +302,9 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
         let fixture = try Fixture()
         try await fixture.test { client in
             let batch = (0..<4).map { transaction("s\($0)", amount: $0 == 0 ? 2_000 : 10, seconds: $0) }
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(batch.joined(separator: "\n"))) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(batch.joined(separator: "\n"))
+            ) {
                 #expect($0.status == .ok)
             }
             try await client.execute(uri: "/stats/summary", method: .get) {
@@ -330,16 +354,20 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                 #expect($0.status == .methodNotAllowed)
                 #expect($0.headers[.allow] == "POST")
             }
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(transaction("k1", amount: 5))) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(transaction("k1", amount: 5))
+            ) {
                 #expect($0.status == .unauthorized)
                 #expect($0.headers[.wwwAuthenticate] == "Bearer")
             }
             try await client.execute(
-                uri: "/v1/transactions", method: .post, headers: [.authorization: "Bearer wrong"],
+                uri: "/v1/transactions", method: .post,
+                headers: [.authorization: "Bearer wrong", .contentType: "application/json"],
                 body: body(transaction("k1", amount: 5))
             ) { #expect($0.status == .unauthorized) }
             try await client.execute(
-                uri: "/v1/transactions", method: .post, headers: [.authorization: "Bearer s3cret"],
+                uri: "/v1/transactions", method: .post,
+                headers: [.authorization: "Bearer s3cret", .contentType: "application/json"],
                 body: body(transaction("k1", amount: 5))
             ) { #expect($0.status == .ok) }
             // Reads stay open.
@@ -352,7 +380,9 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
     @Test func prometheusTextCountsDecisions() async throws {
         try await Fixture().test { client in
             let lines = [transaction("m1", amount: 3_000), transaction("m2", amount: 10, seconds: 30)].joined(separator: "\n")
-            try await client.execute(uri: "/v1/transactions", method: .post, body: body(lines + "\nnot json")) {
+            try await client.execute(
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(lines + "\nnot json")
+            ) {
                 #expect($0.status == .ok)
             }
             try await client.execute(uri: "/metrics", method: .get) {
@@ -428,7 +458,7 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
                     while fixture.feedSubscribers == 0 { try await Task.sleep(for: .milliseconds(5)) }
                     let lines = [transaction("w1", amount: 5_000), transaction("w2", amount: 3, seconds: 2)]
                     let response = try await client.execute(
-                        uri: "/v1/transactions", method: .post, body: body(lines.joined(separator: "\n")))
+                        uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(lines.joined(separator: "\n")))
                     return response.status
                 }
                 for try await message in inbound.messages(maxSize: 1 << 16) {

@@ -27,7 +27,10 @@ struct Call: Sendable, CustomStringConvertible {
     var headers: HTTPFields {
         var h: HTTPFields = [:]
         if let authorization { h[.authorization] = authorization }
-        if method == .post { h[.contentLength] = String(body.utf8.count) }
+        if method == .post {
+            h[.contentLength] = String(body.utf8.count)
+            h[.contentType] = "application/json"
+        }
         return h
     }
 }
@@ -235,7 +238,7 @@ struct RawConnection {
             #expect(abs(sent.timeIntervalSinceNow) < 60)
             // And through the test client (which speaks HTTP itself), the same decision.
             let again = try await client.execute(
-                uri: "/v1/transactions", method: .post, body: body(transaction("h2", amount: 3_000)))
+                uri: "/v1/transactions", method: .post, headers: jsonContent, body: body(transaction("h2", amount: 3_000)))
             #expect(again.status == .ok && json(again)["risk_tier"] as? String == "critical")
         }
     }

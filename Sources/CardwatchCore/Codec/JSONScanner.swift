@@ -251,3 +251,78 @@ public struct JSONScanner {
         }
     }
 }
+
+extension JSONScanner {
+    /// The byte range of each element of a JSON array (the whole buffer, blank space around
+    /// it allowed), checked for syntax like any value, each up to `maxDepth` deep. Elements
+    /// stay in the buffer: a request of N bytes costs N bytes plus one span per element, not
+    /// a tree of boxed values.
+    public static func arrayElements(_ bytes: UnsafeRawBufferPointer) throws(RecordError) -> [Span] {
+        var p = JSONScanner(bytes)
+        p.skipSpace()
+        guard p.peek == UInt8(ascii: "[") else { throw p.error("expected a JSON array starting with '['") }
+        p.i += 1
+        p.skipSpace()
+        var spans: [Span] = []
+        if p.peek == UInt8(ascii: "]") {
+            p.i += 1
+        } else {
+            while true {
+                p.skipSpace()
+                let start = p.i
+                _ = try p.value(depth: 1)
+                spans.append(Span(start: start, count: p.i - start))
+                p.skipSpace()
+                guard let c = p.peek else { throw p.error("unterminated array: expected ',' or ']'") }
+                p.i += 1
+                if c == UInt8(ascii: "]") { break }
+                guard c == UInt8(ascii: ",") else { throw p.error("expected ',' or ']' after a value", at: p.i - 1) }
+            }
+        }
+        p.skipSpace()
+        guard p.i == p.b.count else { throw p.error("unexpected text after the array") }
+        return spans
+    }
+
+    /// The names given more than once among a JSON object's own members (escapes resolved),
+    /// in the order their repeats appear. Throws when the buffer is not one JSON object.
+    public static func repeatedMembers(_ bytes: UnsafeRawBufferPointer) throws(RecordError) -> [String] {
+        var p = JSONScanner(bytes)
+        p.skipSpace()
+        guard p.peek == UInt8(ascii: "{") else { throw p.error("expected a JSON object starting with '{'") }
+        p.i += 1
+        p.skipSpace()
+        var seen = Set<String>()
+        var repeated: [String] = []
+        if p.peek == UInt8(ascii: "}") {
+            p.i += 1
+        } else {
+            while true {
+                p.skipSpace()
+                guard p.peek == UInt8(ascii: "\"") else { throw p.error("expected a quoted field name") }
+                let name: String
+                switch try p.string() {
+                case .string(let span):
+                    name = String(
+                        decoding: UnsafeRawBufferPointer(rebasing: p.b[span.start..<span.start + span.count]), as: UTF8.self)
+                case .unescaped(let s): name = s
+                default: name = ""
+                }
+                if !seen.insert(name).inserted && !repeated.contains(name) { repeated.append(name) }
+                p.skipSpace()
+                guard p.peek == UInt8(ascii: ":") else { throw p.error("expected ':' after a field name") }
+                p.i += 1
+                p.skipSpace()
+                _ = try p.value(depth: 1)
+                p.skipSpace()
+                guard let c = p.peek else { throw p.error("unterminated object: expected ',' or '}'") }
+                p.i += 1
+                if c == UInt8(ascii: "}") { break }
+                guard c == UInt8(ascii: ",") else { throw p.error("expected ',' or '}' after a value", at: p.i - 1) }
+            }
+        }
+        p.skipSpace()
+        guard p.i == p.b.count else { throw p.error("unexpected text after the object") }
+        return repeated
+    }
+}
