@@ -14,7 +14,7 @@ source "$(dirname "$0")/common.sh"
 
 # One bootstrap (a generated history, training, promotion); every run below copies its registry.
 "$bin" generate --days 1 --cards 50 --seed 2 --quiet --out "$tmp/tiny.jsonl"
-"$bin" import "$tmp/tiny.jsonl" --data-dir "$tmp/seed" --quiet --json > /dev/null
+"$bin" import "$tmp/tiny.jsonl" --data-dir "$tmp/seed" --quiet --json --max-event-age none > /dev/null
 fresh() { rm -rf "$1"; mkdir -p "$1"; cp "$tmp/seed/registry.sqlite" "$1/"; }
 
 "$bin" generate --days 28 --cards 12000 --seed 5 --quiet --out "$tmp/big.jsonl"
@@ -25,7 +25,7 @@ sync
 echo "## cardwatch import <$n transactions> (log, features, scoring, alerts, warehouse), $runs runs"
 for i in $(seq "$runs"); do
   fresh "$tmp/d"
-  "$bin" import "$tmp/big.jsonl" --data-dir "$tmp/d" --quiet --json > "$tmp/i$i.json"
+  "$bin" import "$tmp/big.jsonl" --data-dir "$tmp/d" --quiet --json --max-event-age none > "$tmp/i$i.json"
   [ "$i" = 1 ] && du -h "$tmp/d/log.sqlite" | awk '{print $1}' > "$tmp/size"
   rm -rf "$tmp/d"
   sync
@@ -45,7 +45,7 @@ echo
 
 peak() {  # peak RSS of an import, in MiB
   fresh "$tmp/m"
-  /usr/bin/time -v "$bin" import "$1" --data-dir "$tmp/m" --quiet --json 2> "$tmp/time.err" > "$tmp/m.json"
+  /usr/bin/time -v "$bin" import "$1" --data-dir "$tmp/m" --quiet --json --max-event-age none 2> "$tmp/time.err" > "$tmp/m.json"
   awk '/Maximum resident set size/ {printf "%.0f MiB", $6/1024}' "$tmp/time.err"
   python3 -c "import json; m=json.load(open('$tmp/m.json')); print(', %d transactions, %.0f transactions/s' % (m['processed'], m['transactions_per_second']))"
 }

@@ -84,7 +84,7 @@ def main():
     clean, crashed = os.path.join(work, "clean"), os.path.join(work, "crashed")
     # Small appends and batches: many commits, so the kills land between and inside many of them.
     cmd = [a.cardwatch, "import", history, "--labels", labels, "--quiet", "--json", "--checkpoint-every", "3",
-           "--batch", "2048", "--ingest-batch", "1000"]
+           "--batch", "2048", "--ingest-batch", "1000", "--max-event-age", "none"]  # a history: no past bound
     t0 = time.time()
     out = sh(cmd + ["--data-dir", clean]).stdout
     clean_seconds = time.time() - t0

@@ -21,6 +21,9 @@ swift build --build-tests
 echo "== CLI smoke test (release build, as a new user)"
 scripts/cli-smoke.sh
 
+echo "== bad data end to end: card numbers on every path, event-time bounds, labels, short data sets"
+python3 scripts/data-test.py "$(swift build -c release --show-bin-path)/cardwatch" "$(mktemp -d)/data-test"
+
 echo "== HTTP: Prometheus scrape, headless Chromium on the dashboard, schemathesis"
 scripts/http-tests.sh
 

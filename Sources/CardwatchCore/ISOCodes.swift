@@ -58,6 +58,39 @@ public enum ISOCodes {
         return bits[k >> 6] & (1 << UInt64(k & 63)) != 0
     }
 
+    /// ISO 4217 minor-unit exponents other than 2 (a cent): 0 where the currency has no
+    /// minor unit, 3 for the dinars and rials counted in thousandths, 4 for the units of account.
+    static let exponents: [String: Int] = [
+        "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0, "UGX": 0,
+        "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+        "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+        "CLF": 4, "UYW": 4,
+    ]
+    /// The exponent of every three-letter code, by its bitset index: one load per record
+    /// instead of hashing the code.
+    static let exponentByIndex: [UInt8] = {
+        var table = [UInt8](repeating: 2, count: pow26(3))
+        for (code, e) in exponents { table[index(Array(code.utf8))!] = UInt8(e) }
+        return table
+    }()
+    static let unitOfExponent = [1.0, 0.1, 0.01, 0.001, 0.0001]
+
+    /// The minor-unit exponent of a currency code (2 for a code this table does not know).
+    static func exponent(_ currency: String) -> Int {
+        var code = currency
+        let k = code.withUTF8 { $0.count == 3 ? index($0) : nil }
+        return k.map { Int(exponentByIndex[$0]) } ?? 2
+    }
+
+    /// The smallest amount of a currency (its minor unit: 0.01 USD, 1 JPY, 0.001 BHD).
+    public static func minorUnit(_ currency: String) -> Double { unitOfExponent[exponent(currency)] }
+
+    /// The minor unit as written: `0.01`, `1`, `0.001`.
+    public static func minorUnitText(_ currency: String) -> String {
+        let e = exponent(currency)
+        return e == 0 ? "1" : "0." + String(repeating: "0", count: e - 1) + "1"
+    }
+
     public static func isCurrency<C: Collection<UInt8>>(_ code: C) -> Bool { contains(currencyBits, code, letters: 3) }
     public static func isCountry<C: Collection<UInt8>>(_ code: C) -> Bool { contains(countryBits, code, letters: 2) }
 }

@@ -3,14 +3,6 @@ public enum Channel: String, Sendable, Hashable, CaseIterable {
     case pos, online, atm
 }
 
-/// How the synthetic world commits fraud; present only on generator output.
-public enum FraudPattern: String, Sendable, Hashable, CaseIterable {
-    case geoJump = "geo_jump"
-    case velocityBurst = "velocity_burst"
-    case highAmount = "high_amount"
-    case cardTesting = "card_testing"
-}
-
 /// A point on the earth in degrees.
 public struct GeoPoint: Hashable, Sendable {
     public var latitude: Double
@@ -45,14 +37,15 @@ public struct Transaction: Hashable, Sendable {
     public var customerID: String?
     /// Ground truth, present in training data only.
     public var isFraud: Bool?
-    /// The generator's fraud pattern, present on its fraudulent output only.
-    public var fraudPattern: FraudPattern?
+    /// The kind of fraud, as the labelled data names it (free text, the identifier rules;
+    /// the generator writes its four patterns' names); only on a fraudulent transaction.
+    public var fraudPattern: String?
 
     public init(
         transactionID: String, cardID: String, amount: Double, timestamp: Timestamp, merchantID: String,
         merchantCategory: String? = nil, currency: String = "USD", location: GeoPoint? = nil,
         country: String? = nil, channel: Channel? = nil, customerID: String? = nil, isFraud: Bool? = nil,
-        fraudPattern: FraudPattern? = nil
+        fraudPattern: String? = nil
     ) {
         self.transactionID = transactionID
         self.cardID = cardID
@@ -82,10 +75,16 @@ public struct LabelEvent: Hashable, Sendable {
     }
 }
 
-/// The schema's field names, in the canonical column order of CSV output.
+/// The schema's field names, in the canonical column order of CSV output, then the
+/// fields that are read but never written (`card_number`).
 public enum TransactionField: Int, CaseIterable, Sendable {
     case transactionID, cardID, amount, timestamp, merchantID, merchantCategory, currency
     case latitude, longitude, country, channel, customerID, isFraud, fraudPattern
+    /// A PAN, accepted in place of `card_id` and turned into one by a keyed hash (`PANKey`).
+    case cardNumber
+
+    /// The columns a transaction is written with (CSV output, canonical JSON).
+    public static let written: [TransactionField] = allCases.filter { $0 != .cardNumber }
 
     public var name: String {
         switch self {
@@ -103,26 +102,41 @@ public enum TransactionField: Int, CaseIterable, Sendable {
         case .customerID: "customer_id"
         case .isFraud: "is_fraud"
         case .fraudPattern: "fraud_pattern"
+        case .cardNumber: "card_number"
         }
     }
 
-    /// Looks a field up by its name in raw UTF-8, without building a String.
+    /// Looks a field up by its name in raw UTF-8, without building a String: the name's
+    /// length and one or two of its bytes pick the only candidate, which is then compared
+    /// (the scanner asks this for every member of every record).
     public init?(name b: UnsafeRawBufferPointer) {
-        guard b.count < TransactionField.fieldsByLength.count else { return nil }
-        // Bucket by length first: a handful of byte compares instead of hashing.
-        for field in TransactionField.fieldsByLength[b.count] where field.utf8.elementsEqual(b) {
-            self = field
-            return
+        let candidate: TransactionField
+        let name: StaticString
+        switch (b.count, b.first ?? 0) {
+        case (6, UInt8(ascii: "a")): (candidate, name) = (.amount, "amount")
+        case (7, UInt8(ascii: "c")):
+            switch b[1] {
+            case UInt8(ascii: "a"): (candidate, name) = (.cardID, "card_id")
+            case UInt8(ascii: "o"): (candidate, name) = (.country, "country")
+            case UInt8(ascii: "h"): (candidate, name) = (.channel, "channel")
+            default: return nil
+            }
+        case (8, UInt8(ascii: "c")): (candidate, name) = (.currency, "currency")
+        case (8, UInt8(ascii: "l")): (candidate, name) = (.latitude, "latitude")
+        case (8, UInt8(ascii: "i")): (candidate, name) = (.isFraud, "is_fraud")
+        case (9, UInt8(ascii: "t")): (candidate, name) = (.timestamp, "timestamp")
+        case (9, UInt8(ascii: "l")): (candidate, name) = (.longitude, "longitude")
+        case (11, UInt8(ascii: "m")): (candidate, name) = (.merchantID, "merchant_id")
+        case (11, UInt8(ascii: "c")):
+            (candidate, name) = b[1] == UInt8(ascii: "u") ? (.customerID, "customer_id") : (.cardNumber, "card_number")
+        case (13, UInt8(ascii: "f")): (candidate, name) = (.fraudPattern, "fraud_pattern")
+        case (14, UInt8(ascii: "t")): (candidate, name) = (.transactionID, "transaction_id")
+        case (17, UInt8(ascii: "m")): (candidate, name) = (.merchantCategory, "merchant_category")
+        default: return nil
         }
-        return nil
+        let bytes = name.utf8Start
+        for i in 1..<b.count where b[i] != bytes[i] { return nil }
+        self = candidate
     }
 
-    var utf8: [UInt8] { TransactionField.nameBytes[rawValue] }
-
-    private static let nameBytes: [[UInt8]] = allCases.map { Array($0.name.utf8) }
-    private static let fieldsByLength: [[TransactionField]] = {
-        var table = [[TransactionField]](repeating: [], count: 64)
-        for f in allCases { table[f.name.utf8.count].append(f) }
-        return table
-    }()
 }

@@ -294,6 +294,6 @@ extension TransactionGenerator {
             transactionID: nextTransactionID(), cardID: holder.cardID, amount: amount, timestamp: Timestamp(microseconds: time),
             merchantID: merchant.merchantID, merchantCategory: category.mcc, currency: "USD", location: location,
             country: merchant.country, channel: channel, customerID: holder.customerID, isFraud: fraud != nil,
-            fraudPattern: fraud)
+            fraudPattern: fraud?.rawValue)
     }
 }

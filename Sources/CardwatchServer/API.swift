@@ -1,4 +1,4 @@
-import CardwatchCore
+public import CardwatchCore
 public import CardwatchPipeline
 import Foundation
 public import Hummingbird
@@ -27,6 +27,10 @@ public struct ServerDependencies: Sendable {
     public var feed = AlertFeed()
     /// Records per request, listed errors, dead letters per source (set by `CardwatchAPI` from its settings).
     public var ingestLimits = IngestLimits()
+    /// How posted transactions are validated beyond the schema: the PAN key (a `card_number`
+    /// is refused without one) and the wall-clock bounds of event times (`cardwatch run`
+    /// sets both; by default none).
+    public var ingestPolicy = IngestPolicy.offline
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -112,6 +116,10 @@ public struct CardwatchAPI: Sendable {
         post("/predict") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
             return try await Decide(dependencies: d, queue: queue).predict(body, source: context.source)
+        }
+        post("/transaction") { request, context in
+            let body = try await Body.collect(request, limit: s.maxBodyBytes)
+            return try await Decide(dependencies: d, queue: queue).gateway(body, source: context.source)
         }
         get("/alerts/recent") { request, _ in
             let limit = try Query.int(request, "limit", default: 20, range: 1...1000)

@@ -36,7 +36,7 @@ public final class AlertFeed: Sendable {
             o["merchant_id"] = t.merchantID
             o["amount"] = t.amount
             o["timestamp"] = t.timestamp.rfc3339
-            if let p = t.fraudPattern { o["fraud_pattern"] = p.rawValue }
+            if let p = t.fraudPattern { o["fraud_pattern"] = p }
             guard let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) else { continue }
             let text = String(decoding: data, as: UTF8.self)
             for c in targets { c.yield(text) }

@@ -63,20 +63,20 @@ struct Decide: Sendable {
     }
 
     /// Each record decoded: the valid ones, and the invalid ones with their issues and as dead letters.
-    static func decode(_ records: [[UInt8]]) -> (
+    static func decode(_ records: [[UInt8]], policy: IngestPolicy) -> (
         valid: [IngestRecord], invalid: [(index: Int, issues: [FieldIssue])], deadLetters: [DeadLetter]
     ) {
-        var decoder = TransactionJSONDecoder()
+        var decoder = TransactionJSONDecoder(policy: policy)
         var valid: [IngestRecord] = []
         var invalid: [(index: Int, issues: [FieldIssue])] = []
         var deadLetters: [DeadLetter] = []
         for (i, bytes) in records.enumerated() {
-            // A valid record goes into the log as it came (bronze is the raw input), unless it
-            // spans lines (an array element laid out over several): the log holds JSON lines.
+            // A valid record goes into the log as it came (bronze is the raw input; no card
+            // number), unless it spans lines (an array element laid out over several): the log
+            // holds JSON lines.
             let decoded = bytes.withUnsafeBytes { raw in
-                decoder.decode(raw).map {
-                    raw.contains(UInt8(ascii: "\n"))
-                        ? IngestRecord(transaction: $0, line: i + 1) : IngestRecord(transaction: $0, raw: raw, line: i + 1)
+                decoder.ingestRecord(raw, line: i + 1).map { record in
+                    raw.contains(UInt8(ascii: "\n")) ? IngestRecord(transaction: record.transaction, line: i + 1) : record
                 }
             }
             switch decoded {
@@ -92,7 +92,7 @@ struct Decide: Sendable {
     /// The transaction of a body that is one valid JSON object on one line (blank space
     /// around it aside): what `DecisionChannelHandler` answers itself, decoded as `decode`
     /// would. Anything else (nil) goes to the route, which answers or says what is wrong.
-    static func single(_ body: ByteBuffer) -> IngestRecord? {
+    static func single(_ body: ByteBuffer, policy: IngestPolicy) -> IngestRecord? {
         body.withUnsafeReadableBytes { raw -> IngestRecord? in
             var start = 0
             var end = raw.count
@@ -102,9 +102,9 @@ struct Decide: Sendable {
                 return nil
             }
             let line = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-            var decoder = TransactionJSONDecoder()
-            guard case .success(let t) = decoder.decode(line) else { return nil }
-            return IngestRecord(transaction: t, raw: line, line: 1)
+            var decoder = TransactionJSONDecoder(policy: policy)
+            guard case .success(let record) = decoder.ingestRecord(line, line: 1) else { return nil }
+            return record
         }
     }
 
@@ -116,6 +116,7 @@ struct Decide: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
         }
+        try PrecomputedFeatures.refuse(object.keys)
         try await refuseRepeatedMembers(body, source: source)
         struct Flag: Decodable { var is_international: Bool? }
         if (try? JSONDecoder().decode(Flag.self, from: Data(body))) == nil {
@@ -134,7 +135,7 @@ struct Decide: Sendable {
                     .unprocessableContent, "Unprocessable Content", detail: "the request is not valid",
                     errors: [FieldIssue(field: "user_id", problem: problem)])
             }
-            if record["card_id"] == nil { record["card_id"] = user }
+            if record["card_id"] == nil && record["card_number"] == nil { record["card_id"] = user }
         }
         record.removeValue(forKey: "user_id")
         record.removeValue(forKey: "is_international")
@@ -162,7 +163,7 @@ struct Decide: Sendable {
     private func decide(
         _ records: [[UInt8]], single: Bool, began: ContinuousClock.Instant, source: String = "http"
     ) async throws -> Response {
-        let (valid, invalid, deadLetters) = Self.decode(records)
+        let (valid, invalid, deadLetters) = Self.decode(records, policy: dependencies.ingestPolicy)
         let limits = dependencies.ingestLimits
         let listed = invalid.prefix(limits.listedInvalid)
         try chargeDeadLetters(deadLetters.count, source: source, listed: listed, total: invalid.count)

@@ -119,7 +119,7 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
             body.writeBuffer(&chunk)
             if body.readableBytes > Self.largestBody { toRouter(context, end: false) }
         case (.collecting, .end):
-            guard let record = Decide.single(body) else {
+            guard let record = Decide.single(body, policy: settings.decide.dependencies.ingestPolicy) else {
                 toRouter(context, end: true)
                 return
             }

@@ -28,13 +28,15 @@ public enum OpenAPI {
             "schemas": {
               "Transaction": {
                 "type": "object",
-                "required": ["transaction_id", "card_id", "amount", "timestamp", "merchant_id"],
+                "description": "Schema v1. Identifiers are kept in Unicode NFC; one that is blank or reads as a card number (13-19 digits, Luhn-valid) is refused.",
+                "required": ["transaction_id", "amount", "timestamp", "merchant_id"],
+                "anyOf": [{"required": ["card_id"]}, {"required": ["card_number"]}],
                 "dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]},
                 "properties": {
                   "transaction_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
                   "card_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
-                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000},
-                  "timestamp": {"type": "string", "format": "date-time"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000, "description": "At least the currency's minor unit (ISO 4217: 0.01 USD, 1 JPY, 0.001 BHD)"},
+                  "timestamp": {"type": "string", "format": "date-time", "description": "At most --max-event-lead (1 day) ahead of the server's wall clock and --max-event-age (30 days) behind it"},
                   "merchant_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
                   "merchant_category": {"type": ["string", "null"], "pattern": "^[0-9]{4}$"},
                   "currency": {"type": ["string", "null"], "enum": "__CURRENCIES__"},
@@ -42,7 +44,29 @@ public enum OpenAPI {
                   "longitude": {"type": "number", "minimum": -180, "maximum": 180},
                   "country": {"type": ["string", "null"], "enum": "__COUNTRIES__"},
                   "channel": {"type": ["string", "null"], "enum": ["pos", "online", "atm", null]},
-                  "customer_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"}
+                  "customer_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+                  "card_number": {"$ref": "#/components/schemas/CardNumber"}
+                }
+              },
+              "CardNumber": {
+                "type": "string", "pattern": "^[0-9]+([ -][0-9]+)*$",
+                "description": "A card number (PAN, 12-19 digits, Luhn check digit; spaces or dashes between digits allowed). Accepted only where the server has a PAN secret, to derive card_id = HMAC-SHA256(secret, digits) in lower-case hex; never stored (dead letters show it masked, first six and last four digits). With card_id too, the two must agree."
+              },
+              "GatewayTransaction": {
+                "type": "object",
+                "description": "The payment gateway body of the systems Cardwatch replaces. merchant is merchant_id, user_id is customer_id, location is kept as given in the stored record (\"Online\" sets the online channel); other schema v1 members pass through.",
+                "required": ["transaction_id", "card_number", "amount"],
+                "anyOf": [{"required": ["merchant_id"]}, {"required": ["merchant"]}],
+                "properties": {
+                  "transaction_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                  "user_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                  "card_number": {"$ref": "#/components/schemas/CardNumber"},
+                  "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000},
+                  "merchant_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                  "merchant": {"type": "string", "minLength": 1, "maxLength": 64},
+                  "merchant_category": {"type": "string"},
+                  "location": {"type": "string"},
+                  "timestamp": {"type": "string", "format": "date-time", "description": "Default: now"}
                 }
               },
               "PredictRequest": {
@@ -134,7 +158,7 @@ public enum OpenAPI {
             },
             "/predict": {
               "post": {
-                "summary": "Decide a transaction given in the original systems' request shape",
+                "summary": "Decide a transaction given in the original systems' request shape (a body of pre-computed features, e.g. transaction_amount or num_txns_last_hour, gets a 422 naming the transaction's fields: Cardwatch computes the features itself)",
                 "security": [{"bearer": []}, {}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
                 "responses": {
@@ -142,6 +166,19 @@ public enum OpenAPI {
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"},
                   "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/transaction": {
+              "post": {
+                "summary": "Decide a transaction given as the original systems' payment gateways send it (card_number, user_id, merchant, location); the same answer as /v1/transactions",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayTransaction"}}}},
+                "responses": {
+                  "200": {"description": "The decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"},
                   "503": {"$ref": "#/components/responses/Problem"}
                 }
               }

@@ -18,8 +18,11 @@ public struct Problem: Error, Sendable, Equatable {
     ) {
         self.status = status
         self.title = title
-        self.detail = detail
-        self.errors = errors
+        // What a client sent may come back in a message: never a card number (issue 14).
+        self.detail = CardNumber.masked(text: detail)
+        self.errors = errors.map {
+            FieldIssue(field: CardNumber.masked(text: $0.field), problem: CardNumber.masked(text: $0.problem))
+        }
         self.headers = headers
     }
 

@@ -150,6 +150,29 @@ extension SQLiteEventLog: MonitoringStore, TrainingStore {
         }
     }
 
+    /// How many of the latest decided transactions the watermark is taken from.
+    static let watermarkSample = 1_001
+
+    /// Where "now" is in event time for the training window: the 90th percentile of the event
+    /// times of the latest `watermarkSample` transactions decided (in arrival order). Not the
+    /// wall clock: the live generator's simulated clock runs ahead of it, an import of history
+    /// lies behind it. Not `MAX(event_time)`: one record dated 9999-12-31 would move the window
+    /// past all the data. The percentile stands until a tenth of the latest arrivals are
+    /// dated wrong, and lags the newest of them by a tenth of their span. Nil: no rows.
+    static func eventTimeWatermark(_ db: Database) throws -> Int64? {
+        try Int64.fetchOne(
+            db,
+            sql: """
+                WITH latest AS (
+                    SELECT event_time FROM silver_transactions ORDER BY arrival DESC, "partition" DESC, "offset" DESC LIMIT ?
+                )
+                SELECT event_time FROM latest ORDER BY event_time LIMIT 1 OFFSET (SELECT COUNT(*) * 9 / 10 FROM latest)
+                """, arguments: [watermarkSample])
+    }
+
+    /// Labelled silver rows whose event time lies within `days` days of the event-time
+    /// watermark (`eventTimeWatermark`): before it, the window; after it, the newest arrivals
+    /// but not a date far ahead of all the data.
     public func trainingRows(days: Double) throws -> TimedDataset {
         let columns = Feature.names.map { "\"\($0)\"" }.joined(separator: ", ")
         return try Self.perform("reading training rows") {
@@ -159,10 +182,9 @@ extension SQLiteEventLog: MonitoringStore, TrainingStore {
                     sql: """
                         SELECT event_time, card_id, transaction_id, fraud_pattern, COALESCE(label, is_fraud), \(columns)
                         FROM silver_transactions
-                        WHERE COALESCE(label, is_fraud) IS NOT NULL
-                            AND event_time >= (SELECT MAX(event_time) FROM silver_transactions) - ?
+                        WHERE COALESCE(label, is_fraud) IS NOT NULL AND event_time BETWEEN ?1 - ?2 AND ?1 + ?2
                         ORDER BY event_time, arrival, "partition", "offset"
-                        """, arguments: [Int64(days * 86_400e6)])
+                        """, arguments: [try Self.eventTimeWatermark(db) ?? 0, Int64(days * 86_400e6)])
                 var matrix = FeatureMatrix(columns: Feature.count)
                 var times: [Int64] = []
                 var cards: [String] = []

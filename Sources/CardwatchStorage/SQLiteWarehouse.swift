@@ -321,7 +321,7 @@ extension SQLiteEventLog: PipelineStore {
                     ? d.reasons.filter { $0.kind == .rule }.map(\.name).joined(separator: ",") : nil)
             row.int(p.latencyMicros)
             row.int(t.isFraud.map { $0 ? 1 : 0 })
-            row.text(t.fraudPattern?.rawValue)
+            row.text(t.fraudPattern)
             row.int(p.arrival)
             row.int(p.partition)
             row.int(p.offset)
@@ -329,7 +329,7 @@ extension SQLiteEventLog: PipelineStore {
             if d.isAlert {
                 try alert.execute(arguments: [
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
-                    d.tier.rawValue, d.action.rawValue, d.modelVersion, Self.reasonsJSON(d.reasons), t.fraudPattern?.rawValue,
+                    d.tier.rawValue, d.action.rawValue, d.modelVersion, Self.reasonsJSON(d.reasons), t.fraudPattern,
                     p.arrival, batch.decidedAt ?? Self.nowMicros(),
                 ])
             }

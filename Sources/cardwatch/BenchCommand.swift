@@ -82,6 +82,18 @@ struct CodecBench: ParsableCommand {
             }
             return ok
         }
+        measure("parse + validate JSON Lines (live: clock check)") {
+            // As `import` and the HTTP API decode: the wall clock read for every record's bound
+            // check (unbounded here, so the generated history from 2026-01-01 passes).
+            var decoder = TransactionJSONDecoder(policy: IngestPolicy(eventTimes: EventTimeBounds(ahead: nil, behind: nil)))
+            var ok = 0
+            jsonl.withUnsafeBytes { buffer in
+                for r in lines {
+                    if case .success = decoder.decode(UnsafeRawBufferPointer(rebasing: buffer[r])) { ok += 1 }
+                }
+            }
+            return ok
+        }
         measure("parse + validate CSV (hand)") {
             var decoder = csv.withUnsafeBytes {
                 TransactionCSVDecoder(header: UnsafeRawBufferPointer(rebasing: $0[splitLines(csv)[0]]))

@@ -27,6 +27,7 @@ struct Features: ParsableCommand {
     @Option(help: "Format of --in: jsonl or csv (default: from the file name).", transform: parseFormat)
     var format: RecordFormat?
     @Option(help: "Write rejected input records with their reasons as JSON Lines to this file.") var deadLetters: String?
+    @OptionGroup var pan: PANSecretOptions
     @Flag(help: "No summary on standard error.") var quiet = false
 
     func run() throws {
@@ -36,7 +37,9 @@ struct Features: ParsableCommand {
         config.allowedLateness = Int64(latenessSeconds * 1e6)
         do { try config.validate() } catch { throw ValidationError(error.description) }
 
-        let (transactions, invalid) = try Input.transactions(input, format: format, deadLetters: deadLetters, command: "features")
+        let (transactions, rejected) = try Input.transactions(
+            input, format: format, deadLetters: deadLetters, command: "features", policy: try pan.offlinePolicy())
+        let invalid = rejected.count
         let labelEvents = try labels.map { try Input.labels($0, command: "features") }
 
         var sink = try ByteSink(path: out)
@@ -56,7 +59,7 @@ struct Features: ParsableCommand {
             sink.buffer.append(UInt8(ascii: ","))
             if let fraud = t.isFraud { sink.buffer.append(fraud ? UInt8(ascii: "1") : UInt8(ascii: "0")) }
             sink.buffer.append(UInt8(ascii: ","))
-            if let p = t.fraudPattern { sink.buffer.append(contentsOf: p.rawValue.utf8) }
+            if let p = t.fraudPattern { TransactionEncoder.appendCSVCell(p, to: &sink.buffer) }
             sink.buffer.append(UInt8(ascii: "\n"))
             try sink.flushIfFull()
         }

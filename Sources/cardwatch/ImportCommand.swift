@@ -14,11 +14,13 @@ struct Import: ParsableCommand {
             the command returns when every record of the file has been decided. An
             interrupted import resumes where its last commit left off when run again.
             On an empty data directory a first model is bootstrapped (unless the
-            registry already has one).
+            registry already has one). Records whose event time lies outside the
+            live bounds (--max-event-lead, --max-event-age) are dead-lettered: a
+            file of history needs --max-event-age none (or a longer age).
 
             Example:
               cardwatch generate --days 30 --seed 7 --out history.jsonl
-              cardwatch import history.jsonl --data-dir ./cardwatch-data --json
+              cardwatch import history.jsonl --data-dir ./cardwatch-data --json --max-event-age none
             """)
 
     @Argument(help: "Transactions: JSON Lines or CSV, schema v1.") var file: String
@@ -27,6 +29,7 @@ struct Import: ParsableCommand {
     @Option(help: "Pause ingestion while this many records wait for the processor.") var maxLag = 200_000
     @Option(help: "Records per ingest batch (one atomic append to the log).") var ingestBatch = 16_384
     @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup var ingest: LiveIngestOptions
     @Flag(help: "Print the summary as one JSON object.") var json = false
 
     func validate() throws {
@@ -37,6 +40,7 @@ struct Import: ParsableCommand {
     func run() throws {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
+        let policy = try ingest.policy()
         let (store, _, processor, state) = try pipeline.openPipeline()
         let alertsBefore = try store.alertCount()
         let began = monotonicSeconds()
@@ -51,7 +55,7 @@ struct Import: ParsableCommand {
         let file = file
         let labels = labels
         startThread(named: "import") {
-            result.withLock { $0 = Result { try ingestor.importFile(file, format: recordFormat) } }
+            result.withLock { $0 = Result { try ingestor.importFile(file, format: recordFormat, policy: policy) } }
             if let labels, case .success = result.withLock({ $0! }) {
                 do { try Self.appendLabels(labels, to: store) } catch { result.withLock { $0 = .failure(error) } }
             }
@@ -84,6 +88,7 @@ struct Import: ParsableCommand {
                 "dead_lettered": summary.deadLettered, "duplicates": summary.duplicates, "alerts": alerts,
                 "labels": state.labels.load(ordering: .relaxed), "resumed_after_line": summary.resumedAfter,
                 "replayed": processor.replayed, "seconds": (seconds * 1000).rounded() / 1000,
+                "outside_time_bounds": summary.outsideTimeBounds,
                 "transactions_per_second": (Double(processor.processed) / max(seconds, 1e-9)).rounded(),
                 "model_version": processor.scorer.modelVersion,
             ]
@@ -96,6 +101,12 @@ struct Import: ParsableCommand {
             line += "\(grouped(summary.deadLettered)) dead-lettered, \(grouped(summary.duplicates)) duplicates, "
             line += "\(grouped(alerts)) alerts; model v\(processor.scorer.modelVersion); \(format1(seconds)) s, \(rate) tx/s"
             print(line)
+        }
+        if summary.outsideTimeBounds > 0 {
+            printError(
+                "\(file): \(grouped(summary.outsideTimeBounds)) records were dead-lettered: their event times lie "
+                    + "outside the live bounds (\(ingest.described): --max-event-lead, --max-event-age); for a file "
+                    + "of history pass --max-event-age none")
         }
     }
 

@@ -1,28 +1,30 @@
 import ArgumentParser
 import CardwatchCore
+import Foundation
 
 /// Reading the files commands take: transaction histories (every bad record reported
 /// and optionally dead-lettered) and label events.
 enum Input {
-    /// The valid transactions of `path` and how many records were rejected.
-    static func transactions(_ path: String, format: RecordFormat?, deadLetters: String?, command: String) throws -> (
-        [Transaction], Int
-    ) {
+    /// The valid transactions of `path` and the rejected records. `policy`: the PAN key;
+    /// files of history get no wall-clock bound on event times.
+    static func transactions(
+        _ path: String, format: RecordFormat?, deadLetters: String?, command: String, policy: IngestPolicy = .offline
+    ) throws -> ([Transaction], InvalidRecords) {
         var reader: TransactionFileReader
-        do { reader = try TransactionFileReader(path: path, format: format) } catch {
+        do { reader = try TransactionFileReader(path: path, format: format, policy: policy) } catch {
             printError("cardwatch \(command): \(error.description)")
             throw ExitCode(2)
         }
         defer { reader.close() }
         var dead = try deadLetters.map { try ByteSink(path: $0) }
         var transactions: [Transaction] = []
-        var invalid = 0
+        var invalid = InvalidRecords()
         try reader.forEachRecord { line, outcome in
             switch outcome {
             case .valid(let t, _): transactions.append(t)
             case .invalid(let error, let raw):
-                invalid += 1
-                if invalid <= 10 { printError("\(path):\(line): \(error)") }
+                invalid.add(line: line, error)
+                if invalid.count <= 10 { printError("\(path):\(line): \(error)") }
                 if var d = dead {
                     DeadLetter.append(line: line, error: error, raw: raw, to: &d.buffer)
                     try d.flushIfFull()
@@ -31,7 +33,7 @@ enum Input {
             }
         }
         try dead?.close()
-        if invalid > 10 { printError("… \(invalid - 10) more invalid records in \(path)") }
+        if invalid.count > 10 { printError("… \(invalid.count - 10) more invalid records in \(path)") }
         return (transactions, invalid)
     }
 
@@ -63,5 +65,24 @@ enum Input {
         if let t = Timestamp(rfc3339: text) { return t.microseconds }
         if let t = Timestamp(rfc3339: text + "T00:00:00Z") { return t.microseconds }
         throw ValidationError("\(option) '\(text)' is not a date (2026-01-22) or an RFC 3339 date-time")
+    }
+}
+
+extension InvalidRecords {
+    /// The share of `total` records that were invalid.
+    func fraction(of total: Int) -> Double { total > 0 ? Double(count) / Double(total) : 0 }
+
+    /// `path: N of M records invalid and skipped (x %):` and a line per reason, most frequent first.
+    func report(_ path: String, of total: Int) -> String {
+        var lines = [
+            "\(path): \(grouped(count)) of \(grouped(total)) records invalid and skipped "
+                + "(\(String(format: "%.2f", 100 * fraction(of: total))) %), by reason:"
+        ]
+        let width = byReason.keys.map(\.count).max() ?? 0
+        for (reason, r) in byReason.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
+            let padded = reason + String(repeating: " ", count: width - reason.count)
+            lines.append("  \(padded)  \(grouped(r.count))  e.g. line \(r.line): \(r.problem)")
+        }
+        return lines.joined(separator: "\n")
     }
 }

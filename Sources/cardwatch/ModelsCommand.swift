@@ -25,7 +25,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let registry = try ModelRegistry(directory: dataDir)
         let version = try Models.version(model, registry)
-        let (dataset, names, _) = try source.load(command: "evaluate")
+        let (dataset, names, _, _) = try source.load(command: "evaluate")
         let artifact = try registry.artifact(version: version, expectedFeatures: names)
         let result = ModelTraining.evaluate(
             artifact, on: dataset, from: try from.map { try Input.instant($0, option: "--from") },

@@ -75,6 +75,8 @@ struct Run: AsyncParsableCommand {
     var deadLetterRate = 100.0
     @Option(help: "Dead letters a client address may cause at once (a request with more invalid records: 422).")
     var deadLetterBurst = 1_000
+    /// Checks of posted records beyond the schema (the live generator is exempt).
+    @OptionGroup var ingest: LiveIngestOptions
 
     func validate() throws {
         if !(tps > 0 && tps <= 1_000_000) { throw ValidationError("--tps must be in (0, 1000000]") }
@@ -104,6 +106,7 @@ struct Run: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
+        let ingestPolicy = try ingest.policy()  // a bad PAN secret stops the start, before any bootstrap
         let (store, registry, processor, state) = try pipeline.openPipeline()
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
@@ -178,6 +181,7 @@ struct Run: AsyncParsableCommand {
             modelSwitch: handle.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
+        dependencies.ingestPolicy = ingestPolicy
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(

@@ -17,30 +17,53 @@ struct DataOptions: ParsableArguments {
     @Option(help: "With --data: label events (JSON Lines) instead of the history's is_fraud.") var labels: String?
     @Option(help: "With --data: days after which a label counts as known for merchant fraud rates.")
     var labelDelayDays = 7.0
+    @Option(
+        help: ArgumentHelp(
+            "Largest share of invalid records (or table rows) to skip; above it the command refuses to run.",
+            valueName: "fraction"))
+    var maxInvalid = 0.01
+    @OptionGroup var pan: PANSecretOptions
 
     func validate() throws {
         if (data == nil) == (table == nil) { throw ValidationError("give exactly one of --data and --table") }
+        if !(maxInvalid >= 0 && maxInvalid <= 1) { throw ValidationError("--max-invalid must be within 0…1") }
     }
 
-    /// The labelled rows and their feature names, with a note of what was skipped.
-    func load(command: String) throws -> (TimedDataset, [String], hasCardsAndDays: Bool) {
+    /// The labelled rows and their feature names. What was skipped is printed, by reason; more
+    /// than --max-invalid of the records invalid stops the command (a file read wrongly, e.g. a
+    /// label taxonomy or a date format the schema does not take, must not train in silence).
+    func load(command: String) throws -> (TimedDataset, [String], hasCardsAndDays: Bool, hasTimes: Bool) {
         if let table {
             let t: FeatureTable
             do { t = try FeatureTable.read(path: table, label: label, timeColumn: timeColumn) } catch {
                 throw ValidationError("\(error)")
             }
+            try check(t.invalid, path: table, total: t.rowsRead, what: "rows")
             if t.unlabelled > 0 { printError("\(table): \(grouped(t.unlabelled)) rows without a label skipped") }
-            return (t.data, t.featureNames, t.hasTimes && !t.data.cards.contains(""))
+            return (t.data, t.featureNames, t.hasTimes && !t.data.cards.contains(""), t.hasTimes)
         }
-        let (transactions, invalid) = try Input.transactions(data!, format: nil, deadLetters: nil, command: command)
-        if invalid > 0 { printError("\(data!): \(grouped(invalid)) invalid records skipped") }
+        let (transactions, invalid) = try Input.transactions(
+            data!, format: nil, deadLetters: nil, command: command, policy: try pan.offlinePolicy())
+        try check(invalid, path: data!, total: transactions.count + invalid.count, what: "records")
         let labelEvents = try labels.map { try Input.labels($0, command: command) }
         var config = FeatureConfig()
         config.labelDelay = Int64(labelDelayDays * 86_400e6)
         let dataset = try ModelTraining.dataset(history: transactions, labels: labelEvents, config: config)
         let unlabelled = transactions.count - dataset.rows
         if unlabelled > 0 { printError("\(data!): \(grouped(unlabelled)) transactions without is_fraud used for features only") }
-        return (dataset, Feature.names, true)
+        return (dataset, Feature.names, true, true)
+    }
+
+    func check(_ invalid: InvalidRecords, path: String, total: Int, what: String) throws {
+        guard invalid.count > 0 else { return }
+        printError(invalid.report(path, of: total))
+        let share = invalid.fraction(of: total)
+        if share > maxInvalid {
+            throw ValidationError(
+                "\(path): \(String(format: "%.2f", 100 * share)) % of the \(what) are invalid, more than --max-invalid "
+                    + "\(maxInvalid) allows; fix the file, or pass --max-invalid \(String(format: "%.2f", (share * 100).rounded(.up) / 100)) "
+                    + "to go on without them")
+        }
     }
 }
 
@@ -51,7 +74,9 @@ struct Train: ParsableCommand {
             The split respects time: rows in [train-from, train-to) train, rows in
             [test-from, test-to) test; by default the test window is the last 7 days
             (or the latest --test-fraction of rows) and training ends --delay-days
-            before it. The latest 15 % of the training window stop the boosting early,
+            before it (default 7; with --test-fraction at most the test window's length,
+            so a data set of a few days keeps training rows; a table without a time
+            column has no delay). The latest 15 % of the training window stop the boosting early,
             calibrate the probabilities and choose the thresholds. Dates are
             2026-01-22 or RFC 3339.
 
@@ -65,7 +90,9 @@ struct Train: ParsableCommand {
     @OptionGroup var source: DataOptions
     @Option(help: "Start of the training window.") var trainFrom: String?
     @Option(help: "End of the training window (exclusive).") var trainTo: String?
-    @Option(help: "Gap between training and test windows, in days (the label delay).") var delayDays = 7.0
+    @Option(
+        help: "Gap between training and test windows, in days (the label delay; default 7, see above).")
+    var delayDays: Double?
     @Option(help: "Start of the test window.") var testFrom: String?
     @Option(help: "End of the test window (exclusive).") var testTo: String?
     @Option(help: "Without dates: the test window is this many last days...") var testDays = 7.0
@@ -95,7 +122,7 @@ struct Train: ParsableCommand {
         if !(1...16).contains(maxDepth) { throw ValidationError("--max-depth must be between 1 and 16") }
         if !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
         if !(scalePosWeight > 0) { throw ValidationError("--scale-pos-weight must be greater than 0") }
-        if !(delayDays >= 0) { throw ValidationError("--delay-days must not be negative") }
+        if let delayDays, !(delayDays >= 0) { throw ValidationError("--delay-days must not be negative") }
         if !(testDays > 0) { throw ValidationError("--test-days must be greater than 0") }
     }
 
@@ -103,7 +130,7 @@ struct Train: ParsableCommand {
         guard let kind = ModelKind(rawValue: model) else {
             throw ValidationError("--model must be gbdt or logistic, got '\(model)'")
         }
-        let (dataset, names, cardsAndDays) = try source.load(command: "train")
+        let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train")
         var request = TrainingRequest()
         request.kind = kind
         request.gbdt.trees = trees
@@ -116,14 +143,19 @@ struct Train: ParsableCommand {
         request.trainTo = try trainTo.map { try Input.instant($0, option: "--train-to") }
         request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
         request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
-        request.delay = Int64(delayDays * 86_400e6)
+        request.delay = Int64((delayDays ?? (hasTimes ? 7 : 0)) * 86_400e6)
+        request.delayAtMostTest = delayDays == nil && testFraction != nil && testFrom == nil
         request.testLength = Int64(testDays * 86_400e6)
         request.testFraction = testFraction
         request.targetPrecision = targetPrecision
         request.targetFPR = targetFpr
         request.cardPrecision = cardsAndDays
         let outcome: TrainingOutcome
-        do { outcome = try ModelTraining.train(dataset, featureNames: names, request: request) } catch {
+        do { outcome = try ModelTraining.train(dataset, featureNames: names, request: request) } catch let empty
+            as EmptyTrainingWindow
+        {
+            throw ValidationError(advice(empty))
+        } catch {
             throw ValidationError("\(error)")
         }
         var version: Int?
@@ -151,6 +183,7 @@ struct Train: ParsableCommand {
                     "train_rows": outcome.trainRows, "test_rows": outcome.test.rows, "trees": outcome.trees ?? 0,
                     "training_seconds": (outcome.seconds * 1000).rounded() / 1000,
                     "fit_seconds": (outcome.fitSeconds * 10000).rounded() / 10000, "promoted": decision?.promoted ?? false,
+                    "label_delay_days": Double(outcome.split.testFrom - outcome.split.trainTo) / Double(TimeSplit.day),
                 ])
         } else {
             print(
@@ -159,10 +192,25 @@ struct Train: ParsableCommand {
                     + ", trained on \(grouped(outcome.trainRows)) rows in \(format1(outcome.seconds)) s")
             print(
                 "train [\(outcome.artifact.trainingWindow!.from), \(outcome.artifact.trainingWindow!.to))"
-                    + "  test [\(outcome.artifact.testWindow!.from), \(outcome.artifact.testWindow!.to))")
+                    + "  test [\(outcome.artifact.testWindow!.from), \(outcome.artifact.testWindow!.to))"
+                    + "  label delay \(TimeSplit.days(outcome.split.testFrom - outcome.split.trainTo))")
             Report.printTable(outcome.metrics)
             if let decision { print("promotion: \(decision.promoted ? "promoted" : "not promoted") — \(decision.reason)") }
         }
+    }
+}
+
+extension Train {
+    /// An empty training window explained with what to pass.
+    func advice(_ e: EmptyTrainingWindow) -> String {
+        var ways: [String] = []
+        if e.longestDelay > 0 {
+            let most = Double(e.longestDelay) / Double(TimeSplit.day)
+            ways.append("--delay-days below \(String(format: "%.2f", (most * 100).rounded(.down) / 100))")
+        }
+        ways.append(testFraction != nil ? "a smaller --test-fraction" : "a smaller --test-days or --test-from")
+        ways.append("--train-from and --train-to")
+        return e.situation + ". Pass " + ways.joined(separator: ", or ")
     }
 }
 

@@ -35,7 +35,7 @@ struct FoundationWire: Encodable {
         channel = t.channel?.rawValue
         customer_id = t.customerID
         is_fraud = t.isFraud
-        fraud_pattern = t.fraudPattern?.rawValue
+        fraud_pattern = t.fraudPattern
     }
 }
 
@@ -122,7 +122,7 @@ func withoutNewline(_ bytes: [UInt8]) -> [UInt8] {
             #expect(close(object["latitude"], t.location?.latitude))
             #expect(close(object["longitude"], t.location?.longitude))
             #expect((object["is_fraud"] as? NSNumber)?.intValue == t.isFraud.map { $0 ? 1 : 0 })
-            #expect(object["fraud_pattern"] as? String == t.fraudPattern?.rawValue)
+            #expect(object["fraud_pattern"] as? String == t.fraudPattern)
         }
     }
 

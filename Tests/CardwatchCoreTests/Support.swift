@@ -31,17 +31,23 @@ enum Rand {
         }
     }
 
-    /// A valid identifier: 1 to `maxLength` scalars, often short, sometimes at the limit.
+    /// A valid identifier: 1 to `maxLength` scalars, often short, sometimes at the limit; in
+    /// NFC (the form the validator keeps) and not blank.
     static func identifier<R: RandomNumberGenerator>(using rng: inout R, maxLength: Int = 64) -> String {
-        let length: Int
-        switch Int.random(in: 0..<10, using: &rng) {
-        case 0: length = maxLength
-        case 1: length = 1
-        default: length = Int.random(in: 1...min(16, maxLength), using: &rng)
+        while true {
+            let length: Int
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: length = maxLength
+            case 1: length = 1
+            default: length = Int.random(in: 1...min(16, maxLength), using: &rng)
+            }
+            var s = String.UnicodeScalarView()
+            for _ in 0..<length { s.append(idScalar(using: &rng)) }
+            let id = String(s).precomposedStringWithCanonicalMapping
+            if id.unicodeScalars.count <= maxLength && !id.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
+                return id
+            }
         }
-        var s = String.UnicodeScalarView()
-        for _ in 0..<length { s.append(idScalar(using: &rng)) }
-        return String(s)
     }
 
     /// A valid amount in (0, 1e9]: cents, uniform, log-uniform, any representable value, or an edge.
@@ -97,6 +103,7 @@ enum Rand {
             merchantID: identifier(using: &rng))
         if Bool.random(using: &rng) { t.merchantCategory = merchantCategory(using: &rng) }
         if Bool.random(using: &rng) { t.currency = Codes.currencies.randomElement(using: &rng)! }
+        t.amount = max(t.amount, ISOCodes.minorUnit(t.currency))  // smaller is no payment
         if Bool.random(using: &rng) {
             t.location = GeoPoint(
                 latitude: coordinate(limit: 90, using: &rng), longitude: coordinate(limit: 180, using: &rng))
@@ -107,7 +114,7 @@ enum Rand {
         if Bool.random(using: &rng) {
             let fraud = Bool.random(using: &rng)
             t.isFraud = fraud
-            if fraud, Bool.random(using: &rng) { t.fraudPattern = FraudPattern.allCases.randomElement(using: &rng)! }
+            if fraud, Bool.random(using: &rng) { t.fraudPattern = identifier(using: &rng) }
         }
         return t
     }

@@ -117,6 +117,22 @@ let badJSONFields: [BadField] = [
     BadField([("customer_id", #""c\u0085d""#)], "customer_id", "control character"),
     BadField([("customer_id", #""""#)], "customer_id", "empty"),
     BadField([("merchant_category", "\"cat\(sixtyFive)\"")], "merchant_category", "64"),
+    // Blank identifiers (issue 14, item 13): empty once white space is trimmed.
+    BadField([("transaction_id", #"" ""#)], "transaction_id", "blank"),
+    BadField([("card_id", #""   ""#)], "card_id", "blank"),
+    BadField([("merchant_id", #""\u00a0\u2003""#)], "merchant_id", "blank"),
+    BadField([("customer_id", #"" ""#)], "customer_id", "blank"),
+    // Identifiers that read as card numbers (issue 14, item 8).
+    BadField([("card_id", #""4111111111111111""#)], "card_id", "card number", "card_number"),
+    BadField([("transaction_id", #""4111 1111 1111 1111""#)], "transaction_id", "card number"),
+    BadField([("merchant_id", #""5500-0000-0000-0004""#)], "merchant_id", "card number"),
+    BadField([("customer_id", #""6011000990139424""#)], "customer_id", "card number"),
+    // Amounts below the currency's minor unit (issue 14, item 13).
+    BadField([("amount", "5e-324")], "amount", "smallest unit", "USD", "0.01"),
+    BadField([("amount", "0.009")], "amount", "smallest unit", "0.01"),
+    BadField([("amount", "0.5"), ("currency", #""JPY""#)], "amount", "smallest unit", "JPY", "1"),
+    BadField([("amount", "0.0005"), ("currency", #""BHD""#)], "amount", "smallest unit", "BHD", "0.001"),
+    BadField([("amount", "0.00005"), ("currency", #""CLF""#)], "amount", "smallest unit", "CLF", "0.0001"),
     // Codes.
     BadField([("currency", #""usd""#)], "currency", "ISO 4217", "usd"),
     BadField([("currency", #""ABC""#)], "currency", "ISO 4217", "ABC"),
@@ -130,7 +146,9 @@ let badJSONFields: [BadField] = [
     BadField([("is_fraud", "2")], "is_fraud", "0, 1", "2"),
     BadField([("is_fraud", "0.5")], "is_fraud", "0, 1"),
     BadField([("is_fraud", #""yes""#)], "is_fraud", "0, 1", "string"),
-    BadField([("is_fraud", "1"), ("fraud_pattern", #""phishing""#)], "fraud_pattern", "unknown pattern", "phishing"),
+    BadField([("is_fraud", "1"), ("fraud_pattern", #""""#)], "fraud_pattern", "empty"),
+    BadField([("is_fraud", "1"), ("fraud_pattern", #"" ""#)], "fraud_pattern", "blank"),
+    BadField([("is_fraud", "1"), ("fraud_pattern", "\"\(sixtyFive)\"")], "fraud_pattern", "65", "64"),
     BadField([("is_fraud", "0"), ("fraud_pattern", #""geo_jump""#)], "fraud_pattern", "is_fraud"),
     BadField([("is_fraud", "false"), ("fraud_pattern", #""card_testing""#)], "fraud_pattern", "is_fraud"),
     BadField([("fraud_pattern", #""velocity_burst""#)], "fraud_pattern", "is_fraud"),
@@ -154,7 +172,13 @@ let badJSONFields: [BadField] = [
 
     @Test(
         arguments: [
-            [("amount", "1000000000")], [("amount", "5e-324")], [("amount", "1e9")],
+            [("amount", "1000000000")], [("amount", "0.01")], [("amount", "1e9")],
+            [("amount", "1"), ("currency", #""KRW""#)], [("amount", "0.001"), ("currency", #""KWD""#)],
+            [("amount", "0.0001"), ("currency", #""UYW""#)],
+            [("transaction_id", #""4111111111111112""#)], [("transaction_id", #""411111111116""#)],
+            [("transaction_id", #""0000000000000""#)], [("transaction_id", #""0004111111111111111""#)],
+            [("transaction_id", #"" tx ""#)], [("is_fraud", "1"), ("fraud_pattern", #""phishing""#)],
+            [("is_fraud", "1"), ("fraud_pattern", #""Account Takeover / ATO""#)],
             [("transaction_id", "\"\(sixtyFour)\"")], [("card_id", "\"\(String(repeating: "é", count: 64))\"")],
             [("merchant_id", #""a,b \"c\" \\ d""#)], [("customer_id", "null")],
             [("latitude", "90"), ("longitude", "-180")], [("latitude", "-90"), ("longitude", "180")],
@@ -182,7 +206,7 @@ let badJSONFields: [BadField] = [
         let t = try decodeJSON(line).get()
         #expect(t.merchantID == "a,b \"c\" \\ d / é😀")
         #expect(t.location == GeoPoint(latitude: -33.8688, longitude: 151.2093))
-        #expect(t.isFraud == true && t.fraudPattern == .highAmount && t.channel == .online)
+        #expect(t.isFraud == true && t.fraudPattern == "high_amount" && t.channel == .online)
         #expect(t.country == "AU" && t.currency == "AUD")
     }
 

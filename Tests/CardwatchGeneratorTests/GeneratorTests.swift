@@ -50,7 +50,7 @@ import Testing
         let fraud = Fixtures.million.transactions.filter { $0.isFraud == true }
         let settings = GeneratorConfig().patternShares
         for p in FraudPattern.allCases {
-            let share = Double(fraud.filter { $0.fraudPattern == p }.count) / Double(fraud.count) * 100
+            let share = Double(fraud.filter { $0.fraudPattern == p.rawValue }.count) / Double(fraud.count) * 100
             print("\(p.rawValue): \(share) % of fraud (setting \(settings[p]! * 100) %)")
             #expect(abs(share - settings[p]! * 100) <= 5, "\(p.rawValue)")
         }
@@ -65,7 +65,7 @@ import Testing
         let fraud = txs.filter { $0.isFraud == true }
         let share = Double(fraud.count) / Double(txs.count)
         #expect(abs(share - 0.1) < 0.01)
-        #expect(fraud.allSatisfy { $0.fraudPattern == .cardTesting })
+        #expect(fraud.allSatisfy { $0.fraudPattern == FraudPattern.cardTesting.rawValue })
     }
 
     @Test func noFraudWhenTheRateIsZero() {

@@ -11,7 +11,7 @@ import Testing
     @Test func geoJumpImpliesMoreThan500KmPerHourFromTheCardsPreviousTransaction() {
         var checked = 0
         for indices in Fixtures.millionByCard.values {
-            for (k, i) in indices.enumerated() where txs[i].fraudPattern == .geoJump {
+            for (k, i) in indices.enumerated() where txs[i].fraudPattern == FraudPattern.geoJump.rawValue {
                 guard k > 0 else {
                     Issue.record("geo_jump \(txs[i].transactionID) is its card's first transaction")
                     continue
@@ -31,7 +31,7 @@ import Testing
         var checked = 0
         for indices in Fixtures.millionByCard.values {
             let times = indices.map { txs[$0].timestamp }
-            for (k, i) in indices.enumerated() where txs[i].fraudPattern == .velocityBurst {
+            for (k, i) in indices.enumerated() where txs[i].fraudPattern == FraudPattern.velocityBurst.rawValue {
                 // Some window of five consecutive card transactions containing this one spans ≤ 10 minutes.
                 let found = (max(0, k - 4)...k).contains { s in
                     s + 4 < times.count && times[s + 4].seconds(since: times[s]) <= 600
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func highAmountIsAtLeast80PercentOfTheCardsLimit() {
-        let high = txs.filter { $0.fraudPattern == .highAmount }
+        let high = txs.filter { $0.fraudPattern == FraudPattern.highAmount.rawValue }
         #expect(high.count > 3_000)
         for t in high {
             let limit = world.cards[world.cardIndex(of: t.cardID)!].creditLimit
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func cardTestingAmountsAreAtMostTwoDollars() {
-        let testing = txs.filter { $0.fraudPattern == .cardTesting }
+        let testing = txs.filter { $0.fraudPattern == FraudPattern.cardTesting.rawValue }
         #expect(testing.count > 1_000)
         #expect(testing.allSatisfy { $0.amount <= 2.00 && $0.amount > 0 })
         let online = testing.filter { $0.channel == .online }.count

@@ -72,8 +72,8 @@ import Testing
         let features = Self.features(txs, Fixtures.million.generator.world)
         for pattern in FraudPattern.allCases {
             // Legitimate transactions against this pattern's; other patterns are left out.
-            let keep = txs.indices.filter { txs[$0].isFraud == false || txs[$0].fraudPattern == pattern }
-            let positive = keep.map { txs[$0].fraudPattern == pattern }
+            let keep = txs.indices.filter { txs[$0].isFraud == false || txs[$0].fraudPattern == pattern.rawValue }
+            let positive = keep.map { txs[$0].fraudPattern == pattern.rawValue }
             let best = features.keys.sorted().map { name in
                 Self.bestRule(name, keep.map { features[name]![$0] }, positive)
             }.max { $0.f1 < $1.f1 }!

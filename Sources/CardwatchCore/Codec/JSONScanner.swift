@@ -2,6 +2,12 @@
 public protocol JSONFieldSink {
     /// One member: its key's raw UTF-8 (escape-free keys only) and its value.
     mutating func member(key: UnsafeRawBufferPointer, value: RawValue)
+    /// Where the member just given lies: from its key's opening quote to the end of its value, and the value alone.
+    mutating func memberBytes(_ member: Range<Int>, value: Range<Int>)
+}
+
+extension JSONFieldSink {
+    public mutating func memberBytes(_ member: Range<Int>, value: Range<Int>) {}
 }
 
 /// A hand-written scanner for one flat JSON object per line (JSON Lines).
@@ -36,6 +42,7 @@ public struct JSONScanner {
             while true {
                 p.skipSpace()
                 guard p.peek == UInt8(ascii: "\"") else { throw p.error("expected a quoted field name") }
+                let memberStart = p.i
                 let keyStart = p.i + 1
                 let key = try p.string()
                 let keyBytes: UnsafeRawBufferPointer
@@ -50,8 +57,10 @@ public struct JSONScanner {
                 guard p.peek == UInt8(ascii: ":") else { throw p.error("expected ':' after a field name") }
                 p.i += 1
                 p.skipSpace()
+                let valueStart = p.i
                 let value = try p.value(depth: 1)
                 sink.member(key: keyBytes, value: value)
+                sink.memberBytes(memberStart..<p.i, value: valueStart..<p.i)
                 p.skipSpace()
                 guard let c = p.peek else { throw p.error("unterminated object: expected ',' or '}'") }
                 p.i += 1

@@ -30,6 +30,16 @@ public struct RawRecord: Sendable {
     public var isText: Bool
     /// Fields the input gave twice; a record with repeats is refused.
     public var repeated: [TransactionField] = []
+    /// JSON: where the `card_number` member lies (its key's opening quote to its value's end),
+    /// so the record can be stored without it.
+    public var cardNumberMember: Range<Int>?
+    /// JSON: where the value of `card_id` lies, for the record stored with the derived one.
+    public var cardIDValue: Range<Int>?
+    /// JSON: where the values of members the schema does not know lie, so card-number
+    /// look-alikes in them can be masked before the record is stored.
+    public var unknownValues: [Range<Int>] = []
+    /// What the member being scanned was, for `memberBytes`.
+    var scanning: ScannedMember = .field
 
     public init(isText: Bool) {
         self.values = Array(repeating: .missing, count: TransactionField.allCases.count)
@@ -37,8 +47,17 @@ public struct RawRecord: Sendable {
     }
 
     public mutating func reset() {
-        for i in values.indices { values[i] = .missing }
-        repeated.removeAll(keepingCapacity: true)
+        values.withUnsafeMutableBufferPointer { slots in
+            for i in slots.indices { slots[i] = .missing }
+        }
+        if !repeated.isEmpty { repeated.removeAll(keepingCapacity: true) }
+        cardNumberMember = nil
+        cardIDValue = nil
+        if !unknownValues.isEmpty { unknownValues.removeAll(keepingCapacity: true) }
+    }
+
+    enum ScannedMember {
+        case field, cardID, cardNumber, unknown
     }
 
     public subscript(field: TransactionField) -> RawValue {

@@ -1,24 +1,53 @@
 extension RawRecord: JSONFieldSink {
+    @inline(__always)
     public mutating func member(key: UnsafeRawBufferPointer, value: RawValue) {
         // Unknown members are ignored so that producers can add fields without breaking readers.
-        if let field = TransactionField(name: key) { self[field] = value }
+        if let field = TransactionField(name: key) {
+            self[field] = value
+            scanning = field == .cardNumber ? .cardNumber : field == .cardID ? .cardID : .field
+        } else {
+            scanning = .unknown
+        }
+    }
+
+    @inline(__always)
+    public mutating func memberBytes(_ member: Range<Int>, value: Range<Int>) {
+        switch scanning {
+        case .field: break
+        case .cardID: cardIDValue = value
+        case .cardNumber: cardNumberMember = member
+        case .unknown: unknownValues.append(value)
+        }
     }
 }
 
 /// JSON Lines → validated transactions. Reuses its scratch record between lines.
 public struct TransactionJSONDecoder: Sendable {
     var record = RawRecord(isText: false)
+    public let policy: IngestPolicy
+    /// The last valid record as it may be stored, when that differs from its bytes as they
+    /// came (nil, the usual case): its card number replaced by the card id derived from it,
+    /// and card-number look-alikes in members the schema does not know masked.
+    public private(set) var redacted: [UInt8]?
 
-    public init() {}
+    public init(policy: IngestPolicy = .offline) { self.policy = policy }
 
     public mutating func decode(_ line: UnsafeRawBufferPointer) -> Result<Transaction, RecordError> {
         record.reset()
+        redacted = nil
         do {
             try JSONScanner.scanObject(line, into: &record)
         } catch {
             return .failure(error)
         }
-        return TransactionValidator.validate(record, in: line)
+        let result = TransactionValidator.validate(record, in: line, policy: policy)
+        // The usual record (no card number, no member the schema does not know) costs one test.
+        if record.cardNumberMember != nil || !record.unknownValues.isEmpty, policy.mode == .ingest,
+            case .success(let t) = result
+        {
+            redacted = PANRedaction.storable(line, record: record, cardID: t.cardID)
+        }
+        return result
     }
 
     public mutating func decode(_ line: String) -> Result<Transaction, RecordError> {
@@ -31,12 +60,14 @@ public struct TransactionJSONDecoder: Sendable {
 public struct TransactionCSVDecoder: Sendable {
     /// The schema field of each column; nil for columns the schema does not know.
     public let columns: [TransactionField?]
+    public let policy: IngestPolicy
     var record = RawRecord(isText: true)
     var cells = CSVCells()
 
     /// Reads the header. Problems (duplicate or missing required columns) are
     /// returned rather than thrown so a caller can report them and still read rows.
-    public init(header: UnsafeRawBufferPointer) {
+    public init(header: UnsafeRawBufferPointer, policy: IngestPolicy = .offline) {
+        self.policy = policy
         var cells = CSVCells()
         var columns: [TransactionField?] = []
         if (try? cells.split(header)) != nil {
@@ -63,9 +94,30 @@ public struct TransactionCSVDecoder: Sendable {
             issues.append(FieldIssue(field: f.name, problem: "column appears more than once in the header"))
         }
         for f in [TransactionField.transactionID, .cardID, .amount, .timestamp, .merchantID] where !seen.contains(f) {
+            if f == .cardID && seen.contains(.cardNumber) { continue }
             issues.append(FieldIssue(field: f.name, problem: "required column missing from the CSV header"))
         }
         return issues
+    }
+
+    /// A rejected row's text as a dead letter may keep it: the `card_number` cell masked
+    /// (first six and last four digits) and card-number look-alikes anywhere masked.
+    public func deadLetterText(_ row: UnsafeRawBufferPointer) -> [UInt8] {
+        var bytes = Array(row)
+        if let column = columns.firstIndex(of: .cardNumber) {
+            if let ranges = CSVCells.ranges(row), column < ranges.count {
+                var cell = ranges[column]
+                if cell.count >= 2 && bytes[cell.lowerBound] == UInt8(ascii: "\"") {
+                    cell = cell.lowerBound + 1..<cell.upperBound - 1
+                }
+                CardNumber.maskValue(&bytes, cell, escaped: false)
+            } else {
+                // A row that does not split: every long digit run could be the card number.
+                CardNumber.maskDigitRuns(&bytes, atLeast: 12)
+            }
+        }
+        CardNumber.maskLookalikes(in: &bytes)
+        return bytes
     }
 
     public mutating func decode(_ row: UnsafeRawBufferPointer) -> Result<Transaction, RecordError> {
@@ -82,7 +134,7 @@ public struct TransactionCSVDecoder: Sendable {
             guard let column else { continue }
             record.values[column.rawValue] = cells.cells[i]
         }
-        return TransactionValidator.validate(record, in: row)
+        return TransactionValidator.validate(record, in: row, policy: policy)
     }
 
     public mutating func decode(_ row: String) -> Result<Transaction, RecordError> {
@@ -139,6 +191,36 @@ struct CSVCells: Sendable {
             }
             if i >= n { return }
             i += 1  // the comma
+        }
+    }
+
+    /// Each cell's bytes (quotes included) in a row, or nil when the row does not split.
+    static func ranges(_ b: UnsafeRawBufferPointer) -> [Range<Int>]? {
+        var out: [Range<Int>] = []
+        var i = 0
+        while true {
+            let start = i
+            if i < b.count, b[i] == UInt8(ascii: "\"") {
+                i += 1
+                while true {
+                    guard i < b.count else { return nil }
+                    if b[i] == UInt8(ascii: "\"") {
+                        if i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") {
+                            i += 2
+                            continue
+                        }
+                        i += 1
+                        break
+                    }
+                    i += 1
+                }
+                guard i == b.count || b[i] == UInt8(ascii: ",") else { return nil }
+            } else {
+                while i < b.count, b[i] != UInt8(ascii: ",") { i += 1 }
+            }
+            out.append(start..<i)
+            if i >= b.count { return out }
+            i += 1
         }
     }
 

@@ -46,7 +46,7 @@ public enum TransactionEncoder {
         }
         if let p = t.fraudPattern {
             out.append(contentsOf: #","fraud_pattern":"#.utf8)
-            appendJSONString(p.rawValue, to: &out)
+            appendJSONString(p, to: &out)
         }
         out.append(contentsOf: "}\n".utf8)
     }
@@ -60,7 +60,7 @@ public enum TransactionEncoder {
 
     /// The CSV header: every schema column in canonical order.
     public static var csvHeader: String {
-        TransactionField.allCases.map(\.name).joined(separator: ",") + "\n"
+        TransactionField.written.map(\.name).joined(separator: ",") + "\n"
     }
 
     /// Appends one CSV row (columns as in `csvHeader`) and a newline.
@@ -91,7 +91,7 @@ public enum TransactionEncoder {
         out.append(UInt8(ascii: ","))
         if let f = t.isFraud { out.append(f ? UInt8(ascii: "1") : UInt8(ascii: "0")) }
         out.append(UInt8(ascii: ","))
-        if let p = t.fraudPattern { out.append(contentsOf: p.rawValue.utf8) }
+        if let p = t.fraudPattern { appendCSVCell(p, to: &out) }
         out.append(UInt8(ascii: "\n"))
     }
 

@@ -18,7 +18,8 @@ public protocol ModelCatalog: Sendable {
 
 /// Where the training rows come from: the warehouse's silver rows with their labels.
 public protocol TrainingStore: Sendable {
-    /// Labelled silver rows whose event time is within `days` days before the newest one.
+    /// Labelled silver rows whose event time is within `days` days before a robust
+    /// event-time watermark (never one record's maximum, which a single bad date would move).
     func trainingRows(days: Double) throws -> TimedDataset
     /// The feature columns the silver table holds, in order.
     func featureColumns() throws -> [String]

@@ -25,6 +25,8 @@ public struct Ingestor: Sendable {
         public var duplicates = 0
         /// Records skipped because an earlier, interrupted import of the same file committed them.
         public var resumedAfter = 0
+        /// Of the dead letters, those refused for an event time beyond the wall-clock bounds.
+        public var outsideTimeBounds = 0
         public init() {}
 
         mutating func add(_ o: IngestOutcome) {
@@ -34,12 +36,13 @@ public struct Ingestor: Sendable {
         }
     }
 
-    /// Feeds a JSON Lines or CSV file through the log. Resumes after the last record a
-    /// previous import of the same path committed.
-    public func importFile(_ path: String, format: RecordFormat? = nil) throws -> Summary {
+    /// Feeds a JSON Lines or CSV file through the log, validated with `policy` (the PAN key
+    /// and the wall-clock bounds of a live import). Resumes after the last record a previous
+    /// import of the same path committed.
+    public func importFile(_ path: String, format: RecordFormat? = nil, policy: IngestPolicy = .offline) throws -> Summary {
         let source = "file:" + URL(fileURLWithPath: path).standardizedFileURL.path
         let resume = Int(try store.resumePosition(source: source) ?? 0)
-        var reader = try TransactionFileReader(path: path, format: format)
+        var reader = try TransactionFileReader(path: path, format: format, policy: policy)
         let isJSON = (format ?? .guess(path: path)) == .jsonl
         defer { reader.close() }
         var summary = Summary()
@@ -56,6 +59,7 @@ public struct Ingestor: Sendable {
                 batch.records.append(
                     isJSON ? IngestRecord(transaction: t, raw: raw, line: line) : IngestRecord(transaction: t, line: line))
             case .invalid(let error, let raw):
+                if error.issues.contains(where: EventTimeBounds.isBoundIssue) { summary.outsideTimeBounds += 1 }
                 batch.deadLetters.append(DeadLetter(source: source, line: line, issues: error.issues, raw: Array(raw)))
             }
             if batch.records.count + batch.deadLetters.count >= batchSize {

@@ -36,7 +36,8 @@ public final class Processor {
     let pendingModel = PendingModel()
     /// Shared counters of the running pipeline, when there is one.
     public var state: PipelineState?
-    private var transactionDecoder = TransactionJSONDecoder()
+    /// The log holds records accepted by the rules of their day: read back as such.
+    private var transactionDecoder = TransactionJSONDecoder(policy: .log)
     private var labelDecoder = LabelJSONDecoder()
     /// Counters for the summary.
     public private(set) var processed = 0

@@ -8,14 +8,16 @@ public struct DeadLetter: Sendable, Equatable {
     /// Its place in the source (a line number), when there is one.
     public var line: Int?
     public var issues: [FieldIssue]
-    /// The record's bytes exactly as received.
-    public var raw: [UInt8]
+    /// The record's bytes as received, but for card numbers: the value of a `card_number`
+    /// and anything else that reads as one are masked (first six and last four digits).
+    public private(set) var raw: [UInt8]
 
+    /// `raw` is masked here, whatever the caller did: no card number reaches the dead letters.
     public init(source: String, line: Int?, issues: [FieldIssue], raw: [UInt8]) {
         self.source = source
         self.line = line
         self.issues = issues
-        self.raw = raw
+        self.raw = CardNumber.deadLetterText(raw)
     }
 }
 
@@ -47,6 +49,19 @@ public struct IngestRecord: Sendable {
         }
         payload = Array(raw[..<end])
         self.line = line
+    }
+}
+
+extension TransactionJSONDecoder {
+    /// Decodes one JSON record for the log: a valid one as it may be stored
+    /// (`redacted` when it carried a card number), or the record's problems.
+    public mutating func ingestRecord(_ raw: UnsafeRawBufferPointer, line: Int?) -> Result<IngestRecord, RecordError> {
+        switch decode(raw) {
+        case .success(let t):
+            guard let stored = redacted else { return .success(IngestRecord(transaction: t, raw: raw, line: line)) }
+            return .success(stored.withUnsafeBytes { IngestRecord(transaction: t, raw: $0, line: line) })
+        case .failure(let e): return .failure(e)
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-import CardwatchCore
+public import CardwatchCore
 public import CardwatchModel
 
 /// A numeric feature table from CSV: `cardwatch features` output, or any table of
@@ -9,6 +9,10 @@ public struct FeatureTable: Sendable {
     public var data: TimedDataset
     /// Rows skipped because their label cell was empty.
     public var unlabelled: Int
+    /// Rows skipped because a cell could not be read (a label, a feature or the time), by column.
+    public var invalid: InvalidRecords
+    /// Data rows read (the header aside).
+    public var rowsRead: Int
     /// Whether the rows had real times (else row order stands in for time).
     public var hasTimes: Bool
 
@@ -30,6 +34,8 @@ public struct FeatureTable: Sendable {
         var patterns: [String?] = []
         var ids: [String] = []
         var unlabelled = 0
+        var invalid = InvalidRecords()
+        var rowsRead = 0
         var row: [Double] = []
         try reader.forEachRecord { line in
             let cells: [String]
@@ -54,8 +60,12 @@ public struct FeatureTable: Sendable {
                 row = [Double](repeating: 0, count: featureIndices.count)
                 return
             }
+            rowsRead += 1
+            // A row that cannot be read is skipped and counted by the column at fault (the caller
+            // decides whether that many may be left out: `train --max-invalid`).
             guard cells.count == columns.count else {
-                throw ModelError("\(path):\(line.lineNumber): \(cells.count) cells, the header has \(columns.count)")
+                invalid.add(line: line.lineNumber, reason: "row", "\(cells.count) cells, the header has \(columns.count)")
+                return
             }
             let labelText = cells[labelIndex]
             guard !labelText.isEmpty else {
@@ -63,7 +73,24 @@ public struct FeatureTable: Sendable {
                 return
             }
             guard let y = ["0": false, "1": true, "false": false, "true": true][labelText.lowercased()] else {
-                throw ModelError("\(path):\(line.lineNumber): label '\(labelText)' is not 0, 1, true or false")
+                invalid.add(
+                    line: line.lineNumber, reason: label,
+                    "'\(CardNumber.masked(text: labelText).prefix(40))' is not 0, 1, true or false")
+                return
+            }
+            var time = Int64(times.count)
+            if let t = timeIndex {
+                let text = cells[t]
+                if let ts = Timestamp(rfc3339: text) {
+                    time = ts.microseconds
+                } else if let seconds = Double(text), seconds.isFinite, abs(seconds) < 1e12 {
+                    time = Int64(seconds * 1e6)
+                } else {
+                    invalid.add(
+                        line: line.lineNumber, reason: columns[t],
+                        "'\(CardNumber.masked(text: text).prefix(40))' is neither RFC 3339 nor a number of seconds")
+                    return
+                }
             }
             for (k, j) in featureIndices.enumerated() {
                 let text = cells[j]
@@ -72,22 +99,14 @@ public struct FeatureTable: Sendable {
                 } else if let v = Double(text), v.isFinite {
                     row[k] = v
                 } else {
-                    throw ModelError("\(path):\(line.lineNumber): column '\(columns[j])' has '\(text)', which is not a number")
+                    invalid.add(
+                        line: line.lineNumber, reason: columns[j],
+                        "'\(CardNumber.masked(text: text).prefix(40))' is not a number")
+                    return
                 }
             }
             matrix.append(row, label: y)
-            if let t = timeIndex {
-                let text = cells[t]
-                if let ts = Timestamp(rfc3339: text) {
-                    times.append(ts.microseconds)
-                } else if let seconds = Double(text), seconds.isFinite {
-                    times.append(Int64(seconds * 1e6))
-                } else {
-                    throw ModelError("\(path):\(line.lineNumber): time '\(text)' is neither RFC 3339 nor a number of seconds")
-                }
-            } else {
-                times.append(Int64(times.count))
-            }
+            times.append(time)
             ids.append(idIndex.map { cells[$0] } ?? "row\(line.lineNumber)")
             cards.append(cardIndex.map { cells[$0] } ?? "")
             patterns.append(patternIndex.flatMap { cells[$0].isEmpty ? nil : cells[$0] })
@@ -96,6 +115,6 @@ public struct FeatureTable: Sendable {
         return FeatureTable(
             featureNames: featureIndices.map { header[$0] },
             data: TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids),
-            unlabelled: unlabelled, hasTimes: timeIndex != nil)
+            unlabelled: unlabelled, invalid: invalid, rowsRead: rowsRead, hasTimes: timeIndex != nil)
     }
 }

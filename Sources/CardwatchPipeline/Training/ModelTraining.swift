@@ -15,6 +15,8 @@ public struct TrainingRequest: Sendable {
     public var testTo: Int64?
     /// Gap between the training and the test windows.
     public var delay: Int64 = 0
+    /// The gap is at most the test window's length (see `TimeSplit.resolve`).
+    public var delayAtMostTest = false
     /// Without a test start: the test window is this long (microseconds) before the end.
     public var testLength: Int64 = 7 * TimeSplit.day
     public var testFraction: Double?
@@ -64,7 +66,7 @@ public enum ModelTraining {
             matrix.append(row, label: label)
             times.append(t.timestamp.microseconds)
             cards.append(t.cardID)
-            patterns.append(t.fraudPattern?.rawValue)
+            patterns.append(t.fraudPattern)
             ids.append(t.transactionID)
         }
         return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
@@ -77,7 +79,7 @@ public enum ModelTraining {
         }
         let split = try TimeSplit.resolve(
             times: data.times, trainFrom: r.trainFrom, trainTo: r.trainTo, delay: r.delay, testFrom: r.testFrom, testTo: r.testTo,
-            testLength: r.testLength, testFraction: r.testFraction)
+            testLength: r.testLength, testFraction: r.testFraction, delayAtMostTest: r.delayAtMostTest)
         let (trainIndices, testIndices) = split.indices(data.times)
         let trainLabels = trainIndices.map { data.matrix.labels[$0] }
         guard trainLabels.contains(true), trainLabels.contains(false) else {
