@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Modules follow the data flow of ../shared/DESIGN.md: Core (domain types, schema,
+// Modules follow the data flow of ARCHITECTURE.md: Core (domain types, schema,
 // codecs) ← Generator (the synthetic world) ← the `cardwatch` command line tool.
 let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
                 "CardwatchStorage", "CardwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

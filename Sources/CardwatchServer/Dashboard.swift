@@ -25,12 +25,12 @@ enum Dashboard {
         <span id="feed" class="dim">feed: connecting…</span></header>
         <main>
         <section><h2>Live alerts <span id="held"></span></h2>
-          <table><thead><tr><th>time</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
+          <table><thead><tr><th title="the transaction's own time (simulated for the live generator)">event time</th><th title="when Cardwatch decided it (wall clock)">decided</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
           <tbody id="alerts" onmouseleave="release()"></tbody></table></section>
         <div>
         <section class="charts"><h2>Last hour</h2>
           <span>transactions / minute</span><canvas id="c-tx"></canvas>
-          <span>fraud rate (alerts / transactions)</span><canvas id="c-rate"></canvas>
+          <span>alert rate (alerts / transactions)</span><canvas id="c-rate"></canvas>
           <span>mean latency, append → decision (ms)</span><canvas id="c-lat"></canvas></section>
         <section id="detail" style="margin-top:1rem"><h2>Alert</h2><div class="dim">Select an alert.</div></section>
         </div></main>
@@ -41,10 +41,13 @@ enum Dashboard {
         function row(a) {
           const tr = document.createElement('tr');
           tr.dataset.id = a.transaction_id;
-          const cells = [new Date(a.timestamp).toLocaleTimeString(), a.transaction_id, a.card_id,
+          // Event time (the transaction's own, simulated for the live generator: days ahead of the wall clock)
+          // and decision time (wall clock), side by side so neither passes for the other.
+          const cells = [new Date(a.event_time || a.timestamp).toISOString().replace('T', ' ').slice(0, 19),
+            new Date(a.decided_at).toLocaleTimeString(), a.transaction_id, a.card_id,
             Number(a.amount).toFixed(2), Number(a.fraud_probability).toFixed(3), a.risk_tier, a.action];
           cells.forEach((c, i) => { const td = document.createElement('td'); td.textContent = c;
-            if (i === 5) td.className = 'tier-' + a.risk_tier; tr.appendChild(td); });
+            if (i === 6) td.className = 'tier-' + a.risk_tier; tr.appendChild(td); });
           tr.onclick = () => show(a.transaction_id);
           return tr;
         }
@@ -120,7 +123,7 @@ enum Dashboard {
           try {
             const t = await (await fetch('/stats/timeseries?bucket=1m&window=1h')).json();
             chart($('c-tx'), t.buckets.map(b => b.transactions), '#5aa9ff', v => v.toFixed(0));
-            chart($('c-rate'), t.buckets.map(b => b.fraud_rate), '#ff5d5d', v => (100 * v).toFixed(2) + ' %');
+            chart($('c-rate'), t.buckets.map(b => b.alert_rate), '#ff5d5d', v => (100 * v).toFixed(2) + ' %');
             chart($('c-lat'), t.buckets.map(b => b.mean_latency_ms || 0), '#3ccf7a', v => v.toFixed(2) + ' ms');
           } catch (e) {}
           try {
@@ -131,9 +134,12 @@ enum Dashboard {
           try {
             const r = await fetch('/pipeline/health');
             if (r.ok) { const h = await r.json();
-              $('health').textContent = `${h.healthy ? 'healthy' : 'UNHEALTHY'} · ${h.throughput_per_second.toFixed(1)} tx/s · lag ${h.lag} · ${h.alerts.length} system alerts`;
-              $('health').className = h.healthy && !h.alerts.length ? 'ok' : 'bad'; }
-            else $('health').textContent = 'no health check yet';
+              // healthy / degraded (system alerts active) / UNHEALTHY (a stage down, or health checks stopped).
+              const rate = h.last_check && !h.last_check.stale ? ` · ${h.last_check.throughput_per_second.toFixed(1)} tx/s` : '';
+              $('health').textContent = `${h.status === 'unhealthy' ? 'UNHEALTHY' : h.status}${rate} · lag ${h.lag ?? '?'}`
+                + (h.alerts.length ? ' · ' + h.alerts.map(a => a.message).join(' · ') : '');
+              $('health').className = h.status === 'healthy' ? 'ok' : 'bad'; }
+            else $('health').textContent = 'health unknown';
           } catch (e) {}
         }
         async function start() {

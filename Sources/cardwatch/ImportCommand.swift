@@ -14,7 +14,9 @@ struct Import: ParsableCommand {
             the command returns when every record of the file has been decided. An
             interrupted import resumes where its last commit left off when run again.
             On an empty data directory a first model is bootstrapped (unless the
-            registry already has one).
+            registry already has one). Refused (exit status 1) while another process, such
+            as cardwatch run, writes to the data directory: feed a running pipeline over
+            HTTP (POST /v1/transactions) instead.
 
             Example:
               cardwatch generate --days 30 --seed 7 --out history.jsonl
@@ -37,7 +39,9 @@ struct Import: ParsableCommand {
     func run() throws {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
-        let (store, _, processor, state) = try pipeline.openPipeline()
+        let lock = try pipeline.lockDataDirectory(command: "cardwatch import")
+        defer { withExtendedLifetime(lock) {} }
+        let (store, _, processor, state, _) = try pipeline.openPipeline()
         let alertsBefore = try store.alertCount()
         let began = monotonicSeconds()
 
