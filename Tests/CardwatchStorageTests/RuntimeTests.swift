@@ -156,6 +156,55 @@ private final class Recorder<T: Sendable>: Sendable {
     }
 }
 
+@Suite struct CheckpointFailureTests {
+    /// Item 5: a feature checkpoint that cannot be written (a full disk; here a directory in
+    /// the way of its file) leaves the older ones, and a recovery uses them with a longer
+    /// replay instead of failing for good; the next checkpoint written clears the failure.
+    @Test func aCheckpointThatCannotBeWrittenDoesNotStopARecovery() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 1)
+            let scorer = try Scorer(artifact: amountModel(pivot: 1_000), version: 1)
+            let txs = try history(days: 20, cards: 20, seed: 17)
+            let half = txs.count / 2
+            let processor = try Processor(store: store, scorer: scorer, batchRecords: 40, checkpointEvery: 1)
+            func append(_ slice: ArraySlice<Transaction>) throws {
+                var batch = IngestBatch(source: "t")
+                batch.records = slice.map { IngestRecord(transaction: $0) }
+                _ = try store.ingest(batch)
+            }
+            for chunk in stride(from: 0, to: half, by: 40) { try append(txs[chunk..<min(half, chunk + 40)]) }
+            try drain(processor)
+            try processor.checkpoint()
+            let written = try #require(try store.latestCheckpoint(atMost: .max)).arrival
+            let blocked = (written + 1...written + 400).map {
+                dir + "/checkpoints/features-" + String(repeating: "0", count: 20 - String($0).count) + "\($0).snapshot.tmp"
+            }
+            for path in blocked { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false) }
+            for chunk in stride(from: half, to: txs.count, by: 40) {
+                try append(txs[chunk..<min(txs.count, chunk + 40)])
+                try drain(processor)
+            }
+            // The clean stop's checkpoint cannot be written: the stop says so.
+            #expect(throws: PipelineError.self) { try processor.checkpoint() }
+            // A restart (as after a failure) recovers from the older checkpoint.
+            let recovered = try Processor(store: store, scorer: scorer, batchRecords: 40, checkpointEvery: 1)
+            #expect(recovered.replayed == txs.count - half)
+            // Room again: the next checkpoint is written, and the failure is behind.
+            for path in blocked { try FileManager.default.removeItem(atPath: path) }
+            let more = try history(days: 1, cards: 20, seed: 18).map { t -> Transaction in
+                var t = t
+                t.transactionID = "more-" + t.transactionID
+                t.timestamp = t.timestamp + 30 * 86_400
+                return t
+            }
+            try append(more[...])
+            try drain(recovered)
+            try recovered.checkpoint()
+            try store.waitForCheckpoints()
+        }
+    }
+}
+
 @Suite struct ModelFollowerTests {
     /// Item 15 (and 17): another process promotes a model (here a second registry handle on
     /// the same directory, as `cardwatch models promote` opens one): the running processor
