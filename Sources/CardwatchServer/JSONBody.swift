@@ -49,7 +49,7 @@ enum JSONBody {
     /// The hot path's answer, written directly (JSONSerialization costs more than the decision).
     static func decisionBody(_ id: String, _ d: Decision, latencyMs: Double) -> ByteBuffer {
         var out: [UInt8] = []
-        out.reserveCapacity(256 + 96 * d.reasons.count)
+        out.reserveCapacity(320 + 96 * d.reasons.count)
         out.append(contentsOf: #"{"transaction_id":"#.utf8)
         TransactionEncoder.appendJSONString(id, to: &out)
         out.append(contentsOf: #","fraud_probability":"#.utf8)
