@@ -9,7 +9,7 @@ second run started it from the wall clock again, every card's next transaction w
 older than its last (the alert share went from ~2 % to ~36 %). The second run's event times
 must also continue the first's.
 
-usage: restart-test.py CARDWATCH WORKDIR [--tps 400] [--seconds 25]
+usage: restart-test.py CARDWATCH WORKDIR [--tps 1000] [--seconds 25]
 """
 import argparse
 import os
@@ -76,7 +76,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cardwatch")
     ap.add_argument("workdir")
-    ap.add_argument("--tps", type=float, default=400)
+    ap.add_argument("--tps", type=float, default=1000)
     ap.add_argument("--seconds", type=float, default=25)
     args = ap.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)

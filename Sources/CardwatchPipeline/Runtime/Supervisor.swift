@@ -97,7 +97,8 @@ public struct Supervised: Service {
                 } else {
                     logger.error("stage failed; restarting after a backoff", metadata: metadata)
                 }
-                do { try await sleep(delay) } catch {
+                // A stop (SIGINT, SIGTERM) ends the wait at once, not after up to `maxBackoff`.
+                do { try await cancelWhenGracefulShutdown { try await sleep(delay) } } catch {
                     state.stageStopped(name, at: now())
                     return  // cancelled while waiting: shutting down
                 }
