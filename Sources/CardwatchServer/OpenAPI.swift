@@ -104,8 +104,8 @@ public enum OpenAPI {
                 "required": ["label"],
                 "properties": {
                   "label": {"type": "string", "enum": ["fraud", "legitimate"]},
-                  "analyst": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$"},
-                  "note": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000, "pattern": "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"}
+                  "analyst": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"},
+                  "note": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000, "pattern": "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"}
                 }
               },
               "Stage": {
