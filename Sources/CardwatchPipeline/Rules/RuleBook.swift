@@ -1,6 +1,5 @@
 public import CardwatchFeatures
 public import Foundation
-import Synchronization
 
 /// Rules next to the model: conditions over the feature names that force a review or a
 /// decline, each hit recorded among the decision's reasons. The file is JSON:
@@ -130,15 +129,15 @@ public struct RuleBook: Sendable, Equatable {
 
 /// A rule file that is reloaded when it changes (its modification time or size), checked
 /// at most once per `interval`. A file that no longer parses keeps the last good rules and
-/// reports the error once. Every mutable field lives in one `Mutex`, so the processor's
-/// thread, the API and tests may read the rules, the error and the reload count at once.
+/// reports the error once. Every mutable field lives behind one lock (`Locked`), so the
+/// processor's thread, the API and tests may read the rules, the error and the reload count at once.
 public final class RuleFile: Sendable {
     public let path: String
     private let interval: TimeInterval
-    private let state = Mutex(Loaded())
+    private let state = Locked(Loaded())
 
     /// What the file last gave, and when it was last looked at.
-    private struct Loaded {
+    private struct Loaded: Sendable {
         var book = RuleBook()
         var stamp: (modified: Date, size: Int)?
         var lastCheck = Date.distantPast

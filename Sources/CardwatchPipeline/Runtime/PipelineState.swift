@@ -11,7 +11,7 @@ public final class PipelineState: Sendable {
     public let deadLetters = Atomic<Int>(0)
     public let duplicates = Atomic<Int>(0)
     public let labels = Atomic<Int>(0)
-    private let records = Mutex<[String: StageRecord]>([:])
+    private let records = Locked<[String: StageRecord]>([:])
     /// Rung by in-process writers after an append, so the processor wakes at once instead of polling.
     public let arrivals = Doorbell()
     /// When this state was made (µs since 1970, wall clock): the pipeline's start.
@@ -20,7 +20,7 @@ public final class PipelineState: Sendable {
     public init(now: Int64? = nil) { startedAt = now ?? wallMicros() }
 
     /// What the supervisor knows of a stage; its status is derived at the moment it is read.
-    struct StageRecord {
+    struct StageRecord: Sendable {
         var policy: SupervisionPolicy
         var registeredAt: Int64
         /// The current attempt's start, while the stage's body runs.

@@ -426,7 +426,7 @@ public final class Processor {
 /// A model waiting to be swapped in at the next batch, and the version the processor
 /// scores with once it is (the last one handed in, or the processor's own).
 final class PendingModel: Sendable {
-    private let state = Mutex<(scorer: Scorer?, version: Int?)>((nil, nil))
+    private let state = Locked<(scorer: Scorer?, version: Int?)>((nil, nil))
     func set(_ s: Scorer) { state.withLock { $0 = (s, s.modelVersion) } }
     func take() -> Scorer? {
         state.withLock {
