@@ -48,6 +48,10 @@ enum ConfirmedOutcomes {
                         recorded_at INTEGER NOT NULL
                     );
                     CREATE INDEX feedback_by_transaction ON feedback (transaction_id, id);
+                    -- Frauds known to the source (is_fraud) that no label has confirmed yet: the live
+                    -- generator's chargebacks still due, found at its restart. Small: a label removes its row.
+                    CREATE INDEX silver_unconfirmed_frauds ON silver_transactions (event_time)
+                        WHERE is_fraud = 1 AND label IS NULL;
                     -- The silver rows' current labels, summed once; from here on every label moves them.
                     CREATE TEMPORARY TABLE outcomes AS
                         SELECT s.card_id, s.event_time, s.risk_tier IN ('high', 'critical') AS alert, s.label,
@@ -175,6 +179,42 @@ enum ConfirmedOutcomes {
 }
 
 extension SQLiteEventLog {
+    /// Decided transactions whose ids start with `prefix`, marked `is_fraud` by their source,
+    /// at or after `since` (event time), that no label has confirmed and no label waiting in
+    /// the log names: the chargebacks a source (the live generator) still owes.
+    public func unconfirmedFrauds(idPrefix prefix: String, since: Int64) throws -> [(id: String, eventTime: Int64)] {
+        try Self.perform("reading the unconfirmed frauds of \(prefix)…") {
+            try pool.read { db in
+                var pending = Set<String>()
+                for p in 0..<partitions {
+                    let next = try Self.committedOffsetForLabels(db, partition: p)
+                    let keys = try String.fetchAll(
+                        db, sql: #"SELECT key FROM records WHERE topic = 'labels' AND "partition" = ? AND "offset" >= ?"#,
+                        arguments: [p, next])
+                    pending.formUnion(keys)
+                }
+                return try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT transaction_id, event_time FROM silver_transactions INDEXED BY silver_unconfirmed_frauds
+                        WHERE is_fraud = 1 AND label IS NULL AND event_time >= ? ORDER BY event_time
+                        """, arguments: [since]
+                ).compactMap { row -> (id: String, eventTime: Int64)? in
+                    let id: String = row[0]
+                    guard id.hasPrefix(prefix), !pending.contains(id) else { return nil }
+                    return (id, row[1])
+                }
+            }
+        }
+    }
+
+    private static func committedOffsetForLabels(_ db: Database, partition: Int) throws -> Int64 {
+        try Int64.fetchOne(
+            db,
+            sql: #"SELECT next_offset FROM offsets WHERE group_name = ? AND topic = 'labels' AND "partition" = ?"#,
+            arguments: [Processor.group, partition]) ?? 0
+    }
+
     /// Records `feedback` on a decided transaction (in `feedback`, and on its alert when it
     /// raised one) and appends it to the `labels` log, where the processor takes it like a
     /// chargeback (silver label, aggregates, merchant fraud rates, training). Returns whether

@@ -171,7 +171,9 @@ struct Run: AsyncParsableCommand {
 /// or of the stage after a failure) resumes just after it, so the stream goes on where the
 /// stored one left off instead of jumping back to the wall clock (every card's next
 /// transaction would be days older than its last, and look like fraud). A data directory
-/// the generator never fed starts at the wall clock.
+/// the generator never fed starts at the wall clock. The chargebacks the world still owes
+/// (its frauds of the stored stream that no label has confirmed) are reported as it would
+/// have reported them.
 struct LiveGeneratorService: Sendable {
     static let source = "generator"
     let store: SQLiteEventLog
@@ -188,6 +190,30 @@ struct LiveGeneratorService: Sendable {
         return Timestamp(microseconds: stored + 1)
     }
 
+    /// The chargebacks owed for the frauds generated before `start` (within the longest label
+    /// delay) that no label has confirmed, in report order.
+    static func owedChargebacks(_ store: SQLiteEventLog, config: GeneratorConfig, start: Timestamp) throws -> [LabelEvent] {
+        let since = start.microseconds - Int64(config.labelDelayMaxDays * 86_400e6)
+        return try store.unconfirmedFrauds(idPrefix: "lv", since: since).map {
+            chargeback(transactionID: $0.id, eventTime: $0.eventTime, config: config)
+        }.sorted { $0.reportedAt < $1.reportedAt }
+    }
+
+    /// A fraud's chargeback, a label delay after it, drawn as the generator draws its delays
+    /// (log-normal around the median, σ 0.6, clamped), from a seed made of the transaction id:
+    /// every start owes it at the same time.
+    static func chargeback(transactionID id: String, eventTime: Int64, config: GeneratorConfig) -> LabelEvent {
+        var seed: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a of the id
+        for byte in id.utf8 { seed = (seed ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        var rng = SeededRandom(seed: seed)
+        let days = min(
+            config.labelDelayMaxDays,
+            max(config.labelDelayMinDays, rng.logNormal(median: config.labelDelayMedianDays, sigma: 0.6)))
+        return LabelEvent(
+            transactionID: id, isFraud: true,
+            reportedAt: Timestamp(microseconds: (eventTime + Int64(days * 86_400e6)) / 1_000 * 1_000))
+    }
+
     func run() async throws {
         let stop = StopSignal()
         let store = store
@@ -201,11 +227,14 @@ struct LiveGeneratorService: Sendable {
                 try await runOnThread(name: "generator") {
                     let start = try Self.start(store)
                     var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: nil))
+                    let owed = try Self.owedChargebacks(store, config: config, start: start)
+                    var nextOwed = 0
                     // A backfill numbers its transactions from 1 for a seed: prefix this start so they never
                     // repeat an earlier run's (or the bootstrap history's) ids, and their labels follow. Starts
                     // strictly increase (each resumes after the last commit), so prefixes never repeat.
                     let prefix = "lv\(start.microseconds)_"
-                    logger.info("generator: simulated clock starts at \(start.rfc3339)")
+                    logger.info(
+                        "generator: simulated clock starts at \(start.rfc3339); \(owed.count) chargebacks owed from before")
 
                     let began = wallClockMicroseconds()
                     var emitted = 0
@@ -234,8 +263,12 @@ struct LiveGeneratorService: Sendable {
                         state.arrivals.ring()
                         state.ingested.add(outcome.accepted, ordering: .relaxed)
                         state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
-                        let labels = generator.labels(reportedBy: last).map {
+                        var labels = generator.labels(reportedBy: last).map {
                             LabelEvent(transactionID: prefix + $0.transactionID, isFraud: $0.isFraud, reportedAt: $0.reportedAt)
+                        }
+                        while nextOwed < owed.count, owed[nextOwed].reportedAt <= last {
+                            labels.append(owed[nextOwed])
+                            nextOwed += 1
                         }
                         if !labels.isEmpty {
                             labelsSent += Int64(labels.count)

@@ -136,7 +136,10 @@ import Testing
                         arguments: [hour])
                 }
             }
-            _ = try SQLiteEventLog(directory: dir)
+            // Kept open while the queries read: closing the last connection checkpoints the WAL, and a
+            // reader opening meanwhile (no busy timeout) would find the database locked.
+            let store = try SQLiteEventLog(directory: dir)
+            defer { withExtendedLifetime(store) {} }
             let hourly: [String] = try query(
                 dir,
                 """
@@ -150,6 +153,42 @@ import Testing
             let cards: [String] = try query(
                 dir, "SELECT card_id || ':' || labelled || ':' || confirmed_frauds FROM gold_card_labels ORDER BY 1")
             #expect(cards == ["c0:1:1", "c1:1:0"])
+        }
+    }
+}
+
+@Suite struct UnconfirmedFraudTests {
+    /// Item 14: the frauds a source marked (is_fraud) that no label confirmed, and no label
+    /// waiting in the log names, are what the restarted live generator still owes.
+    @Test func theChargebacksStillOwedAreFound() throws {
+        try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 2)
+            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1_000), version: 1))
+            let txs = try history(days: 4, cards: 60, seed: 41, fraudRate: 0.05).map { t -> Transaction in
+                var t = t
+                t.transactionID = "lv1_" + t.transactionID
+                return t
+            }
+            _ = try Ingestor(store: store).ingest(txs.map { IngestRecord(transaction: $0) }, source: "generator")
+            try drain(processor)
+            let frauds = txs.filter { $0.isFraud == true }
+            #expect(frauds.count > 10)
+            // One third confirmed and processed, one label waiting in the log, the rest owed.
+            let confirmed = frauds.prefix(frauds.count / 3)
+            try store.ingestLabels(
+                confirmed.map { LabelEvent(transactionID: $0.transactionID, isFraud: true, reportedAt: $0.timestamp) },
+                source: "generator-labels", resumeAt: 1)
+            try drain(processor)
+            let waiting = frauds[frauds.count / 3]
+            try store.ingestLabels(
+                [LabelEvent(transactionID: waiting.transactionID, isFraud: true, reportedAt: waiting.timestamp)],
+                source: "generator-labels", resumeAt: 2)
+            let since = txs[txs.count / 2].timestamp.microseconds
+            let owed = try store.unconfirmedFrauds(idPrefix: "lv", since: since)
+            let expected = frauds.dropFirst(frauds.count / 3 + 1).filter { $0.timestamp.microseconds >= since }
+            #expect(owed.map(\.id) == expected.map(\.transactionID))
+            #expect(owed.map(\.eventTime) == expected.map(\.timestamp.microseconds))
+            #expect(try store.unconfirmedFrauds(idPrefix: "other", since: 0).isEmpty)
         }
     }
 }
