@@ -48,10 +48,6 @@ enum ConfirmedOutcomes {
                         recorded_at INTEGER NOT NULL
                     );
                     CREATE INDEX feedback_by_transaction ON feedback (transaction_id, id);
-                    -- Frauds known to the source (is_fraud) that no label has confirmed yet: the live
-                    -- generator's chargebacks still due, found at its restart. Small: a label removes its row.
-                    CREATE INDEX silver_unconfirmed_frauds ON silver_transactions (event_time)
-                        WHERE is_fraud = 1 AND label IS NULL;
                     -- The silver rows' current labels, summed once; from here on every label moves them.
                     CREATE TEMPORARY TABLE outcomes AS
                         SELECT s.card_id, s.event_time, s.risk_tier IN ('high', 'critical') AS alert, s.label,
@@ -181,29 +177,44 @@ enum ConfirmedOutcomes {
 extension SQLiteEventLog {
     /// Decided transactions whose ids start with `prefix`, marked `is_fraud` by their source,
     /// at or after `since` (event time), that no label has confirmed and no label waiting in
-    /// the log names: the chargebacks a source (the live generator) still owes.
+    /// the log names, in event-time order: the chargebacks a source (the live generator) still
+    /// owes. The source's appends must follow each other in event time, as the live
+    /// generator's do (across restarts too): the newest silver rows are read backwards, to the
+    /// end of the first append holding one of its rows older than `since`, so the cost is the
+    /// rows since then, and no index is kept (one on every insert cost the HTTP path's small
+    /// commits a WAL page in two).
     public func unconfirmedFrauds(idPrefix prefix: String, since: Int64) throws -> [(id: String, eventTime: Int64)] {
         try Self.perform("reading the unconfirmed frauds of \(prefix)…") {
             try pool.read { db in
-                var pending = Set<String>()
+                var waiting = Set<String>()
                 for p in 0..<partitions {
                     let next = try Self.committedOffsetForLabels(db, partition: p)
-                    let keys = try String.fetchAll(
-                        db, sql: #"SELECT key FROM records WHERE topic = 'labels' AND "partition" = ? AND "offset" >= ?"#,
-                        arguments: [p, next])
-                    pending.formUnion(keys)
+                    waiting.formUnion(
+                        try String.fetchAll(
+                            db, sql: #"SELECT key FROM records WHERE topic = 'labels' AND "partition" = ? AND "offset" >= ?"#,
+                            arguments: [p, next]))
                 }
-                return try Row.fetchAll(
+                var owed: [(id: String, eventTime: Int64)] = []
+                let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT transaction_id, event_time FROM silver_transactions INDEXED BY silver_unconfirmed_frauds
-                        WHERE is_fraud = 1 AND label IS NULL AND event_time >= ? ORDER BY event_time
-                        """, arguments: [since]
-                ).compactMap { row -> (id: String, eventTime: Int64)? in
+                        SELECT transaction_id, event_time, is_fraud = 1 AND label IS NULL, arrival FROM silver_transactions
+                        ORDER BY arrival DESC, "partition" DESC, "offset" DESC
+                        """)
+                var lastArrival: Int64?  // the append that reached back past `since`
+                while let row = try rows.next() {
+                    let arrival: Int64 = row[3]
+                    if let lastArrival, arrival < lastArrival { break }  // earlier appends are older still
                     let id: String = row[0]
-                    guard id.hasPrefix(prefix), !pending.contains(id) else { return nil }
-                    return (id, row[1])
+                    guard id.hasPrefix(prefix) else { continue }
+                    let time: Int64 = row[1]
+                    if time < since {
+                        lastArrival = arrival
+                        continue
+                    }
+                    if row[2], !waiting.contains(id) { owed.append((id, time)) }
                 }
+                return owed.sorted { $0.eventTime < $1.eventTime }
             }
         }
     }
