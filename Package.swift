@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Modules follow the data flow of ../shared/DESIGN.md: Core (domain types, schema,
+// Modules follow the data flow of ARCHITECTURE.md: Core (domain types, schema,
 // codecs) ← Generator (the synthetic world) ← the `cardwatch` command line tool.
 let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),

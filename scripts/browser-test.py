@@ -65,6 +65,19 @@ def main():
         print(f"[browser] {len(rows)} alert rows, {len(live)}+ of them live over the WebSocket; header: {feed!r}; "
               f"model: {driver.find_element(By.ID, 'model').text!r}")
         assert feed == "feed: live", feed
+        # The header tells the API's health status (degraded while system alerts are active, with their
+        # text), and the alert table shows the event time and the decision time side by side.
+        base = url.rstrip("/")
+        for _ in range(5):  # the status may change between the page's request and ours: ask again
+            driver.execute_async_script("refresh().then(arguments[0])")
+            header = driver.find_element(By.ID, "health").text
+            status = json.load(urllib.request.urlopen(f"{base}/pipeline/health"))["status"]
+            if header.lower().startswith(status):
+                break
+        assert header.lower().startswith(status), (status, header)
+        heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "thead th")]
+        assert heads[:2] == ["event time", "decided"], heads
+        print(f"[browser] health header {header!r}; alert table columns {heads}")
         # An alert's detail: its reasons, then the page's "Mark fraud" button.
         target = live[0]
         tx = target.get_attribute("data-id")

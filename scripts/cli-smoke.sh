@@ -117,6 +117,38 @@ for view in ("bronze_transactions", "dead_letters", "hourly_metrics", "card_risk
 print("run: %d live decisions, %d health reports" % (live, health))
 PY
 
+# One writer per data directory (issue 14, item 16): while `run` holds DATA_DIR/lock, `import` is refused
+# naming its PID, and `models promote` (the registry alone) works; the run follows that promotion within
+# 2 s (item 15) under its own thresholds, which `models show` names (item 17). SIGKILLed, the run leaves
+# no lock behind.
+port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+"$bin" run --data-dir "$tmp/data" --tps 50 --port "$port" --high-threshold 0.3 2> "$tmp/run2.err" &
+runpid=$!
+for _ in $(seq 300); do grep -q "running:" "$tmp/run2.err" && break; sleep 0.1; done
+[ "$(head -n 1 "$tmp/data/lock")" = "$runpid" ] || { cat "$tmp/run2.err"; echo "run did not take the lock" >&2; exit 1; }
+status=0
+"$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --quiet 2> "$tmp/err.txt" || status=$?
+{ [ "$status" -ne 0 ] && grep -q "data directory .* in use by PID $runpid (cardwatch run)" "$tmp/err.txt"; } \
+  || { cat "$tmp/err.txt"; echo "a second writer must be refused (status $status)" >&2; exit 1; }
+other=$("$bin" models list --data-dir "$tmp/data" --json | python3 -c "import json,sys; print(max(m['version'] for m in json.load(sys.stdin) if m['stage'] != 'production'))")
+"$bin" models promote "$other" --force --data-dir "$tmp/data"
+for _ in $(seq 20); do grep -q "scoring with model v$other" "$tmp/run2.err" && break; sleep 0.1; done
+grep -q "scoring with model v$other" "$tmp/run2.err" || { cat "$tmp/run2.err"; echo "run did not follow the promotion within 2 s" >&2; exit 1; }
+"$bin" models show production --data-dir "$tmp/data" > "$tmp/show.txt"
+grep -q "thresholds applied: review (high) ≥ 0.3000" "$tmp/show.txt" && grep -q "overriding the model's own" "$tmp/show.txt" \
+  || { cat "$tmp/show.txt"; echo "models show must print the thresholds applied" >&2; exit 1; }
+kill -9 "$runpid"; wait "$runpid" 2>/dev/null || true
+"$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --json --quiet | grep -q '"processed":0'
+echo "lock: import refused while run (PID $runpid) held the data directory, accepted after its SIGKILL"
+
+# Every help text is true of today's commands.
+if "$bin" --help | grep -qi "soon"; then echo "cardwatch --help promises what exists" >&2; exit 1; fi
+
+# A restarted run goes on where its stream left off: the alert share stays within a point (item 14).
+python3 scripts/restart-test.py "$bin" "$tmp/restart"
+# A full disk, for real (root: a small tmpfs): 503 with Retry-After, then the pipeline resumes by itself (item 5).
+python3 scripts/disk-full-test.py "$bin"
+
 # Exactly once: SIGKILL an import at random points, restart, compare with a clean import.
 python3 scripts/crash-test.py "$bin" "$tmp/crash" --kills 5 --days 30 --cards 1000
 

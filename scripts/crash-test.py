@@ -43,9 +43,11 @@ def snapshot(db):
         "silver": rows(db, f"SELECT {quoted} FROM silver_transactions ORDER BY transaction_id"),
         "alerts": rows(db, "SELECT transaction_id, card_id, fraud_probability, risk_tier, action, model_version, reasons, "
                            "fraud_pattern FROM alerts ORDER BY transaction_id"),
-        "gold_hourly": rows(db, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos "
+        "gold_hourly": rows(db, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos, "
+                                "labelled, confirmed_frauds, fraud_amount_micros, alerts_labelled, alerts_confirmed "
                                 "FROM gold_hourly ORDER BY hour"),
         "gold_cards": rows(db, "SELECT * FROM gold_card_profiles ORDER BY card_id"),
+        "gold_card_labels": rows(db, "SELECT * FROM gold_card_labels ORDER BY card_id"),
         "labels": rows(db, "SELECT transaction_id, is_fraud, reported_at, matched FROM labels ORDER BY transaction_id"),
         "dead_letters": rows(db, "SELECT source, line, reasons, raw FROM dead_letters ORDER BY line"),
         "duplicates": rows(db, "SELECT transaction_id, line, record FROM duplicates ORDER BY line"),

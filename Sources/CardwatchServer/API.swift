@@ -31,6 +31,13 @@ public struct ServerDependencies: Sendable {
     /// is refused without one) and the wall-clock bounds of event times (`cardwatch run`
     /// sets both; by default none).
     public var ingestPolicy = IngestPolicy.offline
+    /// The operator's thresholds, applied to a model promoted through the API.
+    public var scoring = ScoringPolicy()
+    /// The running pipeline's stages and counters, for `/pipeline/health` (nil: judged by the
+    /// last stored report alone).
+    public var state: PipelineState?
+    /// How often the health check runs: a report older than two intervals is stale.
+    public var healthInterval: Duration = .seconds(300)
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -149,15 +156,30 @@ public struct CardwatchAPI: Sendable {
         }
         post("/alerts/{transaction_id}/feedback") { request, context in
             let id = try context.parameters.require("transaction_id")
-            let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            let verdict = try Feedback.parse(body)
-            let now = Timestamp.now.microseconds
-            guard try d.serving.recordFeedback(transactionID: id, fraud: verdict, at: now) else {
+            let body = try await Body.collect(request, limit: min(s.maxBodyBytes, Feedback.maxBodyBytes))
+            let verdict = try Feedback.parse(body, analystRequired: false)
+            let feedback = AnalystFeedback(
+                transactionID: id, fraud: verdict.fraud, analyst: verdict.analyst, note: verdict.note,
+                at: Timestamp.now.microseconds)
+            guard try d.serving.recordFeedback(feedback, alertsOnly: true) != nil else {
                 throw Problem(.notFound, "Not Found", detail: "no alert for transaction '\(id)'")
             }
             d.doorbell?.ring()
             return try JSONBody.response(
-                ["transaction_id": id, "feedback": verdict ? "fraud" : "legitimate", "label": "appended to the labels log"])
+                ["transaction_id": id, "feedback": verdict.fraud ? "fraud" : "legitimate", "label": "appended to the labels log"])
+        }
+        post("/v1/transactions/{transaction_id}/feedback") { request, context in
+            let id = try context.parameters.require("transaction_id")
+            let body = try await Body.collect(request, limit: min(s.maxBodyBytes, Feedback.maxBodyBytes))
+            let verdict = try Feedback.parse(body, analystRequired: true)
+            let feedback = AnalystFeedback(
+                transactionID: id, fraud: verdict.fraud, analyst: verdict.analyst, note: verdict.note,
+                at: Timestamp.now.microseconds)
+            guard let alert = try d.serving.recordFeedback(feedback, alertsOnly: false) else {
+                throw Problem(.notFound, "Not Found", detail: "no decided transaction '\(id)'")
+            }
+            d.doorbell?.ring()
+            return try JSONBody.response(JSONBody.feedback(feedback, alert: alert))
         }
         get("/stats/summary") { _, _ in
             let now = Timestamp.now.microseconds
@@ -173,10 +195,17 @@ public struct CardwatchAPI: Sendable {
             ])
         }
         get("/pipeline/health") { _, _ in
-            guard let report = try d.monitoring.latestHealth() else {
-                throw Problem(.notFound, "Not Found", detail: "no health check has run yet")
+            // Taken now: the stages as they are, the last report only while it is fresh.
+            let report = try d.monitoring.latestHealth()
+            guard d.state != nil || report != nil else {
+                throw Problem(.notFound, "Not Found", detail: "no pipeline runs here and no health check has run yet")
             }
-            return try JSONBody.response(JSONBody.health(report))
+            let health = PipelineHealth.at(
+                Timestamp.now.microseconds, state: d.state, lastReport: report, interval: d.healthInterval)
+            return try JSONBody.response(
+                JSONBody.health(
+                    health, lag: try? d.monitoring.processorLag(),
+                    deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total))
         }
         get("/pipeline/alerts") { request, _ in
             let limit = try Query.int(request, "limit", default: 50, range: 1...1000)
@@ -212,7 +241,7 @@ public struct CardwatchAPI: Sendable {
             // The registry's rule on the stored test metrics (no data to re-score on here).
             let decision = try d.models.promote(version: version, productionAP: nil)
             if decision.promoted, let modelSwitch = d.modelSwitch {
-                modelSwitch.swap(to: try Scorer(artifact: try d.models.artifact(of: version), version: version))
+                modelSwitch.swap(to: try d.scoring.scorer(try d.models.artifact(of: version), version: version))
             }
             return try JSONBody.response(["version": version, "promoted": decision.promoted, "reason": decision.reason])
         }
@@ -316,18 +345,87 @@ enum Query {
     }
 }
 
+/// An analyst's verdict in a request body: `{"label": "fraud" | "legitimate", "analyst": "…",
+/// "note": "…"}`; unknown members are ignored, a member given twice is refused.
 enum Feedback {
-    /// `{"label": "fraud" | "legitimate"}`.
-    static func parse(_ body: [UInt8]) throws -> Bool {
+    static let maxBodyBytes = 16 << 10
+    static let maxAnalystLength = 64
+    static let maxNoteLength = 2_000
+
+    struct Verdict {
+        var fraud: Bool
+        var analyst: String?
+        var note: String?
+    }
+
+    /// Every problem of the body at once (422), or the verdict. `analystRequired`: the name must
+    /// be given (the transaction route; the alert route keeps accepting the label alone).
+    static func parse(_ body: [UInt8], analystRequired: Bool) throws -> Verdict {
+        let shape = "{\"label\": \"fraud\" | \"legitimate\", \"analyst\": \"name\", \"note\": \"text\"}"
+        let repeated = repeatedMembers(body, among: ["label", "analyst", "note"]).map {
+            FieldIssue(field: $0, problem: "given more than once")
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-            throw Problem(
-                .badRequest, "Bad Request", detail: "the body must be a JSON object: {\"label\": \"fraud\" | \"legitimate\"}")
+            if !repeated.isEmpty {
+                throw Problem(
+                    .unprocessableContent, "Unprocessable Content", detail: "the feedback is not valid: \(shape)",
+                    errors: repeated)
+            }
+            throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object: \(shape)")
         }
-        guard let label = object["label"] as? String, label == "fraud" || label == "legitimate" else {
-            throw Problem(
-                .unprocessableContent, "Unprocessable Content", detail: "feedback needs a label",
-                errors: [FieldIssue(field: "label", problem: "must be \"fraud\" or \"legitimate\"")])
+        var issues = repeated
+        let label = object["label"] as? String
+        if label != "fraud" && label != "legitimate" {
+            issues.append(FieldIssue(field: "label", problem: "must be \"fraud\" or \"legitimate\""))
         }
-        return label == "fraud"
+        func text(_ key: String, max: Int, required: Bool, lines: Bool) -> String? {
+            guard let value = object[key], !(value is NSNull) else {
+                if required { issues.append(FieldIssue(field: key, problem: "missing")) }
+                return nil
+            }
+            guard let string = value as? String else {
+                issues.append(FieldIssue(field: key, problem: "must be a string"))
+                return nil
+            }
+            if string.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                issues.append(FieldIssue(field: key, problem: "must not be blank"))
+            } else if string.count > max {
+                issues.append(FieldIssue(field: key, problem: "must be at most \(max) characters, not \(string.count)"))
+            } else if string.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control && !(lines && ($0 == "\n" || $0 == "\t"))
+            }) {
+                issues.append(FieldIssue(field: key, problem: "must not contain control characters"))
+            }
+            return string
+        }
+        let analyst = text("analyst", max: maxAnalystLength, required: analystRequired, lines: false)
+        let note = text("note", max: maxNoteLength, required: false, lines: true)
+        guard issues.isEmpty else {
+            throw Problem(
+                .unprocessableContent, "Unprocessable Content", detail: "the feedback is not valid: \(shape)", errors: issues)
+        }
+        return Verdict(fraud: label == "fraud", analyst: analyst, note: note)
+    }
+
+    /// The keys among `known` that the object's top level gives more than once
+    /// (JSONSerialization keeps one of them silently).
+    static func repeatedMembers(_ body: [UInt8], among known: Set<String>) -> [String] {
+        struct Counter: JSONFieldSink {
+            let known: Set<String>
+            var counts: [String: Int] = [:]
+            mutating func member(key: UnsafeRawBufferPointer, value: RawValue) {
+                let name = String(decoding: key, as: UTF8.self)
+                if known.contains(name) { counts[name, default: 0] += 1 }
+            }
+        }
+        var counter = Counter(known: known)
+        let scanned: Bool = body.withUnsafeBytes { raw in
+            do {
+                try JSONScanner.scanObject(raw, into: &counter)
+                return true
+            } catch { return false }
+        }
+        guard scanned else { return [] }
+        return counter.counts.filter { $0.value > 1 }.map(\.key).sorted()
     }
 }

@@ -1,3 +1,4 @@
+import CardwatchCore
 import HTTPTypes
 import NIOCore
 import Synchronization

@@ -20,17 +20,18 @@ enum Dashboard {
         button{background:#23303d;color:var(--text);border:1px solid var(--line);border-radius:5px;padding:.35rem .8rem;cursor:pointer;margin-right:.5rem}
         button:hover{border-color:var(--dim)} #detail pre{white-space:pre-wrap;margin:.4rem 0}
         .bar{display:inline-block;height:.6rem;background:var(--high);vertical-align:middle;margin-right:.3rem}
+        .scroll{overflow-x:auto}
         </style></head><body>
         <header><h1>Cardwatch</h1><span id="model" class="dim">model …</span><span id="health" class="dim">health …</span>
         <span id="feed" class="dim">feed: connecting…</span></header>
         <main>
         <section><h2>Live alerts <span id="held"></span></h2>
-          <table><thead><tr><th>time</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
-          <tbody id="alerts" onmouseleave="release()"></tbody></table></section>
+          <div class="scroll"><table><thead><tr><th title="the transaction's own time, UTC (simulated for the live generator: ahead of the wall clock)">event time</th><th title="when Cardwatch decided it: wall clock, UTC">decided</th><th>transaction</th><th>card</th><th>amount</th><th>p(fraud)</th><th>tier</th><th>action</th></tr></thead>
+          <tbody id="alerts" onmouseleave="release()"></tbody></table></div></section>
         <div>
         <section class="charts"><h2>Last hour</h2>
           <span>transactions / minute</span><canvas id="c-tx"></canvas>
-          <span>fraud rate (alerts / transactions)</span><canvas id="c-rate"></canvas>
+          <span>alert rate (alerts / transactions)</span><canvas id="c-rate"></canvas>
           <span>mean latency, append → decision (ms)</span><canvas id="c-lat"></canvas></section>
         <section id="detail" style="margin-top:1rem"><h2>Alert</h2><div class="dim">Select an alert.</div></section>
         </div></main>
@@ -64,10 +65,17 @@ enum Dashboard {
         function row(a) {
           const tr = document.createElement('tr');
           tr.dataset.id = a.transaction_id;
-          const cells = [new Date(a.timestamp).toLocaleTimeString(), a.transaction_id, a.card_id,
+          // Event time (the transaction's own, simulated for the live generator: days ahead of the wall clock)
+          // and decision time (wall clock), side by side so neither passes for the other.
+          // Both in UTC: the event time with its date (MM-DD, days ahead for the generator), the decision time of day.
+          // A long id keeps its start and its distinctive end (the whole id is its title and in the detail).
+          const id = a.transaction_id.length > 24 ? a.transaction_id.slice(0, 6) + '…' + a.transaction_id.slice(-14) : a.transaction_id;
+          const cells = [new Date(a.event_time || a.timestamp).toISOString().slice(5, 19).replace('T', ' '),
+            new Date(a.decided_at).toISOString().slice(11, 19), id, a.card_id,
             Number(a.amount).toFixed(2), Number(a.fraud_probability).toFixed(3), a.risk_tier, a.action];
           cells.forEach((c, i) => { const td = document.createElement('td'); td.textContent = c;
-            if (i === 5) td.className = 'tier-' + a.risk_tier; tr.appendChild(td); });
+            if (i === 2) td.title = a.transaction_id;
+            if (i === 6) td.className = 'tier-' + a.risk_tier; tr.appendChild(td); });
           tr.onclick = () => show(a.transaction_id);
           return tr;
         }
@@ -141,7 +149,7 @@ enum Dashboard {
           try {
             const t = await (await fetch('/stats/timeseries?bucket=1m&window=1h')).json();
             chart($('c-tx'), t.buckets.map(b => b.transactions), '#5aa9ff', v => v.toFixed(0));
-            chart($('c-rate'), t.buckets.map(b => b.fraud_rate), '#ff5d5d', v => (100 * v).toFixed(2) + ' %');
+            chart($('c-rate'), t.buckets.map(b => b.alert_rate), '#ff5d5d', v => (100 * v).toFixed(2) + ' %');
             chart($('c-lat'), t.buckets.map(b => b.mean_latency_ms || 0), '#3ccf7a', v => v.toFixed(2) + ' ms');
           } catch (e) {}
           try {
@@ -152,9 +160,12 @@ enum Dashboard {
           try {
             const r = await fetch('/pipeline/health');
             if (r.ok) { const h = await r.json();
-              $('health').textContent = `${h.healthy ? 'healthy' : 'UNHEALTHY'} · ${h.throughput_per_second.toFixed(1)} tx/s · lag ${h.lag} · ${h.alerts.length} system alerts`;
-              $('health').className = h.healthy && !h.alerts.length ? 'ok' : 'bad'; }
-            else $('health').textContent = 'no health check yet';
+              // healthy / degraded (system alerts active) / UNHEALTHY (a stage down, or health checks stopped).
+              const rate = h.last_check && !h.last_check.stale ? ` · ${h.last_check.throughput_per_second.toFixed(1)} tx/s` : '';
+              $('health').textContent = `${h.status === 'unhealthy' ? 'UNHEALTHY' : h.status}${rate} · lag ${h.lag ?? '?'}`
+                + (h.alerts.length ? ' · ' + h.alerts.map(a => a.message).join(' · ') : '');
+              $('health').className = h.status === 'healthy' ? 'ok' : 'bad'; }
+            else $('health').textContent = 'health unknown';
           } catch (e) {}
         }
         async function start() {

@@ -105,7 +105,9 @@ public enum OpenAPI {
                   "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
                   "model_version": {"type": "integer"},
                   "latency_ms": {"type": "number"},
-                  "duplicate": {"type": "boolean"}
+                  "duplicate": {"type": "boolean"},
+                  "event_time": {"type": "string", "format": "date-time", "description": "the transaction's own time (simulated for the live generator, whose clock runs ahead of the wall clock)"},
+                  "decided_at": {"type": "string", "format": "date-time", "description": "when it was decided (wall clock)"}
                 }
               },
               "Alert": {
@@ -117,7 +119,43 @@ public enum OpenAPI {
                   "fraud_probability": {"type": "number"}, "risk_tier": {"type": "string"}, "action": {"type": "string"},
                   "model_version": {"type": "integer"}, "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
                   "fraud_pattern": {"type": "string"}, "feedback": {"type": "string", "enum": ["fraud", "legitimate"]},
-                  "decided_at": {"type": "string", "format": "date-time"}
+                  "decided_at": {"type": "string", "format": "date-time", "description": "when it was decided (wall clock)"},
+                  "event_time": {"type": "string", "format": "date-time", "description": "the transaction's own time, as timestamp (simulated for the live generator)"}
+                }
+              },
+              "Feedback": {
+                "type": "object",
+                "required": ["label"],
+                "properties": {
+                  "label": {"type": "string", "enum": ["fraud", "legitimate"]},
+                  "analyst": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"},
+                  "note": {"type": ["string", "null"], "minLength": 1, "maxLength": 2000, "pattern": "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"}
+                }
+              },
+              "Stage": {
+                "type": "object",
+                "required": ["status", "since", "restarts", "consecutive_failures"],
+                "properties": {
+                  "status": {"type": "string", "enum": ["starting", "running", "restarting", "down", "stopped"]},
+                  "since": {"type": "string", "format": "date-time"}, "restarts": {"type": "integer"},
+                  "consecutive_failures": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
+                  "last_error_at": {"type": ["string", "null"]}, "next_attempt_at": {"type": ["string", "null"]},
+                  "failing_since": {"type": ["string", "null"]}
+                }
+              },
+              "Health": {
+                "type": "object",
+                "required": ["status", "healthy", "checked_at", "stages", "alerts", "last_check"],
+                "properties": {
+                  "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+                  "healthy": {"type": "boolean", "description": "false when a stage is down or the health check has stopped reporting"},
+                  "checked_at": {"type": "string", "format": "date-time"},
+                  "started_at": {"type": ["string", "null"]},
+                  "stages": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Stage"}},
+                  "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}},
+                  "processed": {"type": ["integer", "null"]}, "alerts_raised": {"type": ["integer", "null"]},
+                  "lag": {"type": ["integer", "null"]}, "dead_letters_total": {"type": ["integer", "null"]},
+                  "last_check": {"type": ["object", "null"]}
                 }
               },
               "Problem": {
@@ -225,23 +263,35 @@ public enum OpenAPI {
                 "summary": "An analyst's verdict; it becomes a label event for the merchant fraud rates and retraining",
                 "security": [{"bearer": []}, {}],
                 "parameters": [{"$ref": "#/components/parameters/transaction_id"}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "properties": {"label": {"type": "string", "enum": ["fraud", "legitimate"]}}}}}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feedback"}}}},
                 "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"},
-                  "415": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}
+                  "415": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}
+              }
+            },
+            "/v1/transactions/{transaction_id}/feedback": {
+              "post": {
+                "summary": "An analyst's verdict on any decided transaction (a missed fraud too), with the analyst's name and a note; stored, and appended to the labels log (confirmed-fraud figures, merchant fraud rates, retraining)",
+                "security": [{"bearer": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/transaction_id"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/Feedback"}, {"required": ["label", "analyst"]}]}}}},
+                "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"},
+                  "415": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}
               }
             },
             "/stats/summary": {
               "get": {
-                "summary": "The last 24 hours of processing: volume, fraud rate, alerts by tier and pattern, latency",
+                "summary": "The last 24 hours of processing: volume, alert rate (alerts / transactions), confirmed frauds (labels and feedback) with their rate and amount, alert precision (confirmed frauds among alerts with a known outcome), alerts by tier and pattern, latency",
                 "security": [{"bearer": []}, {}],
                 "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Summary", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}
               }
             },
             "/stats/timeseries": {
               "get": {
-                "summary": "Bucketed counts over processing time",
+                "summary": "Bucketed counts over processing time: transactions, alerts, alert rate, mean latency",
                 "security": [{"bearer": []}, {}],
                 "parameters": [
                   {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"]}, "description": "a duration from 60s to 1d (60, 90s, 5m, 1h, …); default 60s"},
@@ -253,9 +303,9 @@ public enum OpenAPI {
             },
             "/pipeline/health": {
               "get": {
-                "summary": "The latest health check's report",
+                "summary": "Health now: each stage's status (running, restarting, down) with its restarts and last error, the system alerts active, and the last health check's report (stale when older than two intervals)",
                 "security": [{"bearer": []}, {}],
-                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Report", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
+                "responses": {"401": {"$ref": "#/components/responses/Problem"}, "200": {"description": "Health", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
                   "404": {"$ref": "#/components/responses/Problem"}}
               }
             },

@@ -1,4 +1,5 @@
 public import CardwatchCore
+import CardwatchPipeline
 import Foundation
 public import Hummingbird
 
@@ -26,9 +27,22 @@ public struct Problem: Error, Sendable, Equatable {
         self.headers = headers
     }
 
-    /// Any other error: a 500 that says what failed.
+    /// Any other error: a 503 with `Retry-After` when the storage refused for now (a full
+    /// disk, an I/O error, a read-only file: nothing was written, a retry may succeed), else a
+    /// 500 that says what failed.
     public init(wrapping error: any Error) {
-        self = (error as? Problem) ?? Problem(.internalServerError, "Internal Server Error", detail: "\(error)")
+        if let problem = error as? Problem {
+            self = problem
+        } else if StorageFailure.isTransient(error) {
+            let wait = (error as? StorageUnavailable)?.retryAfter ?? .seconds(1)
+            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+            self = Problem(
+                .serviceUnavailable, "Service Unavailable",
+                detail: "the store cannot take writes for now (nothing was written; retry): \(error)",
+                headers: [.retryAfter: String(seconds)])
+        } else {
+            self = Problem(.internalServerError, "Internal Server Error", detail: "\(error)")
+        }
     }
 
     public func response() -> Response {

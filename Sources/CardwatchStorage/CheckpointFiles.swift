@@ -38,18 +38,25 @@ final class CheckpointFiles: Sendable {
         condition.unlock()
     }
 
-    /// Waits until every queued checkpoint is on disk; throws if writing one failed.
+    /// Waits until every queued checkpoint is on disk; throws if writing the last one failed.
     func waitUntilWritten() throws {
+        if let failure = waitForWriter() { throw PipelineError(failure) }
+    }
+
+    /// Waits until the writer is idle; returns the last write's failure, if it failed.
+    private func waitForWriter() -> String? {
         condition.lock()
         defer { condition.unlock() }
         while pending != nil || writing { condition.wait() }
-        if let failure { throw PipelineError(failure) }
+        return failure
     }
 
     /// The newest checkpoint of an arrival at most `limit` (a checkpoint can outlive its batch
-    /// only when a power loss drops the last commits), after the queued ones are written.
+    /// only when a power loss drops the last commits), after the queued ones are written. A
+    /// checkpoint that could not be written (a full disk) left the older ones in place: they
+    /// serve, with a longer replay, so a failed write never stops a recovery.
     func latest(atMost limit: Int64) throws -> Checkpoint? {
-        try waitUntilWritten()
+        _ = waitForWriter()
         for arrival in try arrivals().reversed() where arrival <= limit {
             let data = try Data(contentsOf: URL(fileURLWithPath: path(arrival)))
             return Checkpoint(arrival: arrival, state: [UInt8](data))
@@ -79,7 +86,7 @@ final class CheckpointFiles: Sendable {
             let error = save(Checkpoint(arrival: checkpoint.arrival, state: checkpoint.engine.snapshot()))
             condition.lock()
             writing = false
-            if let error { failure = error }
+            failure = error  // the last write's outcome: a later checkpoint that is written clears it
             condition.broadcast()
             condition.unlock()
         }

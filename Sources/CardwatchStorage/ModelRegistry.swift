@@ -153,6 +153,13 @@ public final class ModelRegistry: Sendable {
         }
     }
 
+    /// The production model's version, if any: one indexed row, no metrics or artifact.
+    public func productionVersionOnly() throws(RegistryError) -> Int? {
+        try perform("reading the production model's version") {
+            try pool.read { db in try Int.fetchOne(db, sql: "SELECT version FROM models WHERE stage = 'production'") }
+        }
+    }
+
     /// The current production model, if any.
     public func production() throws(RegistryError) -> ModelRecord? {
         try perform("reading the production model") { try pool.read(RegistrySchema.fetchProduction) }

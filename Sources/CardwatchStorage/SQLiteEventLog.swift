@@ -328,7 +328,18 @@ public final class SQLiteEventLog: EventLog {
     /// Runs a database operation, turning any error that is not already an `EventLogError` into one.
     static func perform<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) throws(EventLogError) -> T {
         do { return try body() } catch let error as EventLogError { throw error } catch {
-            throw EventLogError(.storage, "\(what()) failed: \(error)")
+            throw EventLogError(isTransient(error) ? .unavailable : .storage, "\(what()) failed: \(error)")
+        }
+    }
+
+    /// SQLite's answers that pass by themselves: the disk or the database is full, an I/O
+    /// error, the file is read-only or cannot be opened for now, another connection holds a
+    /// lock past the busy timeout. The transaction was rolled back; the same write may succeed later.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_BUSY, .SQLITE_LOCKED: return true
+        default: return false
         }
     }
 
@@ -363,6 +374,7 @@ public final class SQLiteEventLog: EventLog {
         registerMonitoring(&migrator)
         WarehouseSchema.registerV4(&migrator)
         registerDeadLetterIndex(&migrator)
+        ConfirmedOutcomes.register(&migrator)
         return migrator
     }
 }

@@ -135,7 +135,7 @@ extension SQLiteEventLog: MonitoringStore, TrainingStore {
                 try Row.fetchAll(
                     db, sql: "SELECT kind, message, raised_at FROM system_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]
                 ).compactMap { row in
-                    SystemAlert.Kind(rawValue: row[0]).map { SystemAlert(kind: $0, message: row[1], raisedAt: row[2]) }
+                    SystemAlert.Kind(stored: row[0]).map { SystemAlert(kind: $0, message: row[1], raisedAt: row[2]) }
                 }
             }
         }
@@ -240,4 +240,6 @@ extension ModelRegistry: ModelDirectory {
     public func artifact(of version: Int) throws -> ModelArtifact {
         try artifact(version: version, expectedFeatures: Feature.names, expectedSchemaVersion: Feature.schemaVersion)
     }
+
+    public func productionVersion() throws -> Int? { try productionVersionOnly() }
 }

@@ -57,33 +57,23 @@ extension SQLiteEventLog: ServingStore {
                         db,
                         sql: """
                             SELECT s.transaction_id, s.fraud_probability, s.risk_tier, s.action, s.model_version, s.rule_hits,
-                                a.reasons, s.latency_us
+                                a.reasons, s.latency_us, s.event_time, r.appended_at + s.latency_us
                             FROM seen_transactions t
                             JOIN silver_transactions s USING (arrival, "partition", "offset")
                             LEFT JOIN alerts a ON a.transaction_id = s.transaction_id
+                            LEFT JOIN records r ON r.topic = 'transactions' AND r."partition" = s."partition"
+                                AND r."offset" = s."offset"
                             WHERE t.transaction_id = ?
                             """, arguments: [transactionID])
                 else { return nil }
                 let hits: String? = row[5]
-                return StoredDecision(
+                var stored = StoredDecision(
                     transactionID: row[0], fraudProbability: row[1], riskTier: row[2], action: row[3], modelVersion: row[4],
                     ruleHits: hits.map { $0.split(separator: ",").map(String.init) } ?? [], reasonsJSON: row[6],
                     latencyMicros: row[7])
-            }
-        }
-    }
-
-    public func recordFeedback(transactionID: String, fraud: Bool, at: Int64) throws -> Bool {
-        try Self.perform("recording feedback on \(transactionID)") {
-            try pool.write { db in
-                try db.execute(
-                    sql: "UPDATE alerts SET feedback = ?, feedback_at = ? WHERE transaction_id = ?",
-                    arguments: [fraud ? "fraud" : "legitimate", at, transactionID])
-                guard db.changesCount == 1 else { return false }
-                // The verdict is a label event like a chargeback: same log, same processing, same training.
-                let label = LabelEvent(transactionID: transactionID, isFraud: fraud, reportedAt: Timestamp(microseconds: at))
-                _ = try insert(db, .labels, [(transactionID, TransactionEncoder.jsonRecord(label))])
-                return true
+                stored.eventTime = row[8]
+                stored.decidedAt = row[9] ?? 0
+                return stored
             }
         }
     }
@@ -97,13 +87,20 @@ extension SQLiteEventLog: ServingStore {
                     sql: """
                         SELECT COALESCE(SUM(transactions), 0), COALESCE(SUM(alerts), 0), COALESCE(SUM(reviews), 0),
                             COALESCE(SUM(declines), 0), SUM(probability_nanos), SUM(latency_sum_us),
-                            COALESCE(MAX(latency_max_us), 0)
+                            COALESCE(MAX(latency_max_us), 0), COALESCE(SUM(labelled), 0), COALESCE(SUM(confirmed_frauds), 0),
+                            COALESCE(SUM(fraud_amount_micros), 0), COALESCE(SUM(alerts_labelled), 0),
+                            COALESCE(SUM(alerts_confirmed), 0)
                         FROM gold_minutes WHERE minute >= ?
                         """, arguments: [from - from % 60_000_000])!
                 s.transactions = row[0]
                 s.alerts = row[1]
                 s.reviews = row[2]
                 s.declines = row[3]
+                s.labelled = row[7]
+                s.confirmedFrauds = row[8]
+                s.fraudAmountMicros = row[9]
+                s.alertsLabelled = row[10]
+                s.alertsConfirmed = row[11]
                 if s.transactions > 0 {
                     s.meanProbability = (row[4] as Double?).map { $0 / 1e9 / Double(s.transactions) }
                     s.meanLatencyMicros = (row[5] as Double?).map { $0 / Double(s.transactions) }

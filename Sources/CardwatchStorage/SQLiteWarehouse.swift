@@ -141,6 +141,22 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
+    /// The newest event time of a decided transaction from `cardwatch run`'s live generator
+    /// (ids `lv…`), for a data directory whose generator predates its resume position.
+    public func lastLiveGeneratorEventTime() throws -> Int64? {
+        try Self.perform("reading the live generator's last event time") {
+            try pool.read { db in
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT MAX(s.event_time) FROM seen_transactions t
+                        JOIN silver_transactions s USING (arrival, "partition", "offset")
+                        WHERE t.transaction_id >= 'lv' AND t.transaction_id < 'lw'
+                        """)
+            }
+        }
+    }
+
     public func commit(_ batch: ProcessedBatch) throws { try commit([batch]) }
 
     public func commit(_ batches: [ProcessedBatch]) throws {
@@ -442,18 +458,12 @@ extension SQLiteEventLog: PipelineStore {
         guard !batch.labels.isEmpty else { return }
         let insert = try db.cachedStatement(
             sql: "INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, arrival) VALUES (?, ?, ?, ?, ?)")
-        let mark = try db.cachedStatement(
-            sql: """
-                UPDATE silver_transactions SET label = ?
-                WHERE (arrival, "partition", "offset") =
-                    (SELECT arrival, "partition", "offset" FROM seen_transactions WHERE transaction_id = ?)
-                """)
         for l in batch.labels {
             try insert.execute(arguments: [
                 l.label.transactionID, l.label.isFraud ? 1 : 0, l.label.reportedAt.microseconds, l.matched ? 1 : 0,
                 l.arrival,
             ])
-            try mark.execute(arguments: [l.label.isFraud ? 1 : 0, l.label.transactionID])
+            try ConfirmedOutcomes.apply(db, transactionID: l.label.transactionID, isFraud: l.label.isFraud)
         }
     }
 

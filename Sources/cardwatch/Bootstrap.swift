@@ -11,9 +11,15 @@ import Foundation
 struct PipelineOptions: ParsableArguments {
     @Option(help: "Directory of the log, the warehouse and the model registry.") var dataDir = "./cardwatch-data"
     @Option(help: "A rule file (JSON), reloaded when it changes.") var rules: String?
-    @Option(help: "Probability at or above which a transaction is high risk (review, alert); default: the model's.")
+    @Option(
+        help:
+            "Probability at or above which a transaction is high risk (review, alert), for every model served (hot swaps too); default: each model's own."
+    )
     var highThreshold: Double?
-    @Option(help: "Probability at or above which a transaction is critical (decline, alert); default: the model's.")
+    @Option(
+        help:
+            "Probability at or above which a transaction is critical (decline, alert), for every model served (hot swaps too); default: each model's own."
+    )
     var criticalThreshold: Double?
     @Option(help: "Log partitions of a new data directory (default 1); an existing one keeps its own.")
     var partitions: Int?
@@ -30,6 +36,30 @@ struct PipelineOptions: ParsableArguments {
         for (name, v) in [("--high-threshold", highThreshold), ("--critical-threshold", criticalThreshold)] {
             if let v, !(0...1).contains(v) { throw ValidationError("\(name) must be within 0…1") }
         }
+        if let high = highThreshold, let critical = criticalThreshold, high > critical {
+            throw ValidationError("--high-threshold (\(high)) must not be above --critical-threshold (\(critical))")
+        }
+    }
+
+    /// The operator's thresholds, applied to every model this pipeline scores with.
+    var scoringPolicy: ScoringPolicy {
+        get throws {
+            do { return try ScoringPolicy(highThreshold: highThreshold, criticalThreshold: criticalThreshold) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+
+    /// Takes the data directory's writer lock for `command` (held until the process exits) and
+    /// records the thresholds this pipeline applies, for `models show`.
+    func lockDataDirectory(command: String) throws -> DataDirectoryLock {
+        let lock: DataDirectoryLock
+        do { lock = try DataDirectoryLock(directory: dataDir, command: command) } catch {
+            throw CLIError("\(error)")
+        }
+        try ScoringPolicyRecord.write(
+            .init(policy: try scoringPolicy, setBy: command, setAt: Timestamp.now.rfc3339), directory: dataDir)
+        return lock
     }
 
     func say(_ text: String) { if !quiet { printError(text) } }
@@ -75,28 +105,34 @@ struct PipelineOptions: ParsableArguments {
 
     /// The store, the registry, and a processor recovered to the last commit with the
     /// production model (bootstrapped when there is none) and the rules.
-    func openPipeline() throws -> (store: SQLiteEventLog, registry: ModelRegistry, processor: Processor, state: PipelineState) {
+    func openPipeline() throws -> (
+        store: SQLiteEventLog, registry: ModelRegistry, processor: Processor, state: PipelineState, rules: RuleFile?
+    ) {
         let store = try openStore()
         let registry = try ModelRegistry(directory: dataDir)
-        let scorer = try productionScorer(registry: registry)
         let state = PipelineState()
+        let rules = try ruleFile()
+        let processor = try makeProcessor(store: store, registry: registry, rules: rules, state: state)
+        return (store, registry, processor, state, rules)
+    }
+
+    /// A processor recovered from `store` (checkpoint, replay) with the production model: at
+    /// the start, and again after a failure (the one whose step failed is not used again).
+    func makeProcessor(store: SQLiteEventLog, registry: ModelRegistry, rules: RuleFile?, state: PipelineState) throws
+        -> Processor
+    {
         let processor = try Processor(
-            store: store, scorer: scorer, rules: try ruleFile(), batchRecords: batch, checkpointEvery: checkpointEvery)
+            store: store, scorer: try productionScorer(registry: registry), rules: rules, batchRecords: batch,
+            checkpointEvery: checkpointEvery)
         processor.state = state
         if processor.replayed > 0 {
             say("resumed: replayed \(grouped(processor.replayed)) transactions committed after the last checkpoint")
         }
-        return (store, registry, processor, state)
+        return processor
     }
 
     func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {
-        var policy: DecisionPolicy?
-        if highThreshold != nil || criticalThreshold != nil {
-            let high = highThreshold ?? artifact.thresholds.review
-            let critical = criticalThreshold ?? max(high, artifact.thresholds.decline)
-            policy = try DecisionPolicy(medium: high / 2, high: high, critical: critical)
-        }
-        return try Scorer(artifact: artifact, version: version, policy: policy)
+        try scoringPolicy.scorer(artifact, version: version)
     }
 
     func ruleFile() throws -> RuleFile? {

@@ -4,13 +4,17 @@ import ArgumentParser
 struct Cardwatch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cardwatch",
-        abstract: "Real-time card-fraud detection: a synthetic card network, schema checks, and (soon) the whole pipeline.",
+        abstract:
+            "Real-time card-fraud detection: a synthetic card network, features, models, and the live pipeline with its API.",
         discussion: """
-            Start with a month of synthetic history and check it:
+            Run the whole pipeline (a first model is bootstrapped on an empty data directory;
+            the dashboard is at http://127.0.0.1:8080/):
+              cardwatch run
+            Or work with files: a month of synthetic history, checked, trained on, imported:
               cardwatch generate --days 30 --seed 1 --out history.jsonl
               cardwatch validate history.jsonl
-            Or watch a live stream of 50 transactions a second:
-              cardwatch generate --tps 50
+              cardwatch train --data history.jsonl --promote
+              cardwatch import history.jsonl
             """,
         subcommands: [
             Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Import.self,

@@ -16,7 +16,9 @@ struct Import: ParsableCommand {
             On an empty data directory a first model is bootstrapped (unless the
             registry already has one). Records whose event time lies outside the
             live bounds (--max-event-lead, --max-event-age) are dead-lettered: a
-            file of history needs --max-event-age none (or a longer age).
+            file of history needs --max-event-age none (or a longer age). Refused
+            (exit status 1) while another process, such as cardwatch run, writes to the
+            data directory: feed a running pipeline over HTTP (POST /v1/transactions) instead.
 
             Example:
               cardwatch generate --days 30 --seed 7 --out history.jsonl
@@ -41,7 +43,9 @@ struct Import: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
         let policy = try ingest.policy()
-        let (store, _, processor, state) = try pipeline.openPipeline()
+        let lock = try pipeline.lockDataDirectory(command: "cardwatch import")
+        defer { withExtendedLifetime(lock) {} }
+        let (store, _, processor, state, _) = try pipeline.openPipeline()
         let alertsBefore = try store.alertCount()
         let began = monotonicSeconds()
 

@@ -90,7 +90,10 @@ struct Models: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One model: windows, metrics, thresholds, promotion history.")
+        static let configuration = CommandConfiguration(
+            abstract:
+                "One model: windows, metrics, the thresholds applied (the data directory's --high/--critical-threshold, if any), promotion history."
+        )
         @Argument(help: "Version number or 'production'.") var version: String
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
         @Flag(help: "Print the whole artifact as JSON.") var json = false
@@ -111,17 +114,49 @@ struct Models: ParsableCommand {
             )
             if let w = artifact.trainingWindow { print("training window [\(w.from), \(w.to))") }
             if let w = artifact.testWindow { print("test window     [\(w.from), \(w.to))") }
-            print("thresholds: review ≥ \(artifact.thresholds.review), decline ≥ \(artifact.thresholds.decline)")
+            for line in Self.thresholds(artifact.thresholds, record: ScoringPolicyRecord.read(directory: dataDir)) {
+                print(line)
+            }
             if let m = artifact.metrics { Report.printTable(m) }
             for p in try registry.promotions(version: v) {
                 print("\(p.at)  \(p.fromStage.rawValue) → \(p.toStage.rawValue): \(p.reason)")
             }
         }
+
+        /// The thresholds a pipeline on this data directory applies to the model (review,
+        /// decline, medium), and where they come from: the model's own, or the operator's
+        /// policy recorded by the last `run` or `import`, next to the model's own.
+        static func thresholds(_ own: DecisionThresholds, record: ScoringPolicyRecord.Entry?) -> [String] {
+            let policy = record?.policy ?? ScoringPolicy()
+            let applied = policy.decisionPolicy(for: own)
+            func f(_ v: Double) -> String { String(format: "%.4f", v) }
+            var lines = [
+                "thresholds applied: review (high) ≥ \(f(applied.high)), decline (critical) ≥ \(f(applied.critical)), "
+                    + "medium ≥ \(f(applied.medium))"
+            ]
+            if let record, policy.overridesModel {
+                let given = [("--high-threshold", policy.highThreshold), ("--critical-threshold", policy.criticalThreshold)]
+                    .compactMap { name, v in v.map { "\(name) \($0)" } }.joined(separator: ", ")
+                lines.append("  from the policy of `\(record.setBy)` (\(given), \(record.setAt)), overriding the model's own")
+            } else {
+                lines.append(
+                    "  the model's own" + (record == nil ? " (no pipeline has recorded a policy on this data directory)" : ""))
+            }
+            let ownPolicy = DecisionPolicy(review: own.review, decline: own.decline)
+            var ownLine = "model's own: review ≥ \(f(own.review)), decline ≥ \(f(own.decline))"
+            if ownPolicy.critical != own.decline {
+                ownLine += " (not above review: declining uses \(f(ownPolicy.critical)), halfway from review to 1)"
+            }
+            lines.append("  " + ownLine)
+            return lines
+        }
     }
 
     struct Promote: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Promote a model to production if the promotion rule approves (AUC ≥ 0.90, AP within tolerance).")
+            abstract: "Promote a model to production if the promotion rule approves (AUC ≥ 0.90, AP within tolerance).",
+            discussion: "A cardwatch run serving the same data directory switches to the new production model within a second."
+        )
         @Argument(help: "Version number.") var version: String
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
         @Option(help: "Minimum ROC AUC.") var minAuc = 0.90

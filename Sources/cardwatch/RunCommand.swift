@@ -20,8 +20,16 @@ struct Run: AsyncParsableCommand {
             (and their chargebacks, as labels) into the durable log, the processor decides
             each one, a health check runs every --health-interval seconds, and the model is
             retrained on the warehouse on the --retrain schedule and hot-swapped when the
-            registry's rule promotes it. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; a
-            SIGKILL loses nothing either (the next start resumes from the last commit).
+            registry's rule promotes it. The pipeline follows the registry's production model:
+            a promotion by another process (cardwatch models promote) is served within a second.
+            A failing stage is restarted with an exponential backoff (100 ms up to 30 s), never
+            given up. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; a SIGKILL loses nothing
+            either (the next start resumes from the last commit, the generator's simulated
+            clock where the stored stream left off).
+
+            One process writes to a data directory at a time: run holds DATA_DIR/lock, and
+            import on the same directory is refused meanwhile. Feed a running pipeline over
+            HTTP (POST /v1/transactions).
 
             Examples:
               cardwatch run
@@ -30,10 +38,10 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var pipeline: PipelineOptions
     @Option(help: "Transactions per second from the live generator.") var tps = 50.0
-    @Flag(help: "No generator: only process what other writers append to the log.") var noGenerator = false
+    @Flag(help: "No generator: decide only what arrives over HTTP (POST /v1/transactions).") var noGenerator = false
     @Option(help: "Generator seed (the synthetic world; 1 is the bootstrap model's world).") var seed: UInt64 = 1
     @Option(help: "Generator cards (500: the bootstrap model's world).") var cards = 500
-    @Option(help: "Generator fraud share of all transactions.") var fraudRate = 0.02
+    @Option(help: "Generator fraud share of all transactions (0 to 0.5).") var fraudRate = 0.02
     @Option(help: "Seconds between health checks.") var healthInterval = 300.0
     @Option(help: "Retraining schedule, cron syntax in UTC (minute hour day month weekday).") var retrain = "0 2 * * *"
     @Option(help: "Days of warehouse history a retraining uses.") var retrainDays = 30.0
@@ -81,7 +89,7 @@ struct Run: AsyncParsableCommand {
     func validate() throws {
         if !(tps > 0 && tps <= 1_000_000) { throw ValidationError("--tps must be in (0, 1000000]") }
         if !(healthInterval > 0) { throw ValidationError("--health-interval must be positive") }
-        if !(fraudRate >= 0 && fraudRate < 1) { throw ValidationError("--fraud-rate must be in [0, 1)") }
+        if !(fraudRate >= 0 && fraudRate <= 0.5) { throw ValidationError("--fraud-rate must be within 0…0.5") }
         if cards < 1 { throw ValidationError("--cards must be at least 1") }
         do { _ = try CronSchedule(retrain) } catch { throw ValidationError("--retrain: \(error)") }
         if !(0...65_535).contains(port) { throw ValidationError("--port must be within 0…65535") }
@@ -107,7 +115,10 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
         let ingestPolicy = try ingest.policy()  // a bad PAN secret stops the start, before any bootstrap
-        let (store, registry, processor, state) = try pipeline.openPipeline()
+        let lock = try pipeline.lockDataDirectory(command: "cardwatch run")
+        defer { withExtendedLifetime(lock) {} }
+        let scoring = try pipeline.scoringPolicy
+        let (store, registry, processor, state, rules) = try pipeline.openPipeline()
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         metrics.setModelVersion(processor.scorer.modelVersion)
@@ -118,8 +129,7 @@ struct Run: AsyncParsableCommand {
         let pipeline = pipeline
         let handle = ProcessorHandle(processor) {
             // After a failure: a new processor, recovered from the store, with the model now in production.
-            let (_, _, processor, _) = try pipeline.openPipeline()
-            processor.state = state
+            let processor = try pipeline.makeProcessor(store: store, registry: registry, rules: rules, state: state)
             processor.onCommit = {
                 metrics.observe($0)
                 feed.publish($0)
@@ -127,6 +137,10 @@ struct Run: AsyncParsableCommand {
             return processor
         }
         logger.info("model v\(processor.scorer.modelVersion) in production; data in \(pipeline.dataDir)")
+        if scoring.overridesModel {
+            let applied = processor.scorer.policy
+            logger.info("thresholds: review ≥ \(applied.high), decline ≥ \(applied.critical) (the model's own overridden)")
+        }
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         func supervised(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
@@ -146,14 +160,17 @@ struct Run: AsyncParsableCommand {
                 store: store, config: config, tps: tps, maxLag: Int64(maxLag), state: state, logger: logger)
             supervised("generator") { try await generator.run() }
         }
-        let health = HealthService(
-            check: HealthCheck(store: store, state: state), interval: .milliseconds(Int64(healthInterval * 1000)), logger: logger)
+        let interval = Duration.milliseconds(Int64(healthInterval * 1000))
+        let health = HealthService(check: HealthCheck(store: store, state: state), interval: interval, logger: logger)
         supervised("health") { try await health.run() }
         var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
         job.windowDays = retrainDays
+        job.scoring = scoring
         let retraining = RetrainingService(
             job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store, logger: logger)
         supervised("retraining") { try await retraining.run() }
+        let follower = ModelFollower(registry: registry, models: handle.models, scoring: scoring, logger: logger)
+        supervised("model-follower") { try await follower.run() }
 
         var settings = ServerSettings()
         settings.host = host
@@ -182,6 +199,9 @@ struct Run: AsyncParsableCommand {
         dependencies.metrics = metrics
         dependencies.feed = feed
         dependencies.ingestPolicy = ingestPolicy
+        dependencies.scoring = scoring
+        dependencies.state = state
+        dependencies.healthInterval = interval
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(
@@ -212,18 +232,59 @@ extension Run {
 }
 
 /// The live generator as a stage. It runs the synthetic world (by default the very world
-/// the bootstrap model was trained on: same seed, same 500 cards) forward from now and
-/// emits `tps` transactions a wall-clock second. The world's own rate is a few
-/// transactions per card per day, so to reach `tps` its clock runs faster than the wall
-/// clock (about 2,900× for 500 cards at 50 tx/s): event times are simulated, per-card
-/// behaviour stays what the model knows, and chargebacks (labels) arrive within minutes.
+/// the bootstrap model was trained on: same seed, same 500 cards) and emits `tps`
+/// transactions a wall-clock second. The world's own rate is a few transactions per card
+/// per day, so to reach `tps` its clock runs faster than the wall clock (about 2,900× for
+/// 500 cards at 50 tx/s): event times are simulated, per-card behaviour stays what the
+/// model knows, and chargebacks (labels) arrive within minutes.
+///
+/// Its simulated clock is durable: each append commits the event time of its last
+/// transaction as the `generator` source's resume position, and a start (of the process,
+/// or of the stage after a failure) resumes just after it, so the stream goes on where the
+/// stored one left off instead of jumping back to the wall clock (every card's next
+/// transaction would be days older than its last, and look like fraud). A data directory
+/// the generator never fed starts at the wall clock. The chargebacks the world still owes
+/// (its frauds of the stored stream that no label has confirmed) are reported as it would
+/// have reported them.
 struct LiveGeneratorService: Sendable {
+    static let source = "generator"
     let store: SQLiteEventLog
     let config: GeneratorConfig
     let tps: Double
     let maxLag: Int64
     let state: PipelineState
     let logger: Logger
+
+    /// Where the simulated clock starts: just after the last generated transaction committed.
+    static func start(_ store: SQLiteEventLog) throws -> Timestamp {
+        let stored = try store.resumePosition(source: source) ?? store.lastLiveGeneratorEventTime()
+        guard let stored else { return Timestamp(microseconds: wallClockMicroseconds()) }
+        return Timestamp(microseconds: stored + 1)
+    }
+
+    /// The chargebacks owed for the frauds generated before `start` (within the longest label
+    /// delay) that no label has confirmed, in report order.
+    static func owedChargebacks(_ store: SQLiteEventLog, config: GeneratorConfig, start: Timestamp) throws -> [LabelEvent] {
+        let since = start.microseconds - Int64(config.labelDelayMaxDays * 86_400e6)
+        return try store.unconfirmedFrauds(idPrefix: "lv", since: since).map {
+            chargeback(transactionID: $0.id, eventTime: $0.eventTime, config: config)
+        }.sorted { $0.reportedAt < $1.reportedAt }
+    }
+
+    /// A fraud's chargeback, a label delay after it, drawn as the generator draws its delays
+    /// (log-normal around the median, σ 0.6, clamped), from a seed made of the transaction id:
+    /// every start owes it at the same time.
+    static func chargeback(transactionID id: String, eventTime: Int64, config: GeneratorConfig) -> LabelEvent {
+        var seed: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a of the id
+        for byte in id.utf8 { seed = (seed ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        var rng = SeededRandom(seed: seed)
+        let days = min(
+            config.labelDelayMaxDays,
+            max(config.labelDelayMinDays, rng.logNormal(median: config.labelDelayMedianDays, sigma: 0.6)))
+        return LabelEvent(
+            transactionID: id, isFraud: true,
+            reportedAt: Timestamp(microseconds: (eventTime + Int64(days * 86_400e6)) / 1_000 * 1_000))
+    }
 
     func run() async throws {
         let stop = StopSignal()
@@ -232,16 +293,21 @@ struct LiveGeneratorService: Sendable {
         let tps = tps
         let maxLag = maxLag
         let state = state
+        let logger = logger
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await runOnThread(name: "generator") {
-                    let start = Timestamp(microseconds: wallClockMicroseconds())
+                    let start = try Self.start(store)
                     var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: nil))
-                    // A backfill numbers its transactions from 1 for a seed: prefix this run's start so they
-                    // never repeat an earlier run's (or the bootstrap history's) ids, and their labels follow.
-                    let prefix = "lv\(start.microseconds / 1_000_000)_"
+                    let owed = try Self.owedChargebacks(store, config: config, start: start)
+                    var nextOwed = 0
+                    // A backfill numbers its transactions from 1 for a seed: prefix this start so they never
+                    // repeat an earlier run's (or the bootstrap history's) ids, and their labels follow. Starts
+                    // strictly increase (each resumes after the last commit), so prefixes never repeat.
+                    let prefix = "lv\(start.microseconds)_"
+                    logger.info(
+                        "generator: simulated clock starts at \(start.rfc3339); \(owed.count) chargebacks owed from before")
 
-                    let ingestor = Ingestor(store: store)
                     let began = wallClockMicroseconds()
                     var emitted = 0
                     var labelsSent: Int64 = 0
@@ -254,21 +320,27 @@ struct LiveGeneratorService: Sendable {
                             usleep(UInt32(max(50, min(next - wallClockMicroseconds(), 100_000))))
                             continue
                         }
-                        var batch: [IngestRecord] = []
+                        var batch = IngestBatch(source: Self.source)
                         var last = start
-                        while emitted < due, batch.count < max(1, Int(tps / 50)), var tx = generator.next() {
+                        while emitted < due, batch.records.count < max(1, Int(tps / 50)), var tx = generator.next() {
                             tx.transactionID = prefix + tx.transactionID
-                            batch.append(IngestRecord(transaction: tx))
+                            batch.records.append(IngestRecord(transaction: tx))
                             last = tx.timestamp
                             emitted += 1
                         }
+                        // The simulated clock, committed with the records it covers.
+                        batch.resumeAt = last.microseconds
                         while (try? store.processorLag()) ?? 0 > maxLag && !stop.isStopped { usleep(1_000) }
-                        let outcome = try ingestor.ingest(batch, source: "generator")
+                        let outcome = try store.ingest(batch)
                         state.arrivals.ring()
                         state.ingested.add(outcome.accepted, ordering: .relaxed)
                         state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
-                        let labels = generator.labels(reportedBy: last).map {
+                        var labels = generator.labels(reportedBy: last).map {
                             LabelEvent(transactionID: prefix + $0.transactionID, isFraud: $0.isFraud, reportedAt: $0.reportedAt)
+                        }
+                        while nextOwed < owed.count, owed[nextOwed].reportedAt <= last {
+                            labels.append(owed[nextOwed])
+                            nextOwed += 1
                         }
                         if !labels.isEmpty {
                             labelsSent += Int64(labels.count)

@@ -47,6 +47,11 @@ public struct Decision: Sendable, Equatable {
     /// Rule hits always; feature contributions for alerts (tier high and above).
     public var reasons: [Reason]
     public var modelVersion: Int
+    /// The transaction's own time (µs since 1970): simulated for the live generator, whose
+    /// clock runs ahead of the wall clock. Set by the processor.
+    public var eventTime: Int64 = 0
+    /// When it was decided (µs since 1970, wall clock). Set by the processor.
+    public var decidedAt: Int64 = 0
 
     public var isAlert: Bool { tier >= .high }
 }

@@ -1,5 +1,5 @@
-// The durable log the pipeline's stages read from and write to (../shared/DESIGN.md,
-// "Logs (topics)"). Stages see only this protocol: the embedded SQLite log
+// The durable log the pipeline's stages read from and write to (ARCHITECTURE.md, "Data
+// flow"). Stages see only this protocol: the embedded SQLite log
 // (`CardwatchStorage.SQLiteEventLog`) implements it today, a Kafka log can follow
 // without touching them. Like Kafka, a log is a set of topics, each split into
 // partitions; a record's partition is chosen by its key (the card_id for
@@ -58,6 +58,9 @@ public struct EventLogError: Error, CustomStringConvertible, Equatable {
         case offsetBackwards
         /// The storage failed.
         case storage
+        /// The storage refused for now (a full disk, an I/O error, a read-only file, a lock held
+        /// by another process): nothing was written, and the same call may succeed later.
+        case unavailable
     }
 
     public var kind: Kind

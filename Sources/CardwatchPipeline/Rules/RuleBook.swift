@@ -1,3 +1,4 @@
+import CardwatchCore
 public import CardwatchFeatures
 public import Foundation
 
@@ -129,60 +130,66 @@ public struct RuleBook: Sendable, Equatable {
 
 /// A rule file that is reloaded when it changes (its modification time or size), checked
 /// at most once per `interval`. A file that no longer parses keeps the last good rules and
-/// reports the error once.
-public final class RuleFile: @unchecked Sendable {
-    // `@unchecked Sendable`: every mutable field is read and written under `lock`.
+/// reports the error once. Every mutable field lives behind one lock (`Locked`), so the
+/// processor's thread, the API and tests may read the rules, the error and the reload count at once.
+public final class RuleFile: Sendable {
     public let path: String
-    private let lock = NSLock()
-    private var book = RuleBook()
-    private var stamp: (Date, Int)?
-    private var lastCheck = Date.distantPast
     private let interval: TimeInterval
+    private let state = Locked(Loaded())
+
+    /// What the file last gave, and when it was last looked at.
+    private struct Loaded: Sendable {
+        var book = RuleBook()
+        var stamp: (modified: Date, size: Int)?
+        var lastCheck = Date.distantPast
+        var error: String?
+        var loads = 0
+    }
+
     /// The last reload error, if the file on disk does not parse.
-    public private(set) var error: String?
+    public var error: String? { state.withLock { $0.error } }
     /// How many times the rules were (re)loaded.
-    public private(set) var loads = 0
+    public var loads: Int { state.withLock { $0.loads } }
 
     public init(path: String, checkEvery interval: TimeInterval = 1) throws(PipelineError) {
         self.path = path
         self.interval = interval
         guard FileManager.default.fileExists(atPath: path) else { throw PipelineError("rule file \(path) does not exist") }
-        try reload(force: true)
+        reload(force: true)
         if let error { throw PipelineError(error) }
     }
 
     /// The current rules, reloading first when the file changed.
     public func current(now: Date = Date()) -> RuleBook {
-        lock.lock()
-        defer { lock.unlock() }
-        if now.timeIntervalSince(lastCheck) >= interval {
-            lastCheck = now
-            try? reloadLocked(force: false)
+        state.withLock { loaded in
+            if now.timeIntervalSince(loaded.lastCheck) >= interval {
+                loaded.lastCheck = now
+                Self.reload(path, into: &loaded, force: false)
+            }
+            return loaded.book
         }
-        return book
     }
 
-    public func reload(force: Bool) throws(PipelineError) {
-        lock.lock()
-        defer { lock.unlock() }
-        try reloadLocked(force: force)
+    /// Reads the file again (`force`: even when its stamp did not change); a failure is kept in `error`.
+    public func reload(force: Bool) {
+        state.withLock { Self.reload(path, into: &$0, force: force) }
     }
 
-    private func reloadLocked(force: Bool) throws(PipelineError) {
+    private static func reload(_ path: String, into loaded: inout Loaded, force: Bool) {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let modified = attributes?[.modificationDate] as? Date ?? .distantPast
         let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-        if !force, let stamp, stamp.0 == modified, stamp.1 == size { return }
-        stamp = (modified, size)
+        if !force, let stamp = loaded.stamp, stamp.modified == modified, stamp.size == size { return }
+        loaded.stamp = (modified, size)
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            book = try RuleBook(json: data)
-            error = nil
-            loads += 1
+            loaded.book = try RuleBook(json: data)
+            loaded.error = nil
+            loaded.loads += 1
         } catch let e as PipelineError {
-            error = "rule file \(path): \(e.message)"
+            loaded.error = "rule file \(path): \(e.message)"
         } catch {
-            self.error = "rule file \(path) cannot be read: \(error)"
+            loaded.error = "rule file \(path) cannot be read: \(error)"
         }
     }
 }

@@ -104,6 +104,8 @@ public struct RetrainingJob: Sendable {
     public let store: any TrainingStore
     public let catalog: any ModelCatalog
     public let models: ModelSwitch?
+    /// The operator's thresholds, applied to a promoted model as to every other.
+    public var scoring = ScoringPolicy()
     public var windowDays = 30.0
     public var minimumRows = 1_000
     public var minimumPerClass = 10
@@ -149,7 +151,7 @@ public struct RetrainingJob: Sendable {
         outcome.promoted = decision.promoted
         outcome.reason = decision.reason
         if decision.promoted, let models {
-            models.swap(to: try Scorer(artifact: trained.artifact, version: version))
+            models.swap(to: try scoring.scorer(trained.artifact, version: version))
         }
         return outcome
     }
@@ -249,7 +251,10 @@ public struct ModelSummary: Sendable, Equatable, Codable {
 
 /// The catalog with its listing, for the HTTP API.
 public protocol ModelDirectory: ModelCatalog {
+    /// Every registered model, newest first.
     func models() throws -> [ModelSummary]
     /// The artifact of a version, checked against the engine's features.
     func artifact(of version: Int) throws -> ModelArtifact
+    /// The production model's version alone (a cheap query, asked often), nil when there is none.
+    func productionVersion() throws -> Int?
 }

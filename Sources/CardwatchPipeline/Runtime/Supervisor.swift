@@ -2,51 +2,110 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 
-/// Restarts a failing stage up to `restarts` times (waiting a little longer each time);
-/// after that the stage stays down and the pipeline reports itself unhealthy, while the
-/// other stages go on. A stage that returns normally, or is cancelled, is not restarted.
+/// How a supervised stage is restarted, and when it counts as down.
+public struct SupervisionPolicy: Sendable, Equatable {
+    /// The wait before the first restart; it doubles with each failure in a row, up to `maxBackoff`.
+    public var initialBackoff: Duration = .milliseconds(100)
+    public var maxBackoff: Duration = .seconds(30)
+    /// An attempt that runs this long without failing ends a run of failures: the next
+    /// failure waits `initialBackoff` again, and the stage shows as running.
+    public var stableAfter: Duration = .seconds(5)
+    /// A stage failing without a stable run for this long is reported down (and still retried).
+    public var downAfter: Duration = .seconds(60)
+
+    public init() {}
+
+    /// The wait after the `failures`-th failure in a row: `initialBackoff · 2^(failures−1)`,
+    /// at most `maxBackoff`, scaled by `jitter` (0…1) into its upper half, so stages that fail
+    /// together (a full disk fails them all) do not retry in step.
+    public func backoff(afterFailures failures: Int, jitter: Double) -> Duration {
+        let doublings = min(max(failures - 1, 0), 40)
+        let capped = min(initialBackoff.seconds * Double(UInt64(1) << UInt64(doublings)), maxBackoff.seconds)
+        return .microseconds(Int64(capped * (0.5 + 0.5 * min(max(jitter, 0), 1)) * 1e6))
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Runs a stage and restarts it whenever it fails, after an exponential backoff
+/// (`SupervisionPolicy`): no error takes a stage down for good, so one that failed on a
+/// full disk, an I/O error or a locked database resumes by itself once the storage is
+/// back. A stage failing without a stable run for longer than `downAfter` is reported
+/// down (the pipeline is unhealthy meanwhile) and still retried. A stage that returns
+/// normally, or is cancelled, is not restarted.
 public struct Supervised: Service {
     public let name: String
-    public let restarts: Int
+    public let policy: SupervisionPolicy
     public let state: PipelineState
     public let logger: Logger
     let body: @Sendable () async throws -> Void
-    let backoff: Duration
+    /// Waits between attempts (tests pass one that records and returns at once).
+    let sleep: @Sendable (Duration) async throws -> Void
+    /// The wall clock, µs since 1970 (tests pass one they move).
+    let now: @Sendable () -> Int64
+    let jitter: @Sendable () -> Double
 
     public init(
-        _ name: String, restarts: Int = 3, state: PipelineState, logger: Logger, backoff: Duration = .milliseconds(200),
+        _ name: String, policy: SupervisionPolicy = SupervisionPolicy(), state: PipelineState, logger: Logger,
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        now: @escaping @Sendable () -> Int64 = { wallMicros() },
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
         body: @escaping @Sendable () async throws -> Void
     ) {
         self.name = name
-        self.restarts = restarts
+        self.policy = policy
         self.state = state
         self.logger = logger
-        self.backoff = backoff
+        self.sleep = sleep
+        self.now = now
+        self.jitter = jitter
         self.body = body
+        state.register(name, policy: policy, at: now())
     }
 
     public func run() async throws {
-        var failures = 0
+        var reportedDown = false
         while true {
+            state.stageStarted(name, at: now())
             do {
                 try await body()
+                state.stageStopped(name, at: now())
                 return
             } catch is CancellationError {
+                state.stageStopped(name, at: now())
                 return  // shutting down
             } catch {
-                if Task.isCancelled || Task.isShuttingDownGracefully { return }
-                failures += 1
-                let down = failures > restarts
-                state.recordFailure(name, error, down: down)
-                if down {
-                    logger.critical(
-                        "stage failed \(failures) times and stays down; the pipeline is unhealthy",
-                        metadata: ["stage": "\(name)", "error": "\(error)"])
+                let at = now()
+                if Task.isCancelled || Task.isShuttingDownGracefully {
+                    state.stageStopped(name, at: at)
                     return
                 }
-                logger.error(
-                    "stage failed; restarting (\(failures) of \(restarts))", metadata: ["stage": "\(name)", "error": "\(error)"])
-                try? await Task.sleep(for: backoff * failures)
+                let failures = state.stageFailed(name, error, at: at)
+                if failures == 1 { reportedDown = false }
+                let delay = policy.backoff(afterFailures: failures, jitter: jitter())
+                state.stageWaits(name, until: at + delay.microseconds)
+                let metadata: Logger.Metadata = [
+                    "stage": "\(name)", "error": "\(error)", "failures_in_a_row": "\(failures)", "retry_in": "\(delay)",
+                ]
+                if !reportedDown, state.stages(at: at)[name]?.isDown == true {
+                    reportedDown = true
+                    logger.critical(
+                        "stage has failed for over \(policy.downAfter) without recovering; reported down, still retried",
+                        metadata: metadata)
+                } else {
+                    logger.error("stage failed; restarting after a backoff", metadata: metadata)
+                }
+                // A stop (SIGINT, SIGTERM) ends the wait at once, not after up to `maxBackoff`.
+                do { try await cancelWhenGracefulShutdown { try await sleep(delay) } } catch {
+                    state.stageStopped(name, at: now())
+                    return  // cancelled while waiting: shutting down
+                }
+                if Task.isCancelled || Task.isShuttingDownGracefully {
+                    state.stageStopped(name, at: now())
+                    return
+                }
             }
         }
     }
@@ -96,35 +155,85 @@ public struct ProcessorService: Service {
 /// The processor behind a lock, so the stage thread, the retraining job and tests can
 /// share it. A processor whose step failed may have decided a batch that never committed:
 /// it is not used again; the next use rebuilds one with `rebuild` (which recovers from the
-/// store: checkpoint, replay), which is what makes a supervised restart exact.
+/// store: checkpoint, replay), which is what makes a supervised restart exact. After a
+/// storage failure that passes (`StorageFailure.isTransient`: a full disk, an I/O error) the
+/// handle waits `cooldown` before rebuilding, refusing uses meanwhile with `StorageUnavailable`
+/// (HTTP 503 with Retry-After): a flood of requests against a full disk costs no rebuilds.
 public final class ProcessorHandle: @unchecked Sendable {
-    // `@unchecked Sendable`: `processor` and `broken` are touched only inside `lock`.
+    // `@unchecked Sendable`: `processor`, `broken` and `retryAt` are touched only inside `lock`.
     private let lock = NSLock()
     private var processor: Processor
     private var broken = false
+    /// After a transient storage failure: no rebuild before this (µs since 1970), and why.
+    private var retryAt: (at: Int64, reason: String)?
     private let rebuild: (@Sendable () throws -> Processor)?
     private let pending = PendingModel()
+    public let cooldown: Duration
     /// Model swaps, applied at the next batch boundary (they wait for no lock).
     public var models: ModelSwitch { ModelSwitch(pending) }
 
-    public init(_ processor: Processor, rebuild: (@Sendable () throws -> Processor)? = nil) {
+    public init(_ processor: Processor, cooldown: Duration = .seconds(1), rebuild: (@Sendable () throws -> Processor)? = nil) {
         self.processor = processor
         self.rebuild = rebuild
+        self.cooldown = cooldown
+        pending.setVersion(processor.scorer.modelVersion)
     }
 
     public func withProcessor<T>(_ body: (Processor) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
         if broken {
+            if let retryAt {
+                let now = wallMicros()
+                if now < retryAt.at {
+                    throw StorageUnavailable(reason: retryAt.reason, retryAfter: .microseconds(retryAt.at - now))
+                }
+            }
             guard let rebuild else { throw PipelineError("the processor failed earlier and cannot be rebuilt") }
-            processor = try rebuild()
+            do { processor = try rebuild() } catch {
+                noteFailure(error)
+                throw error
+            }
             broken = false
+            retryAt = nil
+            pending.setVersion(processor.scorer.modelVersion)
         }
         if let scorer = pending.take() { processor.swapModel(scorer) }
         do { return try body(processor) } catch {
             broken = true
+            noteFailure(error)
             throw error
         }
+    }
+
+    /// Called under `lock`: a transient storage failure starts a cooldown.
+    private func noteFailure(_ error: any Error) {
+        if StorageFailure.isTransient(error) {
+            retryAt = (wallMicros() + cooldown.microseconds, "\(error)")
+        }
+    }
+}
+
+/// The storage refused a write for now and the pipeline waits before trying again.
+public struct StorageUnavailable: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    /// When a retry may succeed, at the earliest.
+    public var retryAfter: Duration
+    public init(reason: String, retryAfter: Duration) {
+        self.reason = reason
+        self.retryAfter = retryAfter
+    }
+    public var description: String { "the store is unavailable for now (\(reason)); retry in \(retryAfter)" }
+}
+
+/// Which failures of the storage pass by themselves (a full disk freed, an I/O error, a
+/// lock held by another process, a read-only file made writable): worth a retry, and an
+/// HTTP 503 rather than a 500.
+public enum StorageFailure {
+    public static func isTransient(_ error: any Error) -> Bool {
+        if error is StorageUnavailable { return true }
+        if let e = error as? EventLogError { return e.kind == .unavailable }
+        return false
     }
 }
 
@@ -134,4 +243,7 @@ public struct ModelSwitch: Sendable {
     let pending: PendingModel
     init(_ pending: PendingModel) { self.pending = pending }
     public func swap(to scorer: Scorer) { pending.set(scorer) }
+    /// The version of the last model swapped in (or of the processor's first one): what the
+    /// processor scores with from its next batch on.
+    public var version: Int? { pending.version }
 }

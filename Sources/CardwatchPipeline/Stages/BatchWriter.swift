@@ -134,7 +134,7 @@ struct CommitCallback: Sendable {
 /// log to the commit of its decision, in microseconds.
 public final class LatencyRecorder: Sendable {
     private static let capacity = 1 << 20
-    private let samples = Mutex<(all: [Int64], alerts: [Int64], next: Int, nextAlert: Int)>(([], [], 0, 0))
+    private let samples = Locked<(all: [Int64], alerts: [Int64], next: Int, nextAlert: Int)>(([], [], 0, 0))
 
     func record(_ batch: ProcessedBatch) {
         guard let decidedAt = batch.decidedAt, !batch.transactions.isEmpty else { return }

@@ -212,12 +212,14 @@ public final class Processor {
             switch r.item {
             case .transaction(let t, let partition, let offset, let appendedAt):
                 let features = engine.process(t)
-                let decision = scorer.decide(features, rules: rules, explain: false)
+                var decision = scorer.decide(features, rules: rules, explain: false)
+                let now = Self.nowMicros()
+                decision.eventTime = t.timestamp.microseconds
+                decision.decidedAt = now
                 out.transactions.append(
                     ProcessedTransaction(
-                        transaction: t, features: features, decision: decision,
-                        latencyMicros: max(0, Self.nowMicros() - appendedAt), partition: partition, offset: offset,
-                        arrival: r.arrival))
+                        transaction: t, features: features, decision: decision, latencyMicros: max(0, now - appendedAt),
+                        partition: partition, offset: offset, arrival: r.arrival))
                 out.transactionOffsets[partition] = offset + 1
             case .label(let label, let partition):
                 out.labelOffsets[partition] += 1
@@ -422,23 +424,21 @@ public final class Processor {
     static func nowMicros() -> Int64 { Timestamp.now.microseconds }
 }
 
-/// A model waiting to be swapped in at the next batch. `@unchecked Sendable`: `scorer` is
-/// read and written only under `lock`.
-final class PendingModel: @unchecked Sendable {
-    private let lock = NSLock()
-    private var scorer: Scorer?
-    func set(_ s: Scorer) {
-        lock.lock()
-        scorer = s
-        lock.unlock()
-    }
+/// A model waiting to be swapped in at the next batch, and the version the processor
+/// scores with once it is (the last one handed in, or the processor's own).
+final class PendingModel: Sendable {
+    private let state = Locked<(scorer: Scorer?, version: Int?)>((nil, nil))
+    func set(_ s: Scorer) { state.withLock { $0 = (s, s.modelVersion) } }
     func take() -> Scorer? {
-        lock.lock()
-        defer { lock.unlock() }
-        let s = scorer
-        scorer = nil
-        return s
+        state.withLock {
+            let s = $0.scorer
+            $0.scorer = nil
+            return s
+        }
     }
+    /// The version in use when no swap waits (a new or rebuilt processor's).
+    func setVersion(_ v: Int) { state.withLock { if $0.scorer == nil { $0.version = v } } }
+    var version: Int? { state.withLock { $0.version } }
 }
 
 /// The buffers of one batch's explanations. `@unchecked Sendable` is sound: they outlive

@@ -41,7 +41,7 @@ public final class RecentAppends: Sendable {
     /// Records held at most; beyond it new arrivals are not kept (the processor is far
     /// behind and reads the store anyway).
     public let capacity: Int
-    private let state = Mutex<(arrivals: [Int64: [AppendedTransaction]], records: Int)>(([:], 0))
+    private let state = Locked<(arrivals: [Int64: [AppendedTransaction]], records: Int)>(([:], 0))
 
     public init(capacity: Int = 65_536) {
         self.capacity = capacity

@@ -48,6 +48,9 @@ public struct StoredDecision: Sendable, Equatable {
     public var ruleHits: [String]
     public var reasonsJSON: String?
     public var latencyMicros: Int64
+    /// The transaction's own time and when it was decided (µs since 1970; the latter wall clock).
+    public var eventTime: Int64 = 0
+    public var decidedAt: Int64 = 0
 
     public init(
         transactionID: String, fraudProbability: Double, riskTier: String, action: String, modelVersion: Int,
@@ -70,6 +73,14 @@ public struct WindowStats: Sendable, Equatable {
     public var alerts = 0
     public var reviews = 0
     public var declines = 0
+    /// Of the window's transactions: those with a known outcome (a label or feedback), those
+    /// confirmed as fraud and their amount (µ-units of their currency), and among the
+    /// alerts, those with a known outcome and those confirmed.
+    public var labelled = 0
+    public var confirmedFrauds = 0
+    public var fraudAmountMicros: Int64 = 0
+    public var alertsLabelled = 0
+    public var alertsConfirmed = 0
     public var meanProbability: Double?
     public var meanLatencyMicros: Double?
     public var maxLatencyMicros: Int64 = 0
@@ -99,10 +110,30 @@ public protocol ServingStore: Sendable {
     func alert(transactionID: String) throws -> AlertRecord?
     func alerts(cardID: String, limit: Int) throws -> [AlertRecord]
     func decision(transactionID: String) throws -> StoredDecision?
-    /// Records an analyst's verdict on an alert and appends it to the `labels` log (for the
-    /// merchant fraud rates and the next training). False when there is no such alert.
-    func recordFeedback(transactionID: String, fraud: Bool, at: Int64) throws -> Bool
+    /// Records an analyst's verdict on a decided transaction (on its alert too, when it raised
+    /// one) and appends it to the `labels` log (silver label, confirmed-fraud aggregates,
+    /// merchant fraud rates, the next training). Returns whether the transaction raised an
+    /// alert; nil, with nothing written, when it was never decided (or, `alertsOnly`, raised no alert).
+    func recordFeedback(_ feedback: AnalystFeedback, alertsOnly: Bool) throws -> Bool?
     /// Processing-time window [from, now).
     func stats(from: Int64) throws -> WindowStats
     func timeseries(from: Int64, bucketMicros: Int64) throws -> [TimeBucket]
+}
+
+/// An analyst's verdict on a decided transaction.
+public struct AnalystFeedback: Sendable, Equatable {
+    public var transactionID: String
+    public var fraud: Bool
+    public var analyst: String?
+    public var note: String?
+    /// When it was given (µs since 1970, wall clock).
+    public var at: Int64
+
+    public init(transactionID: String, fraud: Bool, analyst: String?, note: String?, at: Int64) {
+        self.transactionID = transactionID
+        self.fraud = fraud
+        self.analyst = analyst
+        self.note = note
+        self.at = at
+    }
 }

@@ -1,0 +1,48 @@
+public import Logging
+public import ServiceLifecycle
+
+/// Keeps the running pipeline on the registry's production model, whoever promoted it (this
+/// process's retraining or API, or another process: `cardwatch models promote` on the same
+/// data directory): every `every` it asks the registry which version is in production (one
+/// small query) and, when that is not the version the processor scores with, loads it,
+/// builds its scorer under the operator's `ScoringPolicy` and swaps it in at the next batch
+/// boundary. A production model that cannot be loaded fails the stage (its supervisor
+/// retries, and health reports it) while the processor keeps its current model.
+public struct ModelFollower: Service {
+    public let registry: any ModelDirectory
+    public let models: ModelSwitch
+    public let scoring: ScoringPolicy
+    public let every: Duration
+    public let logger: Logger
+
+    public init(
+        registry: any ModelDirectory, models: ModelSwitch, scoring: ScoringPolicy, every: Duration = .milliseconds(500),
+        logger: Logger
+    ) {
+        self.registry = registry
+        self.models = models
+        self.scoring = scoring
+        self.every = every
+        self.logger = logger
+    }
+
+    /// One look at the registry: the version swapped in, or nil when the processor already
+    /// scores with the production model (or there is none).
+    @discardableResult
+    public func check() throws -> Int? {
+        guard let production = try registry.productionVersion(), production != models.version else { return nil }
+        let previous = models.version
+        models.swap(to: try scoring.scorer(try registry.artifact(of: production), version: production))
+        logger.notice(
+            "the registry's production model changed: scoring with model v\(production) from the next batch on",
+            metadata: ["previous_version": "\(previous.map(String.init) ?? "none")", "version": "\(production)"])
+        return production
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try check()
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: every) }
+        }
+    }
+}
