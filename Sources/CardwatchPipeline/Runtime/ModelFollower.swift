@@ -39,10 +39,28 @@ public struct ModelFollower: Service {
         return production
     }
 
+    /// Looks on a thread of its own, so the 2-second promise holds however busy Swift's
+    /// cooperative pool is (HTTP requests, other services) until shutdown.
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try check()
-            try await cancelWhenGracefulShutdown { try await Task.sleep(for: every) }
+        let stop = StopSignal()
+        let wake = Doorbell()
+        let follower = self
+        let seconds = Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await runOnThread(name: "model-follower") {
+                    while !stop.isStopped {
+                        try follower.check()
+                        wake.wait(seconds: seconds)
+                    }
+                }
+            } onCancel: {
+                stop.stop()
+                wake.ring()
+            }
+        } onGracefulShutdown: {
+            stop.stop()
+            wake.ring()
         }
     }
 }
