@@ -12,13 +12,15 @@ echo
 # The median of numbers given one a line.
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Traffic for the HTTP benchmarks (benchmarks/decide.lua): generated transactions of 20,000
-# cards in time order, each card's few a day, labels stripped (a scoring request carries
+# cards in time order, each card's few a day, ending about now, labels stripped (a scoring request carries
 # none), cut into consecutive files $tmp/NAME.jsonl of the given line counts, so that the
 # wrk runs against one server never send a transaction twice. `make_traffic warm:120000 c32:400000`
 make_traffic() {
   local total=0 spec
   for spec in "$@"; do total=$((total + ${spec#*:})); done
-  "$bin" generate --cards 20000 --days $((total / 60000 + 2)) --seed 7 2>/dev/null \
+  # Dated to end about now: a server refuses event times far from its wall clock (--max-event-age).
+  local days=$((total / 60000 + 2))
+  "$bin" generate --cards 20000 --days "$days" --seed 7 --start "$(date -u -d "-$days days" +%Y-%m-%dT00:00:00Z)" 2>/dev/null \
     | sed -E 's/,"is_fraud":[01](,"fraud_pattern":"[a-z_]+")?//' \
     | awk -v specs="$*" -v dir="$tmp" 'BEGIN { n = split(specs, s, " "); k = 1; split(s[1], f, ":"); left = f[2] }
         k <= n { print > (dir "/" f[1] ".jsonl"); if (--left == 0 && ++k <= n) { split(s[k], f, ":"); left = f[2] } }'
