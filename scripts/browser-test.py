@@ -68,10 +68,11 @@ def main():
         # The header tells the API's health status (degraded while system alerts are active, with their
         # text), and the alert table shows the event time and the decision time side by side.
         base = url.rstrip("/")
+        auth = {"Authorization": f"Bearer {tokens[0]}"} if tokens else {}
         for _ in range(5):  # the status may change between the page's request and ours: ask again
             driver.execute_async_script("refresh().then(arguments[0])")
             header = driver.find_element(By.ID, "health").text
-            status = json.load(urllib.request.urlopen(f"{base}/pipeline/health"))["status"]
+            status = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/pipeline/health", headers=auth)))["status"]
             if header.lower().startswith(status):
                 break
         assert header.lower().startswith(status), (status, header)
@@ -110,8 +111,7 @@ def main():
         WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "held").text)
         assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) > min(count, 99), "the held alerts were not added"
         print(f"[browser] alerts held while pointing at the table ({held!r}), added once the pointer left")
-        base = url.rstrip("/")
-        request = urllib.request.Request(f"{base}/alerts/{tx}", headers={"Authorization": f"Bearer {tokens[0]}"} if tokens else {})
+        request = urllib.request.Request(f"{base}/alerts/{tx}", headers=auth)
         for _ in range(100):
             alert = json.load(urllib.request.urlopen(request))
             if alert.get("feedback") == "fraud":
