@@ -13,7 +13,7 @@ public struct GeoPoint: Hashable, Sendable {
     }
 }
 
-/// One card transaction, schema v1 (../shared/DESIGN.md, "Contracts").
+/// One card transaction, schema v1 (README, "Transaction schema v1").
 ///
 /// Only valid values exist: a `Transaction` is produced by the validating readers or
 /// built by code that respects the schema (the generator).

@@ -19,19 +19,21 @@ public struct EvaluationMetrics: Codable, Sendable, Equatable {
     public var cardPrecisionAt100: Double?
     /// Recall at `threshold` per fraud pattern, when the data names patterns.
     public var perPatternRecall: [String: Double]
+    /// Mean squared difference between probability and outcome (lower is better); nil in artifacts older than it.
+    public var brierScore: Double?
 
     /// Names that survive the artifact's snake_case conversion both ways (`rocAUC` would come back as `rocAuc`).
     enum CodingKeys: String, CodingKey {
         case rows, positives, threshold, precision, recall, f1, truePositives, falsePositives, trueNegatives, falseNegatives
         case rocAUC = "rocAuc"
-        case averagePrecision, cardPrecisionAt100, perPatternRecall
+        case averagePrecision, cardPrecisionAt100, perPatternRecall, brierScore
         case recallAt1PctFPR = "recallAt1PctFpr"
     }
 
     public init(
         rows: Int, positives: Int, rocAUC: Double, averagePrecision: Double, threshold: Double, precision: Double,
         recall: Double, f1: Double, truePositives: Int, falsePositives: Int, trueNegatives: Int, falseNegatives: Int,
-        recallAt1PctFPR: Double, cardPrecisionAt100: Double?, perPatternRecall: [String: Double]
+        recallAt1PctFPR: Double, cardPrecisionAt100: Double?, perPatternRecall: [String: Double], brierScore: Double? = nil
     ) {
         self.rows = rows
         self.positives = positives
@@ -48,5 +50,6 @@ public struct EvaluationMetrics: Codable, Sendable, Equatable {
         self.recallAt1PctFPR = recallAt1PctFPR
         self.cardPrecisionAt100 = cardPrecisionAt100
         self.perPatternRecall = perPatternRecall
+        self.brierScore = brierScore
     }
 }

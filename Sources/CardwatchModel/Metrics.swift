@@ -225,7 +225,58 @@ public enum Metrics {
             cardPrecisionAt100: cardPrecision,
             perPatternRecall: patterns.map {
                 perPatternRecall(scores: scores, labels: labels, patterns: $0, threshold: threshold)
-            } ?? [:])
+            } ?? [:],
+            brierScore: brierScore(scores: scores, labels: labels))
+    }
+
+    // MARK: Calibration
+
+    /// Mean of (probability − outcome)²: 0 for a perfect forecaster, 0.25 for always saying 0.5.
+    public static func brierScore(scores: [Double], labels: [Bool]) -> Double {
+        precondition(scores.count == labels.count, "scores and labels differ in length")
+        guard !scores.isEmpty else { return .nan }
+        var sum = 0.0
+        for (s, y) in zip(scores, labels) {
+            let d = (s.isNaN ? 0 : s) - (y ? 1 : 0)
+            sum += d * d
+        }
+        return sum / Double(scores.count)
+    }
+
+    /// One bin of a reliability table: the rows whose probability fell in [lower, upper).
+    public struct ReliabilityBin: Codable, Sendable, Equatable {
+        public var lower: Double
+        public var upper: Double
+        public var rows: Int
+        public var meanProbability: Double
+        public var fraudShare: Double
+    }
+
+    /// The reliability table: probabilities cut at `edges` (the last bin includes 1), per bin
+    /// the mean predicted probability against the share that was fraud; empty bins left out.
+    /// The default edges are finer near 0, where fraud probabilities live.
+    public static func reliability(
+        scores: [Double], labels: [Bool], edges: [Double] = [0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1]
+    ) -> [ReliabilityBin] {
+        precondition(scores.count == labels.count, "scores and labels differ in length")
+        precondition(edges.count >= 2, "a reliability table needs at least one bin")
+        let bins = edges.count - 1
+        var rows = [Int](repeating: 0, count: bins)
+        var sums = [Double](repeating: 0, count: bins)
+        var frauds = [Int](repeating: 0, count: bins)
+        for (s, y) in zip(scores, labels) where !s.isNaN {
+            // The bin whose lower edge is the last at most s; beyond the ends, the end bins.
+            var b = 0
+            while b + 1 < bins && s >= edges[b + 1] { b += 1 }
+            rows[b] += 1
+            sums[b] += s
+            if y { frauds[b] += 1 }
+        }
+        return (0..<bins).filter { rows[$0] > 0 }.map {
+            ReliabilityBin(
+                lower: edges[$0], upper: edges[$0 + 1], rows: rows[$0], meanProbability: sums[$0] / Double(rows[$0]),
+                fraudShare: Double(frauds[$0]) / Double(rows[$0]))
+        }
     }
 
     // MARK: Internals

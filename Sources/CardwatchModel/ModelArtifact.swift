@@ -1,19 +1,66 @@
 public import Foundation
 
+/// The model families. The three tree families share one representation (`TreeEnsemble`:
+/// margin = base + the sum of the trees' leaf values), and so the scorer, the compiled
+/// forest and TreeSHAP: a random forest's leaves hold its trees' averaged fraud shares, an
+/// isolation forest's the negated path lengths averaged over its trees.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
     case gbdt, logistic
+    case randomForest = "random_forest"
+    case isolationForest = "isolation_forest"
+
+    /// Whether the model learns from labels (an isolation forest does not).
+    public var isSupervised: Bool { self != .isolationForest }
 }
 
-/// Platt scaling: probability = sigmoid(a · margin + b), fitted on held-out rows so
-/// that a score of 0.3 means about 30 % of such transactions are fraud.
+/// From a margin to a probability. By default Platt scaling, probability =
+/// sigmoid(a · margin + b), fitted on held-out rows so that a score of 0.3 means about
+/// 30 % of such transactions are fraud. Two other maps, chosen by which fields are set
+/// (absent from older artifacts, which stay Platt):
+/// - isotonic: a non-decreasing step function of the margin, `isotonicMargins[i]` the
+///   lower edge of step i and `isotonicProbabilities[i]` its probability;
+/// - isolation forest: probability = 2^(margin / pathLengthNormaliser), the anomaly score
+///   s = 2^(−E[h]/c(n)) of Liu et al., the margin being −E[h].
 public struct Calibration: Codable, Sendable, Equatable {
     public var a: Double
     public var b: Double
-    public init(a: Double = 1, b: Double = 0) {
+    public var isotonicMargins: [Double]?
+    public var isotonicProbabilities: [Double]?
+    public var pathLengthNormaliser: Double?
+
+    public init(
+        a: Double = 1, b: Double = 0, isotonicMargins: [Double]? = nil, isotonicProbabilities: [Double]? = nil,
+        pathLengthNormaliser: Double? = nil
+    ) {
         self.a = a
         self.b = b
+        self.isotonicMargins = isotonicMargins
+        self.isotonicProbabilities = isotonicProbabilities
+        self.pathLengthNormaliser = pathLengthNormaliser
     }
-    public func probability(margin: Double) -> Double { sigmoid(a * margin + b) }
+
+    /// An isolation forest's map, c(n) being the average path length of an unsuccessful
+    /// search in a binary search tree of the forest's sample size.
+    public static func isolation(normaliser c: Double) -> Calibration { Calibration(pathLengthNormaliser: c) }
+
+    public var method: String {
+        pathLengthNormaliser != nil ? "isolation" : isotonicMargins != nil ? "isotonic" : "platt"
+    }
+
+    public func probability(margin: Double) -> Double {
+        if let c = pathLengthNormaliser { return exp2(margin / c) }
+        if let edges = isotonicMargins, let values = isotonicProbabilities, !values.isEmpty {
+            // The last step whose lower edge is at most the margin (binary search; below all: the first).
+            var lo = 0
+            var hi = min(edges.count, values.count)
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                if edges[mid] <= margin { lo = mid } else { hi = mid }
+            }
+            return values[lo]
+        }
+        return sigmoid(a * margin + b)
+    }
 }
 
 /// Where a probability lands: below `review` approve, below `decline` review, else decline.
@@ -132,9 +179,18 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
                 "model features do not match the engine: \(featureNames.count) features vs \(expected.count); "
                     + "first difference at position \(i): model has \(have), engine has \(want)")
         }
+        if let edges = calibration.isotonicMargins {
+            guard let values = calibration.isotonicProbabilities, values.count == edges.count, !edges.isEmpty,
+                zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }), zip(values, values.dropFirst()).allSatisfy({ $0 <= $1 }),
+                values.allSatisfy({ $0 >= 0 && $0 <= 1 })
+            else { throw ModelError("isotonic calibration needs increasing edges and non-decreasing probabilities in [0, 1], one each") }
+        }
+        if let c = calibration.pathLengthNormaliser, !(c > 0) {
+            throw ModelError("isolation calibration needs a positive path-length normaliser, got \(c)")
+        }
         switch kind {
-        case .gbdt:
-            guard let trees else { throw ModelError("gbdt artifact without trees") }
+        case .gbdt, .randomForest, .isolationForest:
+            guard let trees else { throw ModelError("\(kind.rawValue) artifact without trees") }
             guard trees.featureCount == featureNames.count else {
                 throw ModelError("trees use \(trees.featureCount) features, artifact names \(featureNames.count)")
             }

@@ -51,7 +51,7 @@ func rows(_ fixture: Fixture, _ sql: String) throws -> [[String]] {
         try await Fixture().test(.live) { client in
             let (blank, blankText) = try await post(client, "/v1/transactions", current(" ", amount: 5))
             #expect(blank == .unprocessableContent && blankText.contains("blank"), "\(blankText)")
-            let (tiny, tinyText) = try await post(client, "/v1/transactions", current("t1", amount: 5e-324))
+            let (tiny, tinyText) = try await post(client, "/v1/transactions", current("t1", amount: .leastNonzeroMagnitude))
             #expect(tiny == .unprocessableContent && tinyText.contains("smallest unit of USD"), "\(tinyText)")
             let yen = current("t2", amount: 0.5).replacingOccurrences(of: "USD", with: "JPY")
             let (yenStatus, yenText) = try await post(client, "/v1/transactions", yen)

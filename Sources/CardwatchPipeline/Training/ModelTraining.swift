@@ -111,6 +111,8 @@ public enum ModelTraining {
         case .logistic:
             logistic = LogisticTrainer.fit(fitData, parameters: r.logistic)
             parameters = r.logistic.record
+        case .randomForest, .isolationForest:
+            throw ModelError("\(r.kind.rawValue) models are not trained by this path yet")
         }
         let fitSeconds = Date().timeIntervalSince(fitBegan)
         var artifact = ModelArtifact(
