@@ -70,6 +70,23 @@ PY
 python3 -c "import json,sys; a=json.load(open('$tmp/train.json')); b=json.load(open('$tmp/eval.json')); assert abs(a['roc_auc']-b['roc_auc'])<1e-12, (a['roc_auc'], b['roc_auc'])"
 # A logistic baseline, trained on the feature table.
 "$bin" train --table "$tmp/table.csv" --label is_fraud --test-fraction 0.3 --model logistic --data-dir "$tmp/data" --json > /dev/null
+# The production model and the baseline on the same rows, with bootstrap intervals on AP (issue 15).
+"$bin" evaluate --compare production,2 --data "$tmp/h.jsonl" --from 2026-01-22 --data-dir "$tmp/data" --bootstrap 200 \
+  --json > "$tmp/compare.json"
+python3 - "$tmp/compare.json" "$tmp/eval.json" <<'PY'
+import json, sys
+c, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+first, second = c["models"]
+assert c["rows"] == e["rows"] and first["average_precision"] == e["average_precision"], (c["rows"], e["rows"])
+for m in c["models"]:
+    lo, hi = m["average_precision_interval"]
+    assert lo <= m["average_precision"] <= hi, m
+    assert 0 <= m["brier_score"] < 0.25, m
+lo, hi = second["average_precision_difference_interval"]
+assert lo <= second["average_precision"] - first["average_precision"] <= hi, second
+print(f"evaluate --compare: v{first['model_version']} AP {first['average_precision']:.4f} vs v{second['model_version']} "
+      f"{second['average_precision']:.4f}, difference in [{lo:.3f}, {hi:.3f}]")
+PY
 # Any schema v1 file trains: strip coordinates, categories and channels.
 python3 - "$tmp/h.jsonl" "$tmp/bare.jsonl" <<'PY'
 import json, sys

@@ -5,42 +5,6 @@ import CardwatchPipeline
 import CardwatchStorage
 import Foundation
 
-struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Evaluate a registered model on labelled data (optionally a time window of it).",
-        discussion: """
-            Example: cardwatch evaluate --model 3 --data history.jsonl --from 2026-02-01 --to 2026-02-08
-            --model takes a version number or 'production'.
-            """
-    )
-
-    @Option(help: "Model version, or 'production'.") var model: String
-    @OptionGroup var source: DataOptions
-    @Option(help: "Only rows at or after this date.") var from: String?
-    @Option(help: "Only rows before this date.") var to: String?
-    @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
-    @Option(help: "Write transaction_id,timestamp,card_id,score,label for every evaluated row.") var predictionsOut: String?
-    @Flag(help: "Print the metrics as one JSON object.") var json = false
-
-    func run() throws {
-        let registry = try ModelRegistry(directory: dataDir)
-        let version = try Models.version(model, registry)
-        let (dataset, names, _, _) = try source.load(command: "evaluate")
-        let artifact = try registry.artifact(version: version, expectedFeatures: names)
-        let result = ModelTraining.evaluate(
-            artifact, on: dataset, from: try from.map { try Input.instant($0, option: "--from") },
-            to: try to.map { try Input.instant($0, option: "--to") })
-        guard result.rows.rows > 0 else { throw ValidationError("no labelled rows in the chosen window") }
-        if let predictionsOut { try Report.writePredictions(result.rows, result.scores, to: predictionsOut) }
-        if json {
-            Report.printJSON(result.metrics, version: version)
-        } else {
-            print("model v\(version) on \(grouped(result.rows.rows)) rows")
-            Report.printTable(result.metrics)
-        }
-    }
-}
-
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, show, promote and import models in the registry.",
