@@ -61,15 +61,10 @@ public struct JSONScanner {
                 let value = try p.value(depth: 1)
                 sink.member(key: keyBytes, value: value)
                 sink.memberBytes(memberStart..<p.i, value: valueStart..<p.i)
-                p.skipSpace()
-                guard let c = p.peek else { throw p.error("unterminated object: expected ',' or '}'") }
-                p.i += 1
-                if c == UInt8(ascii: "}") { break }
-                guard c == UInt8(ascii: ",") else { throw p.error("expected ',' or '}' after a value", at: p.i - 1) }
+                if try p.endOfItem(closing: UInt8(ascii: "}"), in: "object") { break }
             }
         }
-        p.skipSpace()
-        guard p.i == p.b.count else { throw p.error("unexpected text after the object") }
+        try p.expectEnd(after: "object")
     }
 
     var peek: UInt8? { i < b.count ? b[i] : nil }
@@ -243,12 +238,26 @@ public struct JSONScanner {
                 skipSpace()
             }
             _ = try value(depth: depth + 1)
-            skipSpace()
-            guard let c = peek else { throw error("unterminated \(isObject ? "object" : "array")") }
-            i += 1
-            if c == close { return }
-            guard c == UInt8(ascii: ",") else { throw error("expected ',' or '\(Self.printable(close))'", at: i - 1) }
+            if try endOfItem(closing: close, in: isObject ? "object" : "array") { return }
         }
+    }
+
+    /// After a member or an element: true at the closing bracket, false after a comma (both consumed).
+    @inline(__always) mutating func endOfItem(closing close: UInt8, in what: StaticString) throws(RecordError) -> Bool {
+        skipSpace()
+        guard let c = peek else { throw error("unterminated \(what): expected ',' or '\(Self.printable(close))'") }
+        i += 1
+        if c == close { return true }
+        guard c == UInt8(ascii: ",") else {
+            throw error("expected ',' or '\(Self.printable(close))' after a value", at: i - 1)
+        }
+        return false
+    }
+
+    /// After the top-level value: only blank space is left.
+    mutating func expectEnd(after what: StaticString) throws(RecordError) {
+        skipSpace()
+        guard i == b.count else { throw error("unexpected text after the \(what)") }
     }
 }
 
@@ -272,15 +281,10 @@ extension JSONScanner {
                 let start = p.i
                 _ = try p.value(depth: 1)
                 spans.append(Span(start: start, count: p.i - start))
-                p.skipSpace()
-                guard let c = p.peek else { throw p.error("unterminated array: expected ',' or ']'") }
-                p.i += 1
-                if c == UInt8(ascii: "]") { break }
-                guard c == UInt8(ascii: ",") else { throw p.error("expected ',' or ']' after a value", at: p.i - 1) }
+                if try p.endOfItem(closing: UInt8(ascii: "]"), in: "array") { break }
             }
         }
-        p.skipSpace()
-        guard p.i == p.b.count else { throw p.error("unexpected text after the array") }
+        try p.expectEnd(after: "array")
         return spans
     }
 
@@ -314,15 +318,10 @@ extension JSONScanner {
                 p.i += 1
                 p.skipSpace()
                 _ = try p.value(depth: 1)
-                p.skipSpace()
-                guard let c = p.peek else { throw p.error("unterminated object: expected ',' or '}'") }
-                p.i += 1
-                if c == UInt8(ascii: "}") { break }
-                guard c == UInt8(ascii: ",") else { throw p.error("expected ',' or '}' after a value", at: p.i - 1) }
+                if try p.endOfItem(closing: UInt8(ascii: "}"), in: "object") { break }
             }
         }
-        p.skipSpace()
-        guard p.i == p.b.count else { throw p.error("unexpected text after the object") }
+        try p.expectEnd(after: "object")
         return repeated
     }
 }
