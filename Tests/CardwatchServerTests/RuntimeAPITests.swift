@@ -28,7 +28,10 @@ final class PipelineFixture: @unchecked Sendable {
     private let stop = StopSignal()
     private let stopped = StopSignal()
 
-    init(scoring: ScoringPolicy = ScoringPolicy(), healthInterval: Duration = .seconds(300), stages: [String] = []) throws {
+    init(
+        scoring: ScoringPolicy = ScoringPolicy(), healthInterval: Duration = .seconds(300), stages: [String] = [],
+        cooldown: Duration = .milliseconds(300)
+    ) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-runtime-\(UUID().uuidString)").path
         store = try SQLiteEventLog(directory: dir, partitions: 1)
         registry = try ModelRegistry(directory: dir)
@@ -52,7 +55,7 @@ final class PipelineFixture: @unchecked Sendable {
             p.state = state
             return p
         }
-        handle = ProcessorHandle(try processor(), cooldown: .milliseconds(300), rebuild: processor)
+        handle = ProcessorHandle(try processor(), cooldown: cooldown, rebuild: processor)
         for stage in stages { state.register(stage, policy: SupervisionPolicy()) }
         let handle = handle
         let stop = stop
@@ -103,8 +106,11 @@ func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) asy
 @Suite struct RuntimeAPITests {
     /// Item 5: with the store full, writes answer 503 with Retry-After (problem+json), on the
     /// router's path and the event loop's; once there is room, the same requests succeed.
-    @Test(.timeLimit(.minutes(1))) func aFullStoreAnswers503WithRetryAfter() async throws {
-        let fixture = try PipelineFixture()
+    @Test(.timeLimit(.minutes(2))) func aFullStoreAnswers503WithRetryAfter() async throws {
+        // A cooldown long enough that a loaded machine cannot let it pass before the event loop's
+        // request (a small write may fit in the full store's free space: that request must be refused
+        // by the cooldown, not by chance).
+        let fixture = try PipelineFixture(cooldown: .seconds(8))
         try await fixture.live { client in
             let port = try #require(client.port)
             let first = try await client.execute(
@@ -123,7 +129,7 @@ func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) asy
             #expect(answer.status == 503 && headers["retry-after"] != nil, "\(answer)")
 
             try limitPages(fixture.store, to: 1_073_741_823)
-            let resumed = try await eventually {
+            let resumed = try await eventually(40) {
                 try await client.execute(uri: "/v1/transactions", method: .post, headers: jsonType, body: body(many)).status
                     == .ok
             }
