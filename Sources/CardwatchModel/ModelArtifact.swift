@@ -183,7 +183,10 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
             guard let values = calibration.isotonicProbabilities, values.count == edges.count, !edges.isEmpty,
                 zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }), zip(values, values.dropFirst()).allSatisfy({ $0 <= $1 }),
                 values.allSatisfy({ $0 >= 0 && $0 <= 1 })
-            else { throw ModelError("isotonic calibration needs increasing edges and non-decreasing probabilities in [0, 1], one each") }
+            else {
+                throw ModelError(
+                    "isotonic calibration needs increasing edges and non-decreasing probabilities in [0, 1], one each")
+            }
         }
         if let c = calibration.pathLengthNormaliser, !(c > 0) {
             throw ModelError("isolation calibration needs a positive path-length normaliser, got \(c)")
