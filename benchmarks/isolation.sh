@@ -9,7 +9,8 @@
 #   CARDWATCH=/path/to/cardwatch benchmarks/isolation.sh
 #
 # Python lives in .venv-bench/ (scikit-learn, numpy from PyPI; created on first use), as
-# for benchmarks/peers.sh. Knobs: VENV, CARDS, DAYS, SEED, SEEDS, REPEATS, OUT.
+# for benchmarks/peers.sh. Knobs: VENV, CARDS, DAYS, SEED, SEEDS, REPEATS, OUT; FEATURE_CHECK=1 also
+# measures the isolation score as a 30th feature of the GBDT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -60,5 +61,5 @@ step "cardwatch features"
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$venv/bin/python" "$repo/benchmarks/isolation.py" \
   --cardwatch "$bin" --table "$tmp/table.csv" --workdir "$tmp" --out "$out" --seeds "$seeds" --repeats "$repeats" \
   --train-from 2026-01-01 --train-to 2026-01-22 --test-from 2026-01-22 --test-to 2026-01-31 \
-  --world "cardwatch generate --days $days --cards $cards --seed $seed, then cardwatch features"
+  --world "cardwatch generate --days $days --cards $cards --seed $seed, then cardwatch features" ${FEATURE_CHECK:+--feature-check}
 step "report in ${out#"$repo"/}"
