@@ -141,6 +141,11 @@ struct Train: ParsableCommand {
             throw ValidationError("--model must be gbdt, logistic or isolation-forest, got '\(model)'")
         }
         let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train", keepUnlabelled: !kind.isSupervised)
+        if kind.isSupervised && dataset.rows == 0 {
+            throw ValidationError(
+                "no labelled rows: \(kind.rawValue) learns from is_fraud (or --labels); --model isolation-forest trains without labels"
+            )
+        }
         var request = TrainingRequest()
         request.kind = kind
         request.gbdt.trees = trees
@@ -156,7 +161,8 @@ struct Train: ParsableCommand {
         request.trainTo = try trainTo.map { try Input.instant($0, option: "--train-to") }
         request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
         request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
-        request.delay = Int64((delayDays ?? (hasTimes ? 7 : 0)) * 86_400e6)
+        // An unsupervised model reads no labels, so it waits for none: no gap unless asked.
+        request.delay = Int64((delayDays ?? (hasTimes && kind.isSupervised ? 7 : 0)) * 86_400e6)
         request.delayAtMostTest = delayDays == nil && testFraction != nil && testFrom == nil
         request.testLength = Int64(testDays * 86_400e6)
         request.testFraction = testFraction
