@@ -107,7 +107,7 @@ struct Train: ParsableCommand {
     @Option(help: "...or this latest share of the rows.") var testFraction: Double?
     @Option(help: "gbdt, logistic or isolation-forest (unsupervised: labels only evaluate it).") var model = "gbdt"
     @Option(help: "GBDT: boosting rounds at most; isolation forest: trees.") var trees = 300
-    @Option(help: "Isolation forest: rows drawn for each tree (default 256).") var sampleSize = 256
+    @Option(help: "Isolation forest: rows drawn for each tree (ψ).") var sampleSize = 256
     @Option(help: "GBDT: maximum depth.") var maxDepth = 6
     @Option(help: "GBDT: learning rate.") var learningRate = 0.1
     @Option(help: "Weight of fraud rows in the loss.") var scalePosWeight = 1.0
