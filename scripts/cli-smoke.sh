@@ -158,6 +158,54 @@ kill -9 "$runpid"; wait "$runpid" 2>/dev/null || true
 "$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --json --quiet --max-event-age none | grep -q '"processed":0'
 echo "lock: import refused while run (PID $runpid) held the data directory, accepted after its SIGKILL"
 
+# A first day without labels (issue 15): a history without is_fraud imported into a new data
+# directory bootstraps an isolation forest over it; `run --no-generator` serves it (a POST is
+# decided and explained by it); a GBDT trained once labels exist replaces it by the promotion rule.
+python3 - "$tmp/h.jsonl" "$tmp/unlabelled.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+    for line in src:
+        r = json.loads(line)
+        r.pop("is_fraud", None)
+        r.pop("fraud_pattern", None)
+        out.write(json.dumps(r) + "\n")
+PY
+"$bin" import "$tmp/unlabelled.jsonl" --data-dir "$tmp/unlabelled" --json --max-event-age none \
+  > "$tmp/ul-import.json" 2> "$tmp/ul-import.err"
+grep -q "bootstrap: .*too few for a supervised model: training an isolation forest" "$tmp/ul-import.err" \
+  || { cat "$tmp/ul-import.err"; echo "an unlabelled history must bootstrap an isolation forest" >&2; exit 1; }
+"$bin" models list --data-dir "$tmp/unlabelled" --json | python3 -c "
+import json, sys
+models = json.load(sys.stdin)
+assert [(m['version'], m['kind'], m['stage']) for m in models] == [(1, 'isolation_forest', 'production')], models"
+python3 -c "import json; m = json.load(open('$tmp/ul-import.json')); assert m['model_version'] == 1 and 0 < m['alerts'] < m['processed'] * 0.05, m"
+port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+"$bin" run --data-dir "$tmp/unlabelled" --no-generator --port "$port" 2> "$tmp/ul-run.err" &
+runpid=$!
+for _ in $(seq 300); do grep -q "running:" "$tmp/ul-run.err" && break; sleep 0.1; done
+grep -q "model v1 in production" "$tmp/ul-run.err" || { cat "$tmp/ul-run.err"; echo "run must serve the isolation forest" >&2; exit 1; }
+python3 - "$port" <<'PY'
+import datetime, json, sys, urllib.request
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+body = json.dumps({"transaction_id": "ul-post-1", "card_id": "card-new", "amount": 4999.0, "timestamp": now,
+                   "merchant_id": "m-new"}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/transactions", data=body,
+                             headers={"Content-Type": "application/json"})
+d = json.load(urllib.request.urlopen(req, timeout=10))
+assert d["model_version"] == 1 and 0 < d["fraud_probability"] <= 1, d
+print("run --no-generator: isolation forest v1 decided a POST: score %.3f, %s" % (d["fraud_probability"], d["action"]))
+PY
+kill -INT "$runpid"; wait "$runpid" || { cat "$tmp/ul-run.err"; echo "run did not stop cleanly" >&2; exit 1; }
+"$bin" train --data "$tmp/h.jsonl" --train-from 2026-01-01 --train-to 2026-01-22 --test-from 2026-01-22 --test-to 2026-01-31 \
+  --data-dir "$tmp/unlabelled" --promote --json > "$tmp/ul-train.json"
+"$bin" models list --data-dir "$tmp/unlabelled" --json | python3 -c "
+import json, sys
+stages = {m['version']: (m['kind'], m['stage']) for m in json.load(sys.stdin)}
+assert stages == {1: ('isolation_forest', 'archived'), 2: ('gbdt', 'production')}, stages"
+"$bin" models show 2 --data-dir "$tmp/unlabelled" | grep -q "re-evaluated on the candidate's test window" \
+  || { "$bin" models show 2 --data-dir "$tmp/unlabelled"; echo "the promotion must compare with the isolation forest" >&2; exit 1; }
+echo "unlabelled history: isolation forest bootstrapped and served, replaced by a GBDT through the promotion rule"
+
 # Every help text is true of today's commands.
 if "$bin" --help | grep -qi "soon"; then echo "cardwatch --help promises what exists" >&2; exit 1; fi
 

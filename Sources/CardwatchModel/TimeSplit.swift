@@ -7,15 +7,31 @@ public struct TimedDataset: Sendable {
     public var cards: [String]
     public var patterns: [String?]
     public var transactionIDs: [String]
+    /// Which rows carry a label (nil: every row). An unlabelled row's `matrix` label is false and
+    /// means nothing: only an unsupervised model trains on such rows, and no metric reads them.
+    public var labelled: [Bool]?
 
-    public init(matrix: FeatureMatrix, times: [Int64], cards: [String], patterns: [String?], transactionIDs: [String]) {
+    public init(
+        matrix: FeatureMatrix, times: [Int64], cards: [String], patterns: [String?], transactionIDs: [String],
+        labelled: [Bool]? = nil
+    ) {
         precondition(times.count == matrix.rows && cards.count == matrix.rows && patterns.count == matrix.rows)
-        precondition(transactionIDs.count == matrix.rows)
+        precondition(transactionIDs.count == matrix.rows && (labelled?.count ?? matrix.rows) == matrix.rows)
         self.matrix = matrix
         self.times = times
         self.cards = cards
         self.patterns = patterns
         self.transactionIDs = transactionIDs
+        self.labelled = labelled
+    }
+
+    /// Whether row `i` carries a label.
+    public func isLabelled(_ i: Int) -> Bool { labelled?[i] ?? true }
+
+    /// The labelled rows alone.
+    public var labelledRows: TimedDataset {
+        guard let labelled, labelled.contains(false) else { return self }
+        return subset(labelled.indices.filter { labelled[$0] })
     }
 
     public var rows: Int { matrix.rows }
@@ -23,7 +39,8 @@ public struct TimedDataset: Sendable {
     public func subset(_ indices: [Int]) -> TimedDataset {
         TimedDataset(
             matrix: matrix.subset(indices), times: indices.map { times[$0] }, cards: indices.map { cards[$0] },
-            patterns: indices.map { patterns[$0] }, transactionIDs: indices.map { transactionIDs[$0] })
+            patterns: indices.map { patterns[$0] }, transactionIDs: indices.map { transactionIDs[$0] },
+            labelled: labelled.map { l in indices.map { l[$0] } })
     }
 }
 

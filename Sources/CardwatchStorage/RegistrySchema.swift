@@ -163,13 +163,22 @@ enum RegistrySchema {
 
     // `metrics_json` uses EvaluationMetrics' own coding keys, with no key strategy: a
     // snake-case strategy does not round-trip names like `rocAUC` (→ `roc_auc` → `rocAuc`).
+    // An undefined figure (the AUC of a test window without both classes, or of a model with
+    // no labelled test rows) is NaN, written "nan" as in the artifact.
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return encoder
     }
 
-    static var decoder: JSONDecoder { JSONDecoder() }
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
+    }
 
     /// Now, as RFC 3339 UTC with milliseconds.
     static func timestamp() -> String {

@@ -68,13 +68,21 @@ struct PipelineOptions: ParsableArguments {
         do { return try SQLiteEventLog(directory: dataDir, partitions: partitions) } catch { throw ValidationError("\(error)") }
     }
 
-    /// The production model, bootstrapping one when the registry has none: a generated
-    /// history (30 days × 500 cards), features by replay, GBDT, registration, promotion.
-    func productionScorer(registry: ModelRegistry) throws -> Scorer {
+    /// The production model, bootstrapping one when the registry has none. A data directory
+    /// whose log holds a history (1,000 transactions or more) with too few labels for a
+    /// supervised model gets an isolation forest over that history; any other (an empty one)
+    /// gets a GBDT on a generated history (30 days × 500 cards): features by replay,
+    /// registration, promotion. Retraining replaces the isolation forest through the
+    /// promotion rule once the warehouse holds labels.
+    func productionScorer(registry: ModelRegistry, store: (any EventLog)? = nil) throws -> Scorer {
         if let production = try registry.production() {
             let artifact = try registry.artifact(
                 version: production.version, expectedFeatures: Feature.names, expectedSchemaVersion: Feature.schemaVersion)
             return try scorer(artifact, version: production.version)
+        }
+        if let store {
+            let history = try StoredHistory.read(from: store)
+            if history.callsForUnsupervisedModel() { return try unsupervisedBootstrap(history, registry: registry) }
         }
         say("bootstrap: no model in \(dataDir) yet; generating 30 days of history for 500 cards")
         var config = GeneratorConfig()
@@ -103,12 +111,37 @@ struct PipelineOptions: ParsableArguments {
         return try scorer(outcome.artifact, version: version)
     }
 
+    /// An isolation forest over the stored history, registered and made production: it has
+    /// no labels to be judged by, so the promotion rule cannot pass it; the stage history says why.
+    func unsupervisedBootstrap(_ history: StoredHistory, registry: ModelRegistry) throws -> Scorer {
+        let (fraud, legitimate) = history.labelCounts
+        say(
+            "bootstrap: no model in \(dataDir) yet; its log holds \(grouped(history.transactions.count)) transactions with "
+                + "\(fraud) fraud and \(legitimate) legitimate labels, too few for a supervised model: training an isolation forest"
+        )
+        let outcome = try history.trainUnsupervised()
+        let version = try registry.register(outcome.artifact)
+        try registry.setStage(
+            version: version, stage: .production,
+            reason: "bootstrap: unsupervised isolation forest over \(history.transactions.count) stored transactions "
+                + "(\(fraud) fraud, \(legitimate) legitimate labels); a supervised model replaces it through the promotion rule")
+        let m = outcome.metrics
+        say(
+            "bootstrap: model v\(version): isolation forest, \(outcome.trees ?? 0) trees on \(grouped(outcome.trainRows)) rows; "
+                + (m.positives > 0
+                    ? "on the labelled test rows ROC AUC \(format4(m.rocAUC)), average precision \(format4(m.averagePrecision))"
+                    : "no labelled test rows to evaluate it")
+                + "; review at score ≥ \(format4(outcome.artifact.thresholds.review)), decline ≥ \(format4(outcome.artifact.thresholds.decline))"
+        )
+        return try scorer(outcome.artifact, version: version)
+    }
+
     /// The store, the registry, and a processor recovered to the last commit with the
     /// production model (bootstrapped when there is none) and the rules.
-    func openPipeline() throws -> (
+    func openPipeline(store opened: SQLiteEventLog? = nil) throws -> (
         store: SQLiteEventLog, registry: ModelRegistry, processor: Processor, state: PipelineState, rules: RuleFile?
     ) {
-        let store = try openStore()
+        let store = try opened ?? openStore()
         let registry = try ModelRegistry(directory: dataDir)
         let state = PipelineState()
         let rules = try ruleFile()
@@ -122,7 +155,7 @@ struct PipelineOptions: ParsableArguments {
         -> Processor
     {
         let processor = try Processor(
-            store: store, scorer: try productionScorer(registry: registry), rules: rules, batchRecords: batch,
+            store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, batchRecords: batch,
             checkpointEvery: checkpointEvery)
         processor.state = state
         if processor.replayed > 0 {

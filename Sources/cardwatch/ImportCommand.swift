@@ -13,8 +13,10 @@ struct Import: ParsableCommand {
             Ingest (validation, dead letters, duplicates) and processing run side by side;
             the command returns when every record of the file has been decided. An
             interrupted import resumes where its last commit left off when run again.
-            On an empty data directory a first model is bootstrapped (unless the
-            registry already has one). Records whose event time lies outside the
+            On a data directory without a model the file is stored first and a first
+            model is bootstrapped from it: an isolation forest (unsupervised) when the
+            file has 1,000 transactions or more and fewer than 10 fraud or legitimate
+            labels, else a GBDT on a generated history. Records whose event time lies outside the
             live bounds (--max-event-lead, --max-event-age) are dead-lettered: a
             file of history needs --max-event-age none (or a longer age). Refused
             (exit status 1) while another process, such as cardwatch run, writes to the
@@ -45,9 +47,17 @@ struct Import: ParsableCommand {
         let policy = try ingest.policy()
         let lock = try pipeline.lockDataDirectory(command: "cardwatch import")
         defer { withExtendedLifetime(lock) {} }
-        let (store, _, processor, state, _) = try pipeline.openPipeline()
-        let alertsBefore = try store.alertCount()
         let began = monotonicSeconds()
+        let store = try pipeline.openStore()
+        // No model yet: store the file before the bootstrap, which learns from what the log holds.
+        let stored: Ingestor.Summary?
+        do {
+            stored =
+                try ModelRegistry(directory: pipeline.dataDir).production() != nil
+                ? nil : try storeFirst(store, format: recordFormat, policy: policy)
+        } catch { throw ValidationError("\(file): \(error)") }
+        let (_, _, processor, state, _) = try pipeline.openPipeline(store: store)
+        let alertsBefore = try store.alertCount()
 
         // Ingest on its own thread; process here until the ingest is done and the log is drained.
         let done = StopSignal()
@@ -59,6 +69,11 @@ struct Import: ParsableCommand {
         let file = file
         let labels = labels
         startThread(named: "import") {
+            if let stored {
+                result.withLock { $0 = .success(stored) }
+                done.stop()
+                return
+            }
             result.withLock { $0 = Result { try ingestor.importFile(file, format: recordFormat, policy: policy) } }
             if let labels, case .success = result.withLock({ $0! }) {
                 do { try Self.appendLabels(labels, to: store) } catch { result.withLock { $0 = .failure(error) } }
@@ -112,6 +127,13 @@ struct Import: ParsableCommand {
                     + "outside the live bounds (\(ingest.described): --max-event-lead, --max-event-age); for a file "
                     + "of history pass --max-event-age none")
         }
+    }
+
+    /// The whole file (and its labels) into the log, nothing processed yet.
+    func storeFirst(_ store: SQLiteEventLog, format: RecordFormat?, policy: IngestPolicy) throws -> Ingestor.Summary {
+        let summary = try Ingestor(store: store, batchSize: ingestBatch).importFile(file, format: format, policy: policy)
+        if let labels { try Self.appendLabels(labels, to: store) }
+        return summary
     }
 
     /// Appends label events (JSON Lines) to the labels log, resuming after the last batch a

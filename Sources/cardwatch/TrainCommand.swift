@@ -29,10 +29,13 @@ struct DataOptions: ParsableArguments {
         if !(maxInvalid >= 0 && maxInvalid <= 1) { throw ValidationError("--max-invalid must be within 0…1") }
     }
 
-    /// The labelled rows and their feature names. What was skipped is printed, by reason; more
+    /// The labelled rows and their feature names (with `keepUnlabelled` and --data, every
+    /// transaction's row: an unsupervised model's input). What was skipped is printed, by reason; more
     /// than --max-invalid of the records invalid stops the command (a file read wrongly, e.g. a
     /// label taxonomy or a date format the schema does not take, must not train in silence).
-    func load(command: String) throws -> (TimedDataset, [String], hasCardsAndDays: Bool, hasTimes: Bool) {
+    func load(command: String, keepUnlabelled: Bool = false) throws -> (
+        TimedDataset, [String], hasCardsAndDays: Bool, hasTimes: Bool
+    ) {
         if let table {
             let t: FeatureTable
             do { t = try FeatureTable.read(path: table, label: label, timeColumn: timeColumn) } catch {
@@ -48,7 +51,12 @@ struct DataOptions: ParsableArguments {
         let labelEvents = try labels.map { try Input.labels($0, command: command) }
         var config = FeatureConfig()
         config.labelDelay = Int64(labelDelayDays * 86_400e6)
-        let dataset = try ModelTraining.dataset(history: transactions, labels: labelEvents, config: config)
+        let dataset = try ModelTraining.dataset(
+            history: transactions, labels: labelEvents, config: config, keepUnlabelled: keepUnlabelled)
+        if let labelled = dataset.labelled {
+            let unlabelled = labelled.count { !$0 }
+            printError("\(data!): \(grouped(unlabelled)) transactions without is_fraud used for training, not for evaluation")
+        }
         let unlabelled = transactions.count - dataset.rows
         if unlabelled > 0 { printError("\(data!): \(grouped(unlabelled)) transactions without is_fraud used for features only") }
         return (dataset, Feature.names, true, true)
@@ -97,8 +105,9 @@ struct Train: ParsableCommand {
     @Option(help: "End of the test window (exclusive).") var testTo: String?
     @Option(help: "Without dates: the test window is this many last days...") var testDays = 7.0
     @Option(help: "...or this latest share of the rows.") var testFraction: Double?
-    @Option(help: "gbdt or logistic.") var model = "gbdt"
-    @Option(help: "GBDT: boosting rounds at most.") var trees = 300
+    @Option(help: "gbdt, logistic or isolation-forest (unsupervised: labels only evaluate it).") var model = "gbdt"
+    @Option(help: "GBDT: boosting rounds at most; isolation forest: trees.") var trees = 300
+    @Option(help: "Isolation forest: rows drawn for each tree (ψ).") var sampleSize = 256
     @Option(help: "GBDT: maximum depth.") var maxDepth = 6
     @Option(help: "GBDT: learning rate.") var learningRate = 0.1
     @Option(help: "Weight of fraud rows in the loss.") var scalePosWeight = 1.0
@@ -119,6 +128,7 @@ struct Train: ParsableCommand {
         if let p = targetPrecision, !(p > 0 && p <= 1) { throw ValidationError("--target-precision must be in (0, 1]") }
         if let f = targetFpr, !(f > 0 && f < 1) { throw ValidationError("--target-fpr must be in (0, 1)") }
         if trees < 1 { throw ValidationError("--trees must be at least 1") }
+        if sampleSize < 2 { throw ValidationError("--sample-size must be at least 2") }
         if !(1...16).contains(maxDepth) { throw ValidationError("--max-depth must be between 1 and 16") }
         if !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
         if !(scalePosWeight > 0) { throw ValidationError("--scale-pos-weight must be greater than 0") }
@@ -127,10 +137,15 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        guard let kind = ModelKind(rawValue: model) else {
-            throw ValidationError("--model must be gbdt or logistic, got '\(model)'")
+        guard let kind = ModelKind(rawValue: model.replacingOccurrences(of: "-", with: "_")) else {
+            throw ValidationError("--model must be gbdt, logistic or isolation-forest, got '\(model)'")
         }
-        let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train")
+        let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train", keepUnlabelled: !kind.isSupervised)
+        if kind.isSupervised && dataset.rows == 0 {
+            throw ValidationError(
+                "no labelled rows: \(kind.rawValue) learns from is_fraud (or --labels); --model isolation-forest trains without labels"
+            )
+        }
         var request = TrainingRequest()
         request.kind = kind
         request.gbdt.trees = trees
@@ -139,11 +154,15 @@ struct Train: ParsableCommand {
         request.gbdt.scalePosWeight = scalePosWeight
         request.gbdt.seed = seed
         request.logistic.scalePosWeight = scalePosWeight
+        request.isolation.trees = trees
+        request.isolation.sampleSize = sampleSize
+        request.isolation.seed = seed
         request.trainFrom = try trainFrom.map { try Input.instant($0, option: "--train-from") }
         request.trainTo = try trainTo.map { try Input.instant($0, option: "--train-to") }
         request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
         request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
-        request.delay = Int64((delayDays ?? (hasTimes ? 7 : 0)) * 86_400e6)
+        // An unsupervised model reads no labels, so it waits for none: no gap unless asked.
+        request.delay = Int64((delayDays ?? (hasTimes && kind.isSupervised ? 7 : 0)) * 86_400e6)
         request.delayAtMostTest = delayDays == nil && testFraction != nil && testFrom == nil
         request.testLength = Int64(testDays * 86_400e6)
         request.testFraction = testFraction
@@ -195,6 +214,7 @@ struct Train: ParsableCommand {
                     + "  test [\(outcome.artifact.testWindow!.from), \(outcome.artifact.testWindow!.to))"
                     + "  label delay \(TimeSplit.days(outcome.split.testFrom - outcome.split.trainTo))")
             Report.printTable(outcome.metrics)
+            if outcome.metrics.rows == 0 { print("  (no labelled rows in the test window: not evaluated)") }
             if let decision { print("promotion: \(decision.promoted ? "promoted" : "not promoted") — \(decision.reason)") }
         }
     }

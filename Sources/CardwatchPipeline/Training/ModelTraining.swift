@@ -27,6 +27,12 @@ public struct TrainingRequest: Sendable {
     public var validationShare = 0.15
     /// Card precision@100 needs real days and card ids; a bare table may have neither.
     public var cardPrecision = true
+    public var isolation = IsolationForestParameters()
+    /// An unsupervised model's review threshold: this quantile of its scores on the latest
+    /// training rows (`validationShare`), or 1 − `targetFPR` when that is given.
+    public var unsupervisedReviewQuantile = 0.99
+    /// ... and its decline threshold (never below the review one).
+    public var unsupervisedDeclineQuantile = 0.999
 
     public init() {}
 }
@@ -50,30 +56,38 @@ public struct TrainingOutcome: Sendable {
 /// choose thresholds, evaluate on the later window. The CLI and the scheduler call it.
 public enum ModelTraining {
     /// Replays `transactions` through the feature engine (event-time order, so early
-    /// windows are warm) and keeps the labelled rows.
+    /// windows are warm) and keeps the labelled rows, or with `keepUnlabelled` every row
+    /// (`TimedDataset.labelled` then says which carry a label: an unsupervised model's input).
     public static func dataset(
-        history transactions: [Transaction], labels: [LabelEvent]? = nil, config: FeatureConfig = FeatureConfig()
+        history transactions: [Transaction], labels: [LabelEvent]? = nil, config: FeatureConfig = FeatureConfig(),
+        keepUnlabelled: Bool = false
     ) throws -> TimedDataset {
         var matrix = FeatureMatrix(columns: Feature.count)
         var times: [Int64] = []
         var cards: [String] = []
         var patterns: [String?] = []
         var ids: [String] = []
+        var labelled: [Bool] = []
         var row = [Double](repeating: 0, count: Feature.count)
         try FeatureReplay.run(transactions, labels: labels, config: config) { t, f in
-            guard let label = t.isFraud else { return }
+            guard t.isFraud != nil || keepUnlabelled else { return }
             for i in 0..<Feature.count { row[i] = f[i] }
-            matrix.append(row, label: label)
+            matrix.append(row, label: t.isFraud ?? false)
+            labelled.append(t.isFraud != nil)
             times.append(t.timestamp.microseconds)
             cards.append(t.cardID)
             patterns.append(t.fraudPattern)
             ids.append(t.transactionID)
         }
-        return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
+        return TimedDataset(
+            matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids,
+            labelled: labelled.contains(false) ? labelled : nil)
     }
 
     public static func train(_ data: TimedDataset, featureNames: [String], request r: TrainingRequest) throws -> TrainingOutcome {
         let began = Date()
+        if !r.kind.isSupervised { return try trainUnsupervised(data, featureNames: featureNames, request: r, began: began) }
+        let data = data.labelledRows
         guard featureNames.count == data.matrix.columns else {
             throw ModelError("\(featureNames.count) feature names for \(data.matrix.columns) columns")
         }
