@@ -12,7 +12,7 @@
 # HANDBOOK_DATA: the handbook's raw simulated transactions, one pandas pickle per day
 # (YYYY-MM-DD.pkl, from its simulated-data-raw repository): a directory of them, or a git
 # repository (bare or not) holding them under data/. Knobs: HANDBOOK_FROM (first day converted,
-# default 2018-06-24: 31 days of feature warm-up), OUT, VENV. About 2 minutes on 2 cores.
+# default 2018-06-16: the features' warm-up, see handbook.py), OUT, VENV. About 2 minutes on 2 cores.
 source "$(dirname "$0")/bench-env.sh"
 data=${HANDBOOK_DATA:-}
 if [[ -z "$data" ]]; then
@@ -24,5 +24,5 @@ fi
 out=${OUT:-$repo/benchmarks/handbook-result.md}
 started=$(date +%s)
 py "$repo/benchmarks/handbook.py" --cardwatch "$bin" --data "$data" --workdir "$tmp" --out "$out" \
-  --from "${HANDBOOK_FROM:-2018-06-24}" --json-out "${out%.md}.json"
+  --from "${HANDBOOK_FROM:-2018-06-16}" --json-out "${out%.md}.json"
 step "done in $(($(date +%s) - started)) s; report in ${out#"$repo"/}"
