@@ -79,7 +79,7 @@ def numeric_export(table_csv, dst):
     return origin
 
 
-def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_trees, with_cp):
+def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_trees, rf_depths, with_cp):
     y = table.y
     rep.say(f"## World: {name}")
     rep.say()
@@ -107,7 +107,7 @@ def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_
     pl.log(f"{name}: XGBoost unweighted, early stopping on logloss")
     p, s, n = pl.xgb_early(table, split, eval_metric="logloss")
     peers.append(dict(name="XGBoost hist, unweighted, early stopping on log-loss", p=p, secs=s, trees=n))
-    for depth in (None, 20):
+    for depth in rf_depths:
         pl.log(f"{name}: RandomForest {rf_trees} trees, depth {depth}")
         p, s, n = pl.random_forest(table, split, depth=depth, trees=rf_trees)
         peers.append(dict(name=f"scikit-learn RandomForest, {rf_trees} trees, depth {depth or 'unlimited'}", p=p, secs=s, trees=n))
@@ -152,6 +152,8 @@ def main():
     ap.add_argument("--sparse-cards", type=int, default=20000)
     ap.add_argument("--shifted-cards", type=int, default=3000)
     ap.add_argument("--rf-trees", type=int, default=100)
+    ap.add_argument("--rf-depths", default="none,20",
+                    help="random forests to fit, by maximum depth ('none': unlimited, the slowest peer by far)")
     ap.add_argument("--json-out", help="also write the figures as JSON here")
     a = ap.parse_args()
     worlds = [w.strip() for w in a.worlds.split(",") if w.strip()]
@@ -159,6 +161,10 @@ def main():
     if unknown:
         pl.die(f"unknown worlds {sorted(unknown)}; known: sparse, shifted, table")
     wd, binary = a.workdir, a.cardwatch
+    try:
+        depths = [None if d.strip().lower() == "none" else int(d) for d in a.rf_depths.split(",") if d.strip()]
+    except ValueError:
+        pl.die(f"--rf-depths takes depths or 'none', e.g. none,20; got {a.rf_depths!r}")
     rep = pl.Report("Issue 15 (a): default `cardwatch train` vs XGBoost and random forests on other worlds", a.out)
     rep.machine(binary)
     rep.say("- split for every world: train on days 1–21, a 7-day label delay (days 22–28 only feed the features), "
@@ -177,7 +183,7 @@ def main():
         results.append(compare(rep, binary, "sparse", [
             f"`cardwatch generate {' '.join(gen)}` ({n:,} transactions, {g:.0f} s), latitude/longitude removed from "
             f"every record; `cardwatch features` ({f:.0f} s) gives the peers' table"], ["--data", data], t,
-            pl.Split(t, *SPLIT), wd, a.rf_trees, with_cp=True))
+            pl.Split(t, *SPLIT), wd, a.rf_trees, depths, with_cp=True))
         del t
 
     if "shifted" in worlds or "table" in worlds:
@@ -192,7 +198,7 @@ def main():
             results.append(compare(rep, binary, "shifted", [
                 f"`cardwatch generate {' '.join(gen)}` ({len(t.y):,} transactions, {g:.0f} s); `cardwatch features` "
                 f"({f:.0f} s) gives the peers' table"], ["--data", data], t, pl.Split(t, *SPLIT), wd, a.rf_trees,
-                with_cp=True))
+                depths, with_cp=True))
         if "table" in worlds:
             origin = numeric_export(tab, num)
             tn = pl.Table(num, label="Class", time_column="Time")
@@ -200,7 +206,7 @@ def main():
                 f"the shifted world's features table as a numeric export: `Time` (seconds since {origin:%Y-%m-%d}, "
                 f"so dates read as 1970), {len(tn.names)} feature columns, `Class`; no ids, so no card precision"],
                 ["--table", num, "--label", "Class", "--time-column", "Time"], tn, pl.Split(tn, *TABLE_SPLIT), wd,
-                a.rf_trees, with_cp=False))
+                a.rf_trees, depths, with_cp=False))
 
     rep.say("Notes: the peers run with 2 threads (n_jobs=2). XGBoost: XGBClassifier(tree_method=hist, max_depth=6, "
             "learning_rate=0.1, subsample=0.8, colsample_bytree=0.8, max_bin=256, at most 300 rounds, early stopping "

@@ -11,11 +11,13 @@
 #   CARDWATCH=/path/to/cardwatch benchmarks/worlds.sh
 #
 # Knobs: WORLDS (default sparse,shifted,table), SPARSE_CARDS (20000), SHIFTED_CARDS (3000),
-# OUT (the report), VENV (the Python environment, .venv-bench). About 6 minutes on 2 cores.
+# RF_DEPTHS (the random forests' maximum depths, default none,20; RF_DEPTHS=20 skips the
+# unlimited-depth forest, the slowest fit by far), OUT (the report), VENV (the Python
+# environment, .venv-bench). Run time: see BENCHMARKS.md (about 35 minutes on the shared 2 cores).
 source "$(dirname "$0")/bench-env.sh"
 out=${OUT:-$repo/benchmarks/worlds-result.md}
 started=$(date +%s)
 py "$repo/benchmarks/worlds.py" --cardwatch "$bin" --workdir "$tmp" --out "$out" \
   --worlds "${WORLDS:-sparse,shifted,table}" --sparse-cards "${SPARSE_CARDS:-20000}" \
-  --shifted-cards "${SHIFTED_CARDS:-3000}" --json-out "${out%.md}.json"
+  --shifted-cards "${SHIFTED_CARDS:-3000}" --rf-depths "${RF_DEPTHS:-none,20}" --json-out "${out%.md}.json"
 step "done in $(($(date +%s) - started)) s; report in ${out#"$repo"/}"
