@@ -18,6 +18,7 @@ Worlds (all 35 days from 2026-01-01; train days 1-21, a 7-day label delay, test 
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -79,6 +80,35 @@ def numeric_export(table_csv, dst):
     return origin
 
 
+FITTED = {}  # digest of the rows a peer sees -> (world, its peers' fits)
+
+
+def rows_digest(table, split):
+    """What the peers see: the fit, validation and test rows' features and labels."""
+    h = hashlib.sha256()
+    for idx in (split.fit, split.val, split.tr, split.te):
+        h.update(np.ascontiguousarray(table.X[idx]).tobytes())
+        h.update(np.ascontiguousarray(table.y[idx]).tobytes())
+    return h.hexdigest()
+
+
+def fit_peers(name, table, split, rf_trees, rf_depths):
+    fit_y = table.y[split.fit]
+    spw = float((fit_y == 0).sum()) / max(1, int(fit_y.sum()))
+    peers = []
+    pl.log(f"{name}: XGBoost scale_pos_weight {spw:.1f}, early stopping on aucpr")
+    p, s, n = pl.xgb_early(table, split, scale_pos_weight=spw, eval_metric="aucpr")
+    peers.append(dict(name=f"XGBoost hist, scale_pos_weight {spw:.0f} (neg/pos), early stopping on AP", p=p, secs=s, trees=n))
+    pl.log(f"{name}: XGBoost unweighted, early stopping on logloss")
+    p, s, n = pl.xgb_early(table, split, eval_metric="logloss")
+    peers.append(dict(name="XGBoost hist, unweighted, early stopping on log-loss", p=p, secs=s, trees=n))
+    for depth in rf_depths:
+        pl.log(f"{name}: RandomForest {rf_trees} trees, depth {depth}")
+        p, s, n = pl.random_forest(table, split, depth=depth, trees=rf_trees)
+        peers.append(dict(name=f"scikit-learn RandomForest, {rf_trees} trees, depth {depth or 'unlimited'}", p=p, secs=s, trees=n))
+    return peers
+
+
 def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_trees, rf_depths, with_cp):
     y = table.y
     rep.say(f"## World: {name}")
@@ -98,19 +128,13 @@ def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_
     ap_py, auc_py = pl.ap_auc(yte, cw_scores)
     rows = [dict(name="cardwatch train (defaults)", ap=cw["average_precision"], auc=cw["roc_auc"], secs=cw["fit_seconds"],
                  trees=cw["trees"], wall=wall, cp=cw.get("card_precision_at_100"))]
-    fit_y = y[split.fit]
-    spw = float((fit_y == 0).sum()) / max(1, int(fit_y.sum()))
-    peers = []
-    pl.log(f"{name}: XGBoost scale_pos_weight {spw:.1f}, early stopping on aucpr")
-    p, s, n = pl.xgb_early(table, split, scale_pos_weight=spw, eval_metric="aucpr")
-    peers.append(dict(name=f"XGBoost hist, scale_pos_weight {spw:.0f} (neg/pos), early stopping on AP", p=p, secs=s, trees=n))
-    pl.log(f"{name}: XGBoost unweighted, early stopping on logloss")
-    p, s, n = pl.xgb_early(table, split, eval_metric="logloss")
-    peers.append(dict(name="XGBoost hist, unweighted, early stopping on log-loss", p=p, secs=s, trees=n))
-    for depth in rf_depths:
-        pl.log(f"{name}: RandomForest {rf_trees} trees, depth {depth}")
-        p, s, n = pl.random_forest(table, split, depth=depth, trees=rf_trees)
-        peers.append(dict(name=f"scikit-learn RandomForest, {rf_trees} trees, depth {depth or 'unlimited'}", p=p, secs=s, trees=n))
+    key = rows_digest(table, split)
+    if key in FITTED:
+        peers, fitted_in = [dict(r) for r in FITTED[key][1]], FITTED[key][0]
+        pl.log(f"{name}: the peers' rows equal world {fitted_in}'s; their fits are reused")
+    else:
+        peers, fitted_in = fit_peers(name, table, split, rf_trees, rf_depths), None
+        FITTED[key] = (name, peers)
     for r in peers:
         r["ap"], r["auc"] = pl.ap_auc(yte, r["p"])
     if with_cp:
@@ -131,6 +155,9 @@ def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_
         rep.say(f"- card precision@100 (the handbook's: per test day, top 100 cards by their highest score, frauds / 100, "
                 f"cards found on an earlier day dropped, mean over days): cardwatch's --json {rows[0]['cp']:.4f}, "
                 f"recomputed in Python from its predictions {rows[0]['cp_py']:.4f}.")
+    if fitted_in:
+        rep.say(f"- the peers' rows (features, labels, fit / validation / test split) are bit for bit those of world "
+                f"{fitted_in}, so its peer fits are reused (fit seconds from there)")
     best_ap = max(peers, key=lambda r: r["ap"])
     best_auc = max(peers, key=lambda r: r["auc"])
     rep.say()
