@@ -185,9 +185,11 @@ def main():
     cp_cw = cw.get("card_precision_at_100")
     rep.say(f"- cardwatch: `{' '.join(os.path.basename(x) if x.startswith(wd) else x for x in cmd)}` — fit "
             f"{cw['fit_seconds']:.2f} s, the whole command (read, replay, fit, calibration, evaluation) {wall:.1f} s wall; "
-            f"{cw['trees']} trees. Its --json: AP {cw['average_precision']:.4f}, AUC {cw['roc_auc']:.4f}, card "
+            f"trees: {cw['trees']}. Its --json: AP {cw['average_precision']:.4f}, AUC {cw['roc_auc']:.4f}, card "
             f"precision@100 {cp_cw if cp_cw is None else f'{cp_cw:.4f}'}; recomputed here from --predictions-out: AP "
             f"|Δ| {ap_d:.1e}, AUC |Δ| {auc_d:.1e}, card precision@100 {c['cp']:.4f}.")
+    if pl.new_json_fields(cw):
+        rep.say(f"- cardwatch --json members beyond today's: `{pl.new_json_fields(cw)}`")
     rep.say("- card precision@100 is computed the book's way (shared_functions.card_precision_top_k) in both cardwatch "
             "and here: per test day in order, the rows of cards found on an earlier test day are dropped, each card "
             "takes its highest score (and label), the 100 highest-scored cards are checked, frauds / 100, averaged "

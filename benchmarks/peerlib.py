@@ -132,8 +132,32 @@ def cardwatch_train(binary, source_args, split, workdir, extra=()):
         out = json.loads(p.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         die(f"cardwatch train --json printed no JSON object:\n{p.stdout}")
+    for k in ("average_precision", "roc_auc", "train_rows", "test_rows"):
+        if k not in out:
+            die(f"cardwatch train --json has no {k!r}: {sorted(out)}")
+    # fit_seconds and trees are reported for today's GBDT; another model kind or a search may
+    # report them differently, which must not stop the comparison.
+    out.setdefault("fit_seconds", out.get("training_seconds", float("nan")))
+    if out.get("trees") in (None, 0):
+        out["trees"] = "—"
     out["_stderr"] = p.stderr.strip()
     return out, wall, preds, cmd
+
+
+TODAYS_JSON = {"roc_auc", "average_precision", "recall_at_1pct_fpr", "per_pattern_recall", "precision", "recall", "f1",
+               "threshold", "rows", "positives", "confusion", "card_precision_at_100", "model_version", "train_rows",
+               "test_rows", "trees", "training_seconds", "fit_seconds", "promoted", "label_delay_days", "brier_score",
+               "_stderr"}
+
+
+def new_json_fields(out, limit=600):
+    """The --json members today's `cardwatch train` does not print (e.g. what a model search
+    chose), compactly, so a report shows them without knowing their names."""
+    extra = {k: v for k, v in out.items() if k not in TODAYS_JSON}
+    if not extra:
+        return None
+    text = json.dumps(extra, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def aligned_scores(preds, table, split):

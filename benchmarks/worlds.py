@@ -151,6 +151,8 @@ def compare(rep, binary, name, describe, source_args, table, split, workdir, rf_
             f"(fit_seconds from --json; the whole command, replay or table read included, took {wall:.1f} s wall). "
             f"Its AP / AUC recomputed by scikit-learn from --predictions-out: {ap_py:.6f} / {auc_py:.6f} "
             f"(|Δ| {abs(ap_py - cw['average_precision']):.1e} / {abs(auc_py - cw['roc_auc']):.1e}).")
+    if pl.new_json_fields(cw):
+        rep.say(f"- cardwatch --json members beyond today's: `{pl.new_json_fields(cw)}`")
     if with_cp:
         rep.say(f"- card precision@100 (the handbook's: per test day, top 100 cards by their highest score, frauds / 100, "
                 f"cards found on an earlier day dropped, mean over days): cardwatch's --json {rows[0]['cp']:.4f}, "
