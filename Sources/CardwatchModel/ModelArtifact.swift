@@ -102,6 +102,10 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
     /// Training parameters as given, for the record.
     public var parameters: [String: String]
     public var createdAt: String
+    /// The automatic model selection's candidates and scores (nil: one fit, or an older artifact).
+    public var search: SearchRecord?
+    /// How the probability map was chosen (nil in older artifacts).
+    public var calibrationChoice: CalibrationChoice?
 
     public init(
         kind: ModelKind, featureNames: [String], featureSchemaVersion: Int, trees: TreeEnsemble? = nil,
@@ -183,7 +187,10 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
             guard let values = calibration.isotonicProbabilities, values.count == edges.count, !edges.isEmpty,
                 zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }), zip(values, values.dropFirst()).allSatisfy({ $0 <= $1 }),
                 values.allSatisfy({ $0 >= 0 && $0 <= 1 })
-            else { throw ModelError("isotonic calibration needs increasing edges and non-decreasing probabilities in [0, 1], one each") }
+            else {
+                throw ModelError(
+                    "isotonic calibration needs increasing edges and non-decreasing probabilities in [0, 1], one each")
+            }
         }
         if let c = calibration.pathLengthNormaliser, !(c > 0) {
             throw ModelError("isolation calibration needs a positive path-length normaliser, got \(c)")
