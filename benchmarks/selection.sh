@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 15, model selection: (d) the DESIGN.md budget "training on 1.75 M transactions ≤ 60 s"
 # with the model search on (default `cardwatch train --data`, read + validate + features +
-# search + refit + calibration + evaluation; 20,000 cards × 28 days, seed 3, as
+# search + calibration + evaluation; 20,000 cards × 28 days, seed 3, as
 # benchmarks/model.sh), median of RUNS runs; and the default world (30 days × 500 cards,
 # seed 1, train days 1–21, test 22–30, as scripts/cli-smoke.sh): test AP / AUC / Brier of the
 # default train, of `--no-tuning`, and (with BEFORE=<an older cardwatch binary>) of that
@@ -29,8 +29,8 @@ s = m.get("search") or {}
 line = "AUC %.4f  AP %.4f  Brier %s  %s, %d trees" % (m["roc_auc"], m["average_precision"],
     "%.5f" % m["brier_score"] if m.get("brier_score") is not None else "—", m.get("model_kind", "gbdt"), m["trees"])
 if s:
-    line += "  search %d/%d candidates, %.1f reference s, candidates on %d rows%s" % (
-        s["tried"], s["listed"], s["spent_seconds"], s["candidate_rows"], ", refitted" if s["refitted"] else "")
+    line += "  search %d/%d candidates, %.1f reference s, candidates on %d rows" % (
+        s["tried"], s["listed"], s["spent_seconds"], s["candidate_rows"])
     line += "; candidate wall s " + " ".join("%.1f" % c["wall_seconds"] for c in s["candidates"])
 if m.get("calibration"):
     line += "; calibration " + m["calibration"]["method"]

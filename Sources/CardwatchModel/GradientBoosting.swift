@@ -62,7 +62,7 @@ public struct GBDTFit: Sendable {
 public enum GBDTTrainer {
     public static func fit(
         _ train: FeatureMatrix, validation: FeatureMatrix? = nil, parameters p: GBDTParameters = GBDTParameters(),
-        weights rowWeights: [Double]? = nil, stopping: RankStopping? = nil
+        weights rowWeights: [Double]? = nil, stopping: RankStopping? = nil, validationWeights: [Double]? = nil
     )
         -> GBDTFit
     {
@@ -94,7 +94,9 @@ public enum GBDTTrainer {
         var losses: [Double] = []
         var best = Double.infinity
         var bestIteration = 0
-        var ranking = stopping.flatMap { s in validation.map { RankStopping.Tracker(s, labels: $0.labels) } }
+        var ranking = stopping.flatMap { s in
+            validation.map { RankStopping.Tracker(s, labels: $0.labels, weights: validationWeights) }
+        }
 
         /// Adds `walk`'s leaf values to the margins (when given), then computes the next
         /// round's gradients and the validation loss, the rows cut into one share per thread.

@@ -13,9 +13,11 @@ public struct SearchSettings: Sendable, Equatable {
     public var maxDepth: Int?
     public var learningRate: Double?
     public var scalePosWeight: Double?
-    /// At most this many fit rows per candidate: above it every fraud row is kept and legitimate
-    /// rows are sampled (and weighted up by the inverse share), and the winner is refitted on all.
-    public var candidateRows = 150_000
+    /// At most about this many fit rows, and validation rows, per candidate: above it fraud rows
+    /// (up to half) and legitimate rows are sampled, each standing for 1 / (its class's share)
+    /// rows in the loss and in the validation AP. The winner is kept as fitted: a fit on all rows
+    /// of a large window would cost more than the whole search.
+    public var candidateRows = 30_000
     public var seed: UInt64 = 1
     public var threads = 2
 
@@ -40,13 +42,12 @@ public struct SearchRecord: Codable, Sendable, Equatable {
     public var tried: Int
     /// Reference seconds charged (the last candidate may end past the budget: none is cut short).
     public var spent: Double
+    /// Rows each candidate was fitted on and scored on (fewer than the window's when sampled).
     public var candidateRows: Int
     public var validationRows: Int
     public var validationFrauds: Int
     public var scores: [CandidateScore]
     public var chosen: Int
-    /// Whether the winner was fitted again on every fit row (its candidate saw a sample).
-    public var refitted: Bool
 }
 
 /// The winner of a search, fitted, with the record.
@@ -128,6 +129,7 @@ public enum ModelSearch {
         let list = candidates(s, base: base, ratio: ratio)
         precondition(!list.isEmpty, "no candidate model family")
         let (sample, weights) = sampled(fit, limit: s.candidateRows, seed: s.seed)
+        let (held, heldWeights) = sampled(validation, limit: s.candidateRows, seed: s.seed &+ 1)
         var scores: [CandidateScore] = []
         var fitted: [TreeEnsemble] = []
         var wall: [Double] = []
@@ -135,7 +137,7 @@ public enum ModelSearch {
         for candidate in list {
             if spent >= s.budget && !scores.isEmpty { break }
             let began = Date()
-            let (ensemble, score) = fitOne(candidate, sample, weights, validation)
+            let (ensemble, score) = fitOne(candidate, sample, weights, held, heldWeights)
             wall.append(Date().timeIntervalSince(began))
             spent += score.cost
             scores.append(score)
@@ -145,31 +147,23 @@ public enum ModelSearch {
         var chosen = 0
         func key(_ c: CandidateScore) -> Double { c.averagePrecision.isNaN ? -.infinity : c.averagePrecision }
         for (i, c) in scores.enumerated() where key(c) > key(scores[chosen]) { chosen = i }
-        var ensemble = fitted[chosen]
-        var parameters = scores[chosen].parameters
-        let refit = sample.rows < fit.rows
-        if refit {
-            let again = fitOne(list[chosen], fit, nil, validation)
-            ensemble = again.0
-            parameters = again.1.parameters
-        }
         let record = SearchRecord(
             budget: s.budget, listed: list.count, tried: scores.count, spent: spent, candidateRows: sample.rows,
-            validationRows: validation.rows, validationFrauds: validation.positives, scores: scores, chosen: chosen,
-            refitted: refit)
+            validationRows: held.rows, validationFrauds: held.positives, scores: scores, chosen: chosen)
         return SearchOutcome(
-            kind: list[chosen].kind, ensemble: ensemble, parameters: parameters, record: record, wallSeconds: wall)
+            kind: list[chosen].kind, ensemble: fitted[chosen], parameters: scores[chosen].parameters, record: record,
+            wallSeconds: wall)
     }
 
     /// Fits one candidate and scores it on the validation rows.
-    static func fitOne(_ c: Candidate, _ fit: FeatureMatrix, _ weights: [Double]?, _ validation: FeatureMatrix)
-        -> (TreeEnsemble, CandidateScore)
-    {
+    static func fitOne(
+        _ c: Candidate, _ fit: FeatureMatrix, _ weights: [Double]?, _ validation: FeatureMatrix, _ validationWeights: [Double]?
+    ) -> (TreeEnsemble, CandidateScore) {
         switch c.kind {
         case .randomForest:
             let e = ForestTrainer.fit(fit, parameters: c.forest, weights: weights)
             let margins = (0..<validation.rows).map { i in validation.withRow(i) { e.margin($0) } }
-            let ap = RankStopping.averagePrecision(margins, validation.labels)
+            let ap = RankStopping.averagePrecision(margins, validation.labels, weights: validationWeights)
             let cost = forestCost(e, rows: fit.rows, validationRows: validation.rows)
             return (
                 e,
@@ -177,12 +171,15 @@ public enum ModelSearch {
                     kind: .randomForest, parameters: c.forest.record, averagePrecision: ap, trees: e.treeCount, cost: cost)
             )
         default:
-            let f = GBDTTrainer.fit(fit, validation: validation, parameters: c.gbdt, weights: weights, stopping: RankStopping())
+            let f = GBDTTrainer.fit(
+                fit, validation: validation, parameters: c.gbdt, weights: weights, stopping: RankStopping(),
+                validationWeights: validationWeights)
             // Too few rounds to judge (a small pinned --trees): the kept trees' plain AP.
             let ap =
                 f.smoothedAveragePrecision
                 ?? RankStopping.averagePrecision(
-                    (0..<validation.rows).map { i in validation.withRow(i) { f.ensemble.margin($0) } }, validation.labels)
+                    (0..<validation.rows).map { i in validation.withRow(i) { f.ensemble.margin($0) } }, validation.labels,
+                    weights: validationWeights)
             var parameters = c.gbdt.record
             parameters["best_iteration"] = "\(f.bestIteration)"
             parameters["early_stopping"] = "average_precision"
@@ -204,7 +201,7 @@ public enum ModelSearch {
     /// with rows × depth and the validation walk with its rows (constants measured on the
     /// reference machine, release build, 2 threads).
     static func boostingCost(rounds: Int, depth: Int, rows: Int, validationRows: Int) -> Double {
-        Double(rounds) * (Double(rows) * (1 + 0.4 * Double(depth)) + Double(validationRows) * 0.6) * 4.0e-9
+        Double(rounds) * (Double(rows) * (1 + 0.4 * Double(depth)) + Double(validationRows) * 0.6) * 9.0e-8
     }
 
     /// Reference seconds of a forest: each tree's bootstrap draws plus the rows each of its
@@ -212,26 +209,26 @@ public enum ModelSearch {
     static func forestCost(_ e: TreeEnsemble, rows: Int, validationRows: Int) -> Double {
         var visits = 0.0
         for (i, node) in e.nodes.enumerated() where !node.isLeaf { visits += Double(e.cover[i]) }
-        return (Double(e.treeCount) * Double(rows) * 2 + visits * 3 + Double(e.treeCount * validationRows)) * 4.0e-9
+        return (Double(e.treeCount) * Double(rows) * 2 + visits * 3 + Double(e.treeCount * validationRows)) * 4.5e-10
     }
 
     // MARK: Helpers
 
-    /// Every fraud row and a seeded sample of the legitimate ones (weighted by the inverse of
-    /// their share), at most about `limit` rows, in their original (time) order.
+    /// A seeded sample of about `limit` rows in their original (time) order, each weighted by
+    /// the inverse of its class's share: every fraud row while they are at most half the limit
+    /// (else half the limit of them), legitimate rows for the rest.
     static func sampled(_ fit: FeatureMatrix, limit: Int, seed: UInt64) -> (FeatureMatrix, [Double]?) {
         guard fit.rows > limit else { return (fit, nil) }
         let positives = fit.positives
-        let share = Double(max(1, limit - positives)) / Double(max(1, fit.rows - positives))
-        guard share < 1 else { return (fit, nil) }
+        let fraudShare = min(1, Double(limit / 2) / Double(max(1, positives)))
+        let keptFrauds = Int((Double(positives) * fraudShare).rounded())
+        let legitShare = min(1, Double(limit - keptFrauds) / Double(max(1, fit.rows - positives)))
         var rng = SplitMix(seed: seed ^ 0x5EA2_C4ED)
         var keep: [Int] = []
         var weights: [Double] = []
         for i in 0..<fit.rows {
-            if fit.labels[i] {
-                keep.append(i)
-                weights.append(1)
-            } else if rng.unit() < share {
+            let share = fit.labels[i] ? fraudShare : legitShare
+            if share >= 1 || rng.unit() < share {
                 keep.append(i)
                 weights.append(1 / share)
             }
@@ -241,8 +238,7 @@ public enum ModelSearch {
 
     /// Two significant digits, so recorded class weights read as chosen, not computed.
     static func significant(_ x: Double) -> Double {
-        guard x > 0 else { return x }
-        let scale = pow(10, floor(log10(x)) - 1)
-        return (x / scale).rounded() * scale
+        guard x > 0, x.isFinite else { return x }
+        return Double(String(format: "%.2g", x)) ?? x
     }
 }

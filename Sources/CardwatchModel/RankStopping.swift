@@ -17,14 +17,16 @@ public struct RankStopping: Sendable, Equatable, Codable {
     struct Tracker {
         let settings: RankStopping
         let labels: [Bool]
+        let weights: [Double]?
         var checkpoints: [(round: Int, averagePrecision: Double)] = []
         var best: Double?
         var bestEnd = 0
         var rounds = 0
 
-        init(_ settings: RankStopping, labels: [Bool]) {
+        init(_ settings: RankStopping, labels: [Bool], weights: [Double]? = nil) {
             self.settings = settings
             self.labels = labels
+            self.weights = weights
         }
 
         /// The trees to keep: the centre of the best window, or every round seen before any was judged.
@@ -37,7 +39,7 @@ public struct RankStopping: Sendable, Equatable, Codable {
         mutating func observe(round: Int, margins: [Double]) -> Bool {
             rounds = round
             guard round % max(1, settings.interval) == 0 else { return false }
-            checkpoints.append((round, RankStopping.averagePrecision(margins, labels)))
+            checkpoints.append((round, RankStopping.averagePrecision(margins, labels, weights: weights)))
             let recent = checkpoints.suffix(max(1, settings.window))
             let smoothed = recent.reduce(0) { $0 + $1.averagePrecision } / Double(recent.count)
             guard round >= settings.minimumRounds else { return false }
@@ -52,26 +54,29 @@ public struct RankStopping: Sendable, Equatable, Codable {
     /// Average precision exactly as `Metrics.averagePrecision` defines it (steps at distinct
     /// scores, ties counted together), in O(n log p) for p positives instead of a sort of all
     /// n rows: only the distinct fraud scores are steps that count, and each legitimate row
-    /// only needs to know how many of them it reaches. NaN scores rank lowest.
-    public static func averagePrecision(_ scores: [Double], _ labels: [Bool]) -> Double {
+    /// only needs to know how many of them it reaches. NaN scores rank lowest. With `weights`,
+    /// each row counts as its weight (a sample standing for all the rows).
+    public static func averagePrecision(_ scores: [Double], _ labels: [Bool], weights: [Double]? = nil) -> Double {
         precondition(scores.count == labels.count, "scores and labels differ in length")
-        var fraud: [Double] = []
-        for (s, y) in zip(scores, labels) where y { fraud.append(s.isNaN ? -.infinity : s) }
+        var fraud: [(score: Double, weight: Double)] = []
+        for (r, (s, y)) in zip(scores, labels).enumerated() where y {
+            fraud.append((s.isNaN ? -.infinity : s, weights?[r] ?? 1))
+        }
         guard !fraud.isEmpty else { return .nan }
-        fraud.sort()
+        fraud.sort { $0.score < $1.score }
         var values: [Double] = []
-        var frauds: [Int] = []
-        for s in fraud {
-            if values.last == s {
-                frauds[frauds.count - 1] += 1
+        var frauds: [Double] = []
+        for f in fraud {
+            if values.last == f.score {
+                frauds[frauds.count - 1] += f.weight
             } else {
-                values.append(s)
-                frauds.append(1)
+                values.append(f.score)
+                frauds.append(f.weight)
             }
         }
         // reaching[k]: legitimate rows whose score reaches exactly the k lowest fraud values.
-        var reaching = [Int](repeating: 0, count: values.count + 1)
-        for (s, y) in zip(scores, labels) where !y {
+        var reaching = [Double](repeating: 0, count: values.count + 1)
+        for (r, (s, y)) in zip(scores, labels).enumerated() where !y {
             let x = s.isNaN ? -Double.infinity : s
             var lo = 0
             var hi = values.count
@@ -79,16 +84,16 @@ public struct RankStopping: Sendable, Equatable, Codable {
                 let mid = (lo + hi) / 2
                 if values[mid] <= x { lo = mid + 1 } else { hi = mid }
             }
-            reaching[lo] += 1
+            reaching[lo] += weights?[r] ?? 1
         }
         var ap = 0.0
-        var fraudAtOrAbove = 0
-        var legitAtOrAbove = 0
+        var fraudAtOrAbove = 0.0
+        var legitAtOrAbove = 0.0
         for k in stride(from: values.count - 1, through: 0, by: -1) {
             fraudAtOrAbove += frauds[k]
             legitAtOrAbove += reaching[k + 1]
-            ap += Double(frauds[k]) * Double(fraudAtOrAbove) / Double(fraudAtOrAbove + legitAtOrAbove)
+            ap += frauds[k] * fraudAtOrAbove / (fraudAtOrAbove + legitAtOrAbove)
         }
-        return ap / Double(fraud.count)
+        return ap / fraudAtOrAbove
     }
 }

@@ -30,7 +30,7 @@ extension Report {
                 [
                     "budget_seconds": s.budget, "listed": s.listed, "tried": s.tried, "spent_seconds": s.spent,
                     "candidate_rows": s.candidateRows, "validation_rows": s.validationRows,
-                    "validation_frauds": s.validationFrauds, "chosen": s.chosen, "refitted": s.refitted,
+                    "validation_frauds": s.validationFrauds, "chosen": s.chosen,
                     "candidates": s.scores.enumerated().map { i, c in
                         [
                             "kind": c.kind.rawValue, "average_precision": c.averagePrecision, "trees": c.trees,
@@ -58,7 +58,7 @@ extension Report {
                 "model search: \(s.tried) of \(s.listed) candidates in a budget of \(format1(s.budget)) s "
                     + "(\(format1(s.spent)) reference s spent), fitted on \(grouped(s.candidateRows)) rows, "
                     + "scored by average precision on the latest \(grouped(s.validationRows)) training rows "
-                    + "(\(s.validationFrauds) fraud)\(s.refitted ? "; the winner refitted on all fit rows" : "")")
+                    + "(\(s.validationFrauds) fraud)")
             for (i, c) in s.scores.enumerated() {
                 lines.append(
                     "  \(i == s.chosen ? "*" : " ") \(c.kind.rawValue)  AP \(String(format: "%.4f", c.averagePrecision))  "

@@ -29,6 +29,30 @@ func selectionData(rows: Int, seed: UInt64) -> FeatureMatrix {
     }
 }
 
+extension RankingAPTests {
+    /// Integer weights count as copies of the row: the weighted AP equals the plain AP of the copies.
+    @Test func weightedAveragePrecisionEqualsThatOfCopies() {
+        var rng = SplitMix(seed: 6)
+        for trial in 0..<100 {
+            let n = 1 + Int(rng.next() % 80)
+            let scores = (0..<n).map { _ in Double(rng.next() % 15) }
+            let labels = (0..<n).map { _ in rng.unit() < 0.3 }
+            let weights = (0..<n).map { _ in Double(1 + rng.next() % 4) }
+            var copies: [Double] = []
+            var copyLabels: [Bool] = []
+            for i in 0..<n {
+                for _ in 0..<Int(weights[i]) {
+                    copies.append(scores[i])
+                    copyLabels.append(labels[i])
+                }
+            }
+            let a = RankStopping.averagePrecision(scores, labels, weights: weights)
+            let b = Metrics.averagePrecision(scores: copies, labels: copyLabels)
+            #expect(a.isNaN == b.isNaN && (a.isNaN || abs(a - b) < 1e-12), "trial \(trial): \(a) vs \(b)")
+        }
+    }
+}
+
 @Suite struct CalibrationChoiceTests {
     /// Naive isotonic regression: tie groups, then pool any adjacent violating pair until none is left.
     static func naiveIsotonic(_ margins: [Double], _ labels: [Bool]) -> [(edge: Double, value: Double)] {
@@ -103,10 +127,10 @@ func selectionData(rows: Int, seed: UInt64) -> FeatureMatrix {
     }
 
     @Test func deterministicForASeedAndCutByTheBudgetInListOrder() {
-        let data = selectionData(rows: 6_000, seed: 11)
-        let fit = data.subset(0..<4_800)
-        let validation = data.subset(4_800..<6_000)
-        let s = Self.settings(budget: 0.02)
+        let data = selectionData(rows: 4_000, seed: 11)
+        let fit = data.subset(0..<3_200)
+        let validation = data.subset(3_200..<4_000)
+        let s = Self.settings(budget: 0.4)
         let a = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
         let b = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
         #expect(a.record == b.record && a.ensemble == b.ensemble && a.kind == b.kind)
@@ -144,6 +168,11 @@ func selectionData(rows: Int, seed: UInt64) -> FeatureMatrix {
         let (sample, weights) = ModelSearch.sampled(data, limit: 5_000, seed: 1)
         #expect(sample.positives == data.positives)
         #expect(abs(sample.rows - 5_000) < 300)
+        // More frauds than half the limit: half the limit of them, weighted up alike.
+        let (fraudSample, fraudWeights) = ModelSearch.sampled(data, limit: 2 * data.positives / 3, seed: 1)
+        #expect(abs(fraudSample.positives - data.positives / 3) < data.positives / 10)
+        let fraudWeight = zip(fraudSample.labels, fraudWeights!).filter { $0.0 }.reduce(0) { $0 + $1.1 }
+        #expect(abs(fraudWeight - Double(data.positives)) < 0.1 * Double(data.positives))  // a binomial draw of ~580
         let w = weights!
         // The legitimate rows' weights add up to about their number in the whole.
         let legit = zip(sample.labels, w).filter { !$0.0 }.reduce(0) { $0 + $1.1 }
