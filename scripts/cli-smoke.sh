@@ -59,13 +59,23 @@ assert m["roc_auc"] >= 0.98, f"ROC AUC {m['roc_auc']} < 0.98"
 assert m["average_precision"] >= 0.90, f"average precision {m['average_precision']} < 0.90"
 assert set(m["per_pattern_recall"]) == {"geo_jump", "velocity_burst", "high_amount", "card_testing"}, m["per_pattern_recall"]
 assert m["model_version"] == 1 and m["promoted"] is True
-for key in ("card_precision_at_100", "recall_at_1pct_fpr"):
+for key in ("card_precision_at_100", "recall_at_1pct_fpr", "brier_score", "reliability", "calibration"):
     assert key in m, key
+# The model search ran (on by default) and recorded its candidates; the winner scored best on validation.
+s = m["search"]
+assert 1 <= s["tried"] <= s["listed"] and len(s["candidates"]) == s["tried"], s
+assert max(c["average_precision"] for c in s["candidates"]) == s["candidates"][s["chosen"]]["average_precision"]
+assert m["brier_score"] < 0.01 and sum(b["rows"] for b in m["reliability"]) == m["rows"], m["reliability"]
+print("search: %d of %d candidates, %.1f s of budget, winner %s" % (s["tried"], s["listed"], s["spent_seconds"], m["model_kind"]))
 print("model quality: AUC %.4f, AP %.4f" % (m["roc_auc"], m["average_precision"]))
 PY
 [ "$(head -n 1 "$tmp/preds.csv")" = "transaction_id,timestamp,card_id,score,label" ]
 "$bin" models list --data-dir "$tmp/data" | grep -q production
-"$bin" models show production --data-dir "$tmp/data" | grep -q "test window"
+"$bin" models show production --data-dir "$tmp/data" > "$tmp/show.txt"
+grep -q "test window" "$tmp/show.txt" && grep -q "^model search: " "$tmp/show.txt" && grep -q "^calibration: " "$tmp/show.txt"
+# --no-tuning: one fit with the given parameters, no search recorded.
+"$bin" train --data "$tmp/h.jsonl" --no-tuning --trees 60 --no-register --json > "$tmp/single.json"
+python3 -c "import json; m=json.load(open('$tmp/single.json')); assert m['search'] is None and m['trees'] <= 60, m"
 "$bin" evaluate --model production --data "$tmp/h.jsonl" --from 2026-01-22 --data-dir "$tmp/data" --json > "$tmp/eval.json"
 python3 -c "import json,sys; a=json.load(open('$tmp/train.json')); b=json.load(open('$tmp/eval.json')); assert abs(a['roc_auc']-b['roc_auc'])<1e-12, (a['roc_auc'], b['roc_auc'])"
 # A logistic baseline, trained on the feature table.

@@ -49,6 +49,10 @@ public struct GBDTFit: Sendable {
     public var ensemble: TreeEnsemble
     public var bestIteration: Int
     public var validationLogLoss: [Double]
+    /// With `RankStopping`: the validation average precision at each checkpoint (round, AP),
+    /// and the best smoothed value, the one that chose `bestIteration`.
+    public var checkpoints: [(round: Int, averagePrecision: Double)] = []
+    public var smoothedAveragePrecision: Double?
 }
 
 /// Gradient-boosted trees for binary log-loss, grown depth-wise on quantile-bin
@@ -57,17 +61,19 @@ public struct GBDTFit: Sendable {
 /// the larger child's histogram by subtraction from its parent's.
 public enum GBDTTrainer {
     public static func fit(
-        _ train: FeatureMatrix, validation: FeatureMatrix? = nil, parameters p: GBDTParameters = GBDTParameters()
+        _ train: FeatureMatrix, validation: FeatureMatrix? = nil, parameters p: GBDTParameters = GBDTParameters(),
+        weights rowWeights: [Double]? = nil, stopping: RankStopping? = nil, validationWeights: [Double]? = nil
     )
         -> GBDTFit
     {
+        precondition(rowWeights == nil || rowWeights!.count == train.rows, "one weight per row")
         precondition(train.rows > 0, "no training rows")
         let n = train.rows
         let f = train.columns
         let bins = FeatureBins(train, maxBins: p.maxBins, threads: p.threads)
         let binned = bins.binned(train, threads: p.threads)
         let validationBinned = validation.map { bins.binned($0) }
-        let weights = train.labels.map { $0 ? p.scalePosWeight : 1 }
+        let weights = train.labels.indices.map { (rowWeights?[$0] ?? 1) * (train.labels[$0] ? p.scalePosWeight : 1) }
         let labels = train.labels.map { $0 ? 1.0 : 0.0 }
         let positiveShare = zip(weights, labels).reduce(0) { $0 + $1.0 * $1.1 } / weights.reduce(0, +)
         let base = logit(min(max(positiveShare, 1e-6), 1 - 1e-6))
@@ -88,6 +94,9 @@ public enum GBDTTrainer {
         var losses: [Double] = []
         var best = Double.infinity
         var bestIteration = 0
+        var ranking = stopping.flatMap { s in
+            validation.map { RankStopping.Tracker(s, labels: $0.labels, weights: validationWeights) }
+        }
 
         /// Adds `walk`'s leaf values to the margins (when given), then computes the next
         /// round's gradients and the validation loss, the rows cut into one share per thread.
@@ -164,7 +173,11 @@ public enum GBDTTrainer {
             }
             cover.append(contentsOf: tree.cover)
             let loss = advance(tree, sampled: rows[..<kept], others: others[..<left])
-            if validation != nil {
+            if ranking != nil {
+                losses.append(loss)
+                if ranking!.observe(round: round + 1, margins: validationMargin) { break }
+                bestIteration = ranking!.bestRound
+            } else if validation != nil {
                 losses.append(loss)
                 if loss < best - 1e-12 {
                     best = loss
@@ -177,7 +190,10 @@ public enum GBDTTrainer {
             }
         }
         let ensemble = TreeEnsemble(nodes: nodes, roots: roots, cover: cover, baseMargin: base, featureCount: f)
-        return GBDTFit(ensemble: ensemble.truncated(to: bestIteration), bestIteration: bestIteration, validationLogLoss: losses)
+        if let r = ranking { bestIteration = r.bestRound }
+        return GBDTFit(
+            ensemble: ensemble.truncated(to: bestIteration), bestIteration: bestIteration, validationLogLoss: losses,
+            checkpoints: ranking?.checkpoints ?? [], smoothedAveragePrecision: ranking?.best)
     }
 
     static func logit(_ p: Double) -> Double { log(p / (1 - p)) }

@@ -102,6 +102,10 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
     /// Training parameters as given, for the record.
     public var parameters: [String: String]
     public var createdAt: String
+    /// The automatic model selection's candidates and scores (nil: one fit, or an older artifact).
+    public var search: SearchRecord?
+    /// How the probability map was chosen (nil in older artifacts).
+    public var calibrationChoice: CalibrationChoice?
 
     public init(
         kind: ModelKind, featureNames: [String], featureSchemaVersion: Int, trees: TreeEnsemble? = nil,

@@ -105,6 +105,11 @@ struct TreeBuilder {
     /// (Variables so the tests can send small data through the parallel paths.)
     var parallelHistogramRows = 2048
     var parallelPartitionRows = 16384
+    /// With a value, each node looks for its split among this many features drawn from the
+    /// tree's, by `nodeRNG`, and among the rest only when those give none (a random forest's
+    /// `max_features`, as scikit-learn draws it).
+    var featuresPerNode: Int?
+    var nodeRNG = SplitMix(seed: 0)
 
     let bins: FeatureBins
     let binned: [UInt8]
@@ -178,7 +183,7 @@ struct TreeBuilder {
             var cuts: [PartitionJob] = []
             for (k, node) in open.enumerated() {
                 tree.cover[node.id] = Float(node.h)
-                let split = depth < p.maxDepth ? bestSplit(node, histogram: k, use) : Split()
+                let split = depth < p.maxDepth ? nodeSplit(node, histogram: k, use) : Split()
                 guard split.feature >= 0 else {
                     tree.nodes[node.id] = .leaf(Float(-node.g / (node.h + p.lambda) * p.learningRate))
                     tree.segments.append(LeafSegment(start: node.start, end: node.end, value: Double(tree.nodes[node.id].value)))
@@ -246,6 +251,15 @@ struct TreeBuilder {
         }
         tree.segments.sort { $0.start < $1.start }
         return tree
+    }
+
+    /// The best split among all of `use`, or (with `featuresPerNode`) among a random few first.
+    mutating func nodeSplit(_ node: Open, histogram k: Int, _ use: [Int]) -> Split {
+        guard let m = featuresPerNode, m < use.count else { return bestSplit(node, histogram: k, use) }
+        var pool = use
+        for i in 0..<m { pool.swapAt(i, i + Int(nodeRNG.next() % UInt64(pool.count - i))) }
+        let split = bestSplit(node, histogram: k, Array(pool[..<m]).sorted())
+        return split.feature >= 0 ? split : bestSplit(node, histogram: k, Array(pool[m...]).sorted())
     }
 
     private static func reserve(_ buffer: inout [Double], histograms: Int, size: Int) {

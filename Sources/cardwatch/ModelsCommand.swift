@@ -82,6 +82,7 @@ struct Models: ParsableCommand {
                 print(line)
             }
             if let m = artifact.metrics { Report.printTable(m) }
+            for line in Report.selectionLines(artifact) { print(line) }
             for p in try registry.promotions(version: v) {
                 print("\(p.at)  \(p.fromStage.rawValue) → \(p.toStage.rawValue): \(p.reason)")
             }

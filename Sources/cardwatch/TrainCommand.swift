@@ -105,12 +105,37 @@ struct Train: ParsableCommand {
     @Option(help: "End of the test window (exclusive).") var testTo: String?
     @Option(help: "Without dates: the test window is this many last days...") var testDays = 7.0
     @Option(help: "...or this latest share of the rows.") var testFraction: Double?
-    @Option(help: "gbdt, logistic or isolation-forest (unsupervised: labels only evaluate it).") var model = "gbdt"
-    @Option(help: "GBDT: boosting rounds at most; isolation forest: trees.") var trees = 300
+    @Option(
+        help: """
+            gbdt, random-forest, logistic or isolation-forest (unsupervised: labels only evaluate it; \
+            never tuned). Default: with tuning, the best of gbdt and random-forest on the validation slice; \
+            with --no-tuning, gbdt.
+            """)
+    var model: String?
+    @Option(
+        help: """
+            Trees: GBDT rounds at most (default 300 with --no-tuning; the search's own caps), or a \
+            forest's trees (default 100; isolation forest 300). With tuning, a value given fixes it in every candidate.
+            """)
+    var trees: Int?
     @Option(help: "Isolation forest: rows drawn for each tree (ψ).") var sampleSize = 256
-    @Option(help: "GBDT: maximum depth.") var maxDepth = 6
-    @Option(help: "GBDT: learning rate.") var learningRate = 0.1
-    @Option(help: "Weight of fraud rows in the loss.") var scalePosWeight = 1.0
+    @Option(help: "Maximum tree depth (default 6 with --no-tuning). With tuning, a value given fixes it.") var maxDepth: Int?
+    @Option(help: "GBDT learning rate (default 0.1 with --no-tuning). With tuning, a value given fixes it.")
+    var learningRate: Double?
+    @Option(
+        help: """
+            Weight of fraud rows in the loss (default 1 with --no-tuning; the search tries 1 and \
+            √(legitimate/fraud rows)). With tuning, a value given fixes it.
+            """)
+    var scalePosWeight: Double?
+    @Option(
+        help: ArgumentHelp(
+            """
+            Work the model search may spend, in seconds of the reference machine (2 cores), e.g. 60, 60s, 2m; \
+            counted from the fits' sizes, not a clock, so results do not depend on the machine's speed.
+            """, valueName: "duration"))
+    var tuningBudget = "60s"
+    @Flag(help: "One fit with the given (or default) parameters instead of the model search.") var noTuning = false
     @Option(help: "Random seed (row and column sampling).") var seed: UInt64 = 1
     @Option(help: "Choose the review threshold for this precision on the validation rows.") var targetPrecision: Double?
     @Option(help: "Choose the review threshold for this false-positive rate on the validation rows.") var targetFpr: Double?
@@ -127,42 +152,64 @@ struct Train: ParsableCommand {
         }
         if let p = targetPrecision, !(p > 0 && p <= 1) { throw ValidationError("--target-precision must be in (0, 1]") }
         if let f = targetFpr, !(f > 0 && f < 1) { throw ValidationError("--target-fpr must be in (0, 1)") }
-        if trees < 1 { throw ValidationError("--trees must be at least 1") }
+        if let trees, trees < 1 { throw ValidationError("--trees must be at least 1") }
         if sampleSize < 2 { throw ValidationError("--sample-size must be at least 2") }
-        if !(1...16).contains(maxDepth) { throw ValidationError("--max-depth must be between 1 and 16") }
-        if !(learningRate > 0 && learningRate <= 1) { throw ValidationError("--learning-rate must be in (0, 1]") }
-        if !(scalePosWeight > 0) { throw ValidationError("--scale-pos-weight must be greater than 0") }
+        if let maxDepth, !(1...16).contains(maxDepth) { throw ValidationError("--max-depth must be between 1 and 16") }
+        if let learningRate, !(learningRate > 0 && learningRate <= 1) {
+            throw ValidationError("--learning-rate must be in (0, 1]")
+        }
+        if let scalePosWeight, !(scalePosWeight > 0) { throw ValidationError("--scale-pos-weight must be greater than 0") }
+        _ = try Self.budget(tuningBudget)
         if let delayDays, !(delayDays >= 0) { throw ValidationError("--delay-days must not be negative") }
         if !(testDays > 0) { throw ValidationError("--test-days must be greater than 0") }
     }
 
     func run() throws {
-        guard let kind = ModelKind(rawValue: model.replacingOccurrences(of: "-", with: "_")) else {
-            throw ValidationError("--model must be gbdt, logistic or isolation-forest, got '\(model)'")
+        let kind = try model.map { name in
+            guard let k = ModelKind(rawValue: name.replacingOccurrences(of: "-", with: "_")) else {
+                throw ValidationError("--model must be gbdt, random-forest, logistic or isolation-forest, got '\(name)'")
+            }
+            return k
         }
-        let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train", keepUnlabelled: !kind.isSupervised)
-        if kind.isSupervised && dataset.rows == 0 {
+        let supervised = kind?.isSupervised ?? true
+        let (dataset, names, cardsAndDays, hasTimes) = try source.load(command: "train", keepUnlabelled: !supervised)
+        if supervised && dataset.rows == 0 {
             throw ValidationError(
-                "no labelled rows: \(kind.rawValue) learns from is_fraud (or --labels); --model isolation-forest trains without labels"
-            )
+                "no labelled rows: \((kind ?? .gbdt).rawValue) learns from is_fraud (or --labels); --model isolation-forest "
+                    + "trains without labels")
         }
         var request = TrainingRequest()
-        request.kind = kind
-        request.gbdt.trees = trees
-        request.gbdt.maxDepth = maxDepth
-        request.gbdt.learningRate = learningRate
-        request.gbdt.scalePosWeight = scalePosWeight
+        request.kind = kind ?? .gbdt
+        if let trees { request.gbdt.trees = trees }
+        if let maxDepth { request.gbdt.maxDepth = maxDepth }
+        if let learningRate { request.gbdt.learningRate = learningRate }
+        if let scalePosWeight { request.gbdt.scalePosWeight = scalePosWeight }
         request.gbdt.seed = seed
-        request.logistic.scalePosWeight = scalePosWeight
-        request.isolation.trees = trees
+        request.logistic.scalePosWeight = scalePosWeight ?? 1
+        request.forest.trees = trees ?? request.forest.trees
+        request.forest.maxDepth = maxDepth ?? request.forest.maxDepth
+        request.forest.scalePosWeight = scalePosWeight ?? 1
+        request.forest.seed = seed
+        request.isolation.trees = trees ?? 300
         request.isolation.sampleSize = sampleSize
         request.isolation.seed = seed
+        if !noTuning && request.kind != .logistic && supervised {
+            var search = SearchSettings()
+            search.budget = try Self.budget(tuningBudget)
+            search.families = kind.map { [$0] } ?? [.gbdt, .randomForest]
+            search.trees = trees
+            search.maxDepth = maxDepth
+            search.learningRate = learningRate
+            search.scalePosWeight = scalePosWeight
+            search.seed = seed
+            request.search = search
+        }
         request.trainFrom = try trainFrom.map { try Input.instant($0, option: "--train-from") }
         request.trainTo = try trainTo.map { try Input.instant($0, option: "--train-to") }
         request.testFrom = try testFrom.map { try Input.instant($0, option: "--test-from") }
         request.testTo = try testTo.map { try Input.instant($0, option: "--test-to") }
         // An unsupervised model reads no labels, so it waits for none: no gap unless asked.
-        request.delay = Int64((delayDays ?? (hasTimes && kind.isSupervised ? 7 : 0)) * 86_400e6)
+        request.delay = Int64((delayDays ?? (hasTimes && supervised ? 7 : 0)) * 86_400e6)
         request.delayAtMostTest = delayDays == nil && testFraction != nil && testFrom == nil
         request.testLength = Int64(testDays * 86_400e6)
         request.testFraction = testFraction
@@ -196,17 +243,17 @@ struct Train: ParsableCommand {
         if let artifactOut { try outcome.artifact.jsonData().write(to: URL(fileURLWithPath: artifactOut)) }
         if let predictionsOut { try Report.writePredictions(outcome.test, outcome.testScores, to: predictionsOut) }
         if json {
-            Report.printJSON(
-                outcome.metrics, version: version,
-                extra: [
-                    "train_rows": outcome.trainRows, "test_rows": outcome.test.rows, "trees": outcome.trees ?? 0,
-                    "training_seconds": (outcome.seconds * 1000).rounded() / 1000,
-                    "fit_seconds": (outcome.fitSeconds * 10000).rounded() / 10000, "promoted": decision?.promoted ?? false,
-                    "label_delay_days": Double(outcome.split.testFrom - outcome.split.trainTo) / Double(TimeSplit.day),
-                ])
+            var extra: [String: Any] = [
+                "train_rows": outcome.trainRows, "test_rows": outcome.test.rows, "trees": outcome.trees ?? 0,
+                "training_seconds": (outcome.seconds * 1000).rounded() / 1000,
+                "fit_seconds": (outcome.fitSeconds * 10000).rounded() / 10000, "promoted": decision?.promoted ?? false,
+                "label_delay_days": Double(outcome.split.testFrom - outcome.split.trainTo) / Double(TimeSplit.day),
+            ]
+            extra.merge(Report.selectionJSON(outcome)) { $1 }
+            Report.printJSON(outcome.metrics, version: version, extra: extra)
         } else {
             print(
-                "model \(version.map { "v\($0)" } ?? "(not registered)"): \(kind.rawValue)"
+                "model \(version.map { "v\($0)" } ?? "(not registered)"): \(outcome.artifact.kind.rawValue)"
                     + (outcome.trees.map { ", \($0) trees" } ?? "")
                     + ", trained on \(grouped(outcome.trainRows)) rows in \(format1(outcome.seconds)) s")
             print(
@@ -215,12 +262,23 @@ struct Train: ParsableCommand {
                     + "  label delay \(TimeSplit.days(outcome.split.testFrom - outcome.split.trainTo))")
             Report.printTable(outcome.metrics)
             if outcome.metrics.rows == 0 { print("  (no labelled rows in the test window: not evaluated)") }
+            for line in Report.selectionLines(outcome.artifact) { print(line) }
             if let decision { print("promotion: \(decision.promoted ? "promoted" : "not promoted") — \(decision.reason)") }
         }
     }
 }
 
 extension Train {
+    /// A budget as seconds: `90`, `90s`, `1.5m`.
+    static func budget(_ text: String) throws -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let (number, unit) = t.hasSuffix("m") ? (t.dropLast(), 60.0) : t.hasSuffix("s") ? (t.dropLast(), 1.0) : (t[...], 1.0)
+        guard let v = Double(number), v.isFinite, v > 0 else {
+            throw ValidationError("--tuning-budget must be a positive duration such as 60, 60s or 2m, got '\(text)'")
+        }
+        return v * unit
+    }
+
     /// An empty training window explained with what to pass.
     func advice(_ e: EmptyTrainingWindow) -> String {
         var ways: [String] = []

@@ -304,6 +304,8 @@ private final class Outcomes: @unchecked Sendable {
 
         var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
         job.request.gbdt.trees = 40
+        #expect(job.request.search != nil, "scheduled retraining selects its model as `train` does")
+        job.request.search?.budget = 0.05  // a few candidates: a debug build is slow
         // The gate first: an empty warehouse is refused.
         let refused = try job.run()
         #expect(!refused.ran && refused.gate?.contains("fewer than") == true)
@@ -329,6 +331,7 @@ private final class Outcomes: @unchecked Sendable {
         #expect(outcome.rows == txs.count)
         let version = try #require(outcome.version)
         #expect(try registry.record(version: version) != nil)
+        #expect(try registry.artifact(version: version).search?.tried ?? 0 >= 1)
         #expect(outcome.promoted, "\(outcome.reason ?? "")")  // the amount-only model never had metrics to defend
         #expect(try registry.production()?.version == version)
 

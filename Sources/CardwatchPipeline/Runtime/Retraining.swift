@@ -117,6 +117,7 @@ public struct RetrainingJob: Sendable {
         self.models = models
         request.testFraction = 0.2
         request.delay = 0
+        request.search = SearchSettings()  // the model selection, as `cardwatch train` does by default
     }
 
     public func run() throws -> RetrainingOutcome {

@@ -8,6 +8,10 @@ public struct TrainingRequest: Sendable {
     public var kind: ModelKind = .gbdt
     public var gbdt = GBDTParameters()
     public var logistic = LogisticParameters()
+    public var forest = ForestParameters()
+    /// The automatic model selection for the tree families (nil: one fit of `kind` with the
+    /// parameters above). Its families replace `kind` when set.
+    public var search: SearchSettings?
     /// Window bounds in microseconds; nil means "derive" (see `TimeSplit.resolve`).
     public var trainFrom: Int64?
     public var trainTo: Int64?
@@ -50,6 +54,8 @@ public struct TrainingOutcome: Sendable {
     /// The fit alone (binning, boosting with early stopping, or the Newton steps): what a
     /// library's `fit` call measures, for comparing with one.
     public var fitSeconds: Double
+    /// Wall time of each searched candidate, in the record's order (empty without a search).
+    public var candidateSeconds: [Double] = []
 }
 
 /// The training job: features by the engine's replay, a time split, fit, calibrate,
@@ -115,8 +121,16 @@ public enum ModelTraining {
         var trees: TreeEnsemble?
         var logistic: LogisticModel?
         var parameters: [String: String]
+        var kind = r.kind
+        var search: SearchOutcome?
         let fitBegan = Date()
         switch r.kind {
+        case .gbdt where r.search != nil, .randomForest where r.search != nil:
+            let outcome = ModelSearch.run(fit: fitData, validation: validation, settings: r.search!, base: r.gbdt)
+            kind = outcome.kind
+            trees = outcome.ensemble
+            parameters = outcome.parameters
+            search = outcome
         case .gbdt:
             let fit = GBDTTrainer.fit(fitData, validation: validation, parameters: r.gbdt)
             trees = fit.ensemble
@@ -125,15 +139,21 @@ public enum ModelTraining {
         case .logistic:
             logistic = LogisticTrainer.fit(fitData, parameters: r.logistic)
             parameters = r.logistic.record
-        case .randomForest, .isolationForest:
-            throw ModelError("\(r.kind.rawValue) models are not trained by this path yet")
+        case .randomForest:
+            trees = ForestTrainer.fit(fitData, parameters: r.forest)
+            parameters = r.forest.record
+        case .isolationForest:
+            preconditionFailure("unsupervised kinds are trained by trainUnsupervised, above")
         }
         let fitSeconds = Date().timeIntervalSince(fitBegan)
         var artifact = ModelArtifact(
-            kind: r.kind, featureNames: featureNames, featureSchemaVersion: Feature.schemaVersion, trees: trees,
+            kind: kind, featureNames: featureNames, featureSchemaVersion: Feature.schemaVersion, trees: trees,
             logistic: logistic, parameters: parameters)
+        artifact.search = search?.record
+        // Probabilities from the validation slice, after any class weight: Platt or isotonic.
         let validationMargins = scores(artifact, validation, probability: false)
-        artifact.calibration = Calibration.fit(margins: validationMargins, labels: validation.labels)
+        (artifact.calibration, artifact.calibrationChoice) = Calibration.choose(
+            margins: validationMargins, labels: validation.labels)
         let validationScores = validationMargins.map { artifact.calibration.probability(margin: $0) }
         artifact.thresholds = thresholds(validationScores, validation.labels, r)
 
@@ -149,7 +169,8 @@ public enum ModelTraining {
         artifact.createdAt = rfc3339(Int64(Date().timeIntervalSince1970 * 1e6))
         return TrainingOutcome(
             artifact: artifact, metrics: metrics, split: split, trainRows: trainIndices.count, test: test, testScores: testScores,
-            trees: trees?.treeCount, seconds: Date().timeIntervalSince(began), fitSeconds: fitSeconds)
+            trees: trees?.treeCount, seconds: Date().timeIntervalSince(began), fitSeconds: fitSeconds,
+            candidateSeconds: search?.wallSeconds ?? [])
     }
 
     /// Scores every row of `data` with `artifact` (probabilities, or raw margins).
