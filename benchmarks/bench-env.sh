@@ -1,4 +1,4 @@
-# Sourced by the issue-15 peer benchmarks (worlds.sh, handbook.sh): the CLI in $bin and the
+# Sourced by the issue-15 benchmarks (worlds.sh, handbook.sh, isolation.sh): the CLI in $bin and the
 # Python environment in $py, the same way benchmarks/peers.sh sets them up.
 #
 #   CARDWATCH=/path/to/cardwatch   use that binary (else: a release build into .build-peers)
