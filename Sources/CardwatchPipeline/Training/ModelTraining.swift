@@ -158,6 +158,18 @@ public enum ModelTraining {
         artifact.thresholds = thresholds(validationScores, validation.labels, r)
 
         let test = data.subset(testIndices)
+        let (metrics, testScores) = finish(&artifact, test: test, split: split, request: r)
+        return TrainingOutcome(
+            artifact: artifact, metrics: metrics, split: split, trainRows: trainIndices.count, test: test, testScores: testScores,
+            trees: trees?.treeCount, seconds: Date().timeIntervalSince(began), fitSeconds: fitSeconds,
+            candidateSeconds: search?.wallSeconds ?? [])
+    }
+
+    /// Evaluates a fitted, calibrated artifact on the test rows and stamps it with its metrics,
+    /// windows and creation time: the last step of every training path.
+    static func finish(_ artifact: inout ModelArtifact, test: TimedDataset, split: TimeSplit, request r: TrainingRequest)
+        -> (metrics: EvaluationMetrics, testScores: [Double])
+    {
         let testScores = scores(artifact, test.matrix, probability: true)
         let metrics = Metrics.evaluate(
             scores: testScores, labels: test.matrix.labels, patterns: test.patterns,
@@ -167,10 +179,7 @@ public enum ModelTraining {
         artifact.trainingWindow = TimeWindow(from: rfc3339(split.trainFrom), to: rfc3339(split.trainTo))
         artifact.testWindow = TimeWindow(from: rfc3339(split.testFrom), to: rfc3339(split.testTo))
         artifact.createdAt = rfc3339(Int64(Date().timeIntervalSince1970 * 1e6))
-        return TrainingOutcome(
-            artifact: artifact, metrics: metrics, split: split, trainRows: trainIndices.count, test: test, testScores: testScores,
-            trees: trees?.treeCount, seconds: Date().timeIntervalSince(began), fitSeconds: fitSeconds,
-            candidateSeconds: search?.wallSeconds ?? [])
+        return (metrics, testScores)
     }
 
     /// Scores every row of `data` with `artifact` (probabilities, or raw margins).

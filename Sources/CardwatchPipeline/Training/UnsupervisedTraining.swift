@@ -50,15 +50,7 @@ extension ModelTraining {
         artifact.parameters = parameters
 
         let test = data.subset(testIndices.filter { data.isLabelled($0) })
-        let testScores = scores(artifact, test.matrix, probability: true)
-        let metrics = Metrics.evaluate(
-            scores: testScores, labels: test.matrix.labels, patterns: test.patterns,
-            days: r.cardPrecision ? test.times.map { Int(floorDiv($0, TimeSplit.day)) } : nil,
-            cards: r.cardPrecision ? test.cards : nil, threshold: artifact.thresholds.review)
-        artifact.metrics = metrics
-        artifact.trainingWindow = TimeWindow(from: rfc3339(split.trainFrom), to: rfc3339(split.trainTo))
-        artifact.testWindow = TimeWindow(from: rfc3339(split.testFrom), to: rfc3339(split.testTo))
-        artifact.createdAt = rfc3339(Int64(Date().timeIntervalSince1970 * 1e6))
+        let (metrics, testScores) = finish(&artifact, test: test, split: split, request: r)
         return TrainingOutcome(
             artifact: artifact, metrics: metrics, split: split, trainRows: trainIndices.count, test: test, testScores: testScores,
             trees: forest.treeCount, seconds: Date().timeIntervalSince(began), fitSeconds: fitSeconds)
