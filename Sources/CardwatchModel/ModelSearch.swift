@@ -2,9 +2,9 @@ import Foundation
 
 /// What the automatic model selection may vary and how much work it may spend.
 public struct SearchSettings: Sendable, Equatable {
-    /// Work allowed to the candidates, in seconds of the reference machine (2 cores; see
-    /// `ModelSearch.cost`): counted from each fit's rounds, rows and depth, not read off a
-    /// clock, so the same data and seed choose the same model on any machine.
+    /// Work allowed to the search, in seconds of the reference machine (2 cores; see
+    /// `ModelSearch.boostingCost`): counted from each fit's rounds, rows and depth, not read off
+    /// a clock, so the same data and seed choose the same model on any machine.
     public var budget = 60.0
     /// The families tried, in the candidate list's order.
     public var families: [ModelKind] = [.gbdt, .randomForest]
@@ -15,9 +15,16 @@ public struct SearchSettings: Sendable, Equatable {
     public var scalePosWeight: Double?
     /// At most about this many fit rows, and validation rows, per candidate: above it fraud rows
     /// (up to half) and legitimate rows are sampled, each standing for 1 / (its class's share)
-    /// rows in the loss and in the validation AP. The winner is kept as fitted: a fit on all rows
-    /// of a large window would cost more than the whole search.
+    /// rows in the loss and in the validation AP.
     public var candidateRows = 30_000
+    /// When the candidates were sampled, they stop at this share of the budget, and the best
+    /// `finalists` are fitted again, one after the other, on as many rows as the rest of the
+    /// budget buys (every row when it can) and judged on up to `finalValidationRows` validation
+    /// rows: on a 5 % sample of the legitimate rows the candidates' ranking is rough and every
+    /// one of them falls well short of the same parameters fitted on every row.
+    public var candidateShare = 0.4
+    public var finalists = 2
+    public var finalValidationRows = 120_000
     public var seed: UInt64 = 1
     public var threads = 2
 
@@ -47,7 +54,27 @@ public struct SearchRecord: Codable, Sendable, Equatable {
     public var validationRows: Int
     public var validationFrauds: Int
     public var scores: [CandidateScore]
+    /// The candidate whose parameters the model has.
     public var chosen: Int
+    /// The finalists fitted again on more rows (nil in records from before there were any;
+    /// empty: the candidates saw every row).
+    public var finals: [FinalFit]?
+    /// The average of the two finalists' margins, when they are of one family, with its AP on
+    /// the finals' validation rows, and whether it was kept (it scored above each alone).
+    public var blendAveragePrecision: Double?
+    public var blended: Bool?
+}
+
+/// A finalist's parameters fitted again on more rows than its candidate had.
+public struct FinalFit: Codable, Sendable, Equatable {
+    /// Its index in `SearchRecord.scores`.
+    public var candidate: Int
+    public var rows: Int
+    public var validationRows: Int
+    public var trees: Int
+    public var averagePrecision: Double
+    /// Reference seconds charged (counted in `SearchRecord.spent`).
+    public var cost: Double
 }
 
 /// The winner of a search, fitted, with the record.
@@ -130,12 +157,14 @@ public enum ModelSearch {
         precondition(!list.isEmpty, "no candidate model family")
         let (sample, weights) = sampled(fit, limit: s.candidateRows, seed: s.seed)
         let (held, heldWeights) = sampled(validation, limit: s.candidateRows, seed: s.seed &+ 1)
+        let reduced = sample.rows < fit.rows || held.rows < validation.rows
+        let candidateBudget = reduced ? s.budget * s.candidateShare : s.budget
         var scores: [CandidateScore] = []
         var fitted: [TreeEnsemble] = []
         var wall: [Double] = []
         var spent = 0.0
         for candidate in list {
-            if spent >= s.budget && !scores.isEmpty { break }
+            if spent >= candidateBudget && !scores.isEmpty { break }
             let began = Date()
             let (ensemble, score) = fitOne(candidate, sample, weights, held, heldWeights)
             wall.append(Date().timeIntervalSince(began))
@@ -144,15 +173,90 @@ public enum ModelSearch {
             fitted.append(ensemble)
         }
         // The best average precision; on a tie the earlier (simpler, more usual) candidate.
-        var chosen = 0
-        func key(_ c: CandidateScore) -> Double { c.averagePrecision.isNaN ? -.infinity : c.averagePrecision }
-        for (i, c) in scores.enumerated() where key(c) > key(scores[chosen]) { chosen = i }
-        let record = SearchRecord(
+        func key(_ ap: Double) -> Double { ap.isNaN ? -.infinity : ap }
+        // Stable: on a tie the earlier candidate comes first.
+        let ranked = scores.indices.sorted { key(scores[$0].averagePrecision) > key(scores[$1].averagePrecision) }
+        var chosen = ranked[0]
+        var ensemble = fitted[chosen]
+        var parameters = scores[chosen].parameters
+        var finals: [FinalFit] = []
+        var blendAP: Double?
+        var blended: Bool?
+        if reduced {
+            let (final, finalWeights) = sampled(validation, limit: max(s.candidateRows, s.finalValidationRows), seed: s.seed &+ 2)
+            let finalists = Array(ranked.prefix(max(1, s.finalists)))
+            var best = -Double.infinity
+            var refits: [(index: Int, ensemble: TreeEnsemble)] = []
+            for (j, i) in finalists.enumerated() {
+                let began = Date()
+                let share = (s.budget - spent) / Double(finalists.count - j)
+                guard let f = refit(list[i], scores[i], fit, final, finalWeights, budget: share, s) else { continue }
+                wall.append(Date().timeIntervalSince(began))
+                spent += f.record.cost
+                var record = f.record
+                record.candidate = i
+                finals.append(record)
+                refits.append((i, f.ensemble))
+                if key(record.averagePrecision) > best {
+                    best = key(record.averagePrecision)
+                    (chosen, ensemble, parameters) = (i, f.ensemble, f.parameters)
+                }
+            }
+            // Two finalists of one family averaged: kept only when it ranks the validation
+            // rows better than either alone.
+            if refits.count == 2 && list[refits[0].index].kind == list[refits[1].index].kind {
+                let blend = refits[0].ensemble.averaged(with: refits[1].ensemble)
+                let margins = (0..<final.rows).map { r in final.withRow(r) { blend.margin($0) } }
+                let ap = RankStopping.averagePrecision(margins, final.labels, weights: finalWeights)
+                blendAP = ap
+                if key(ap) > best {
+                    let other = refits[0].index == chosen ? refits[1].index : refits[0].index
+                    ensemble = blend
+                    parameters["averaged_with_candidate"] = "\(other + 1)"
+                    blended = true
+                } else {
+                    blended = false
+                }
+            }
+        }
+        var record = SearchRecord(
             budget: s.budget, listed: list.count, tried: scores.count, spent: spent, candidateRows: sample.rows,
-            validationRows: held.rows, validationFrauds: held.positives, scores: scores, chosen: chosen)
+            validationRows: held.rows, validationFrauds: held.positives, scores: scores, chosen: chosen, finals: finals)
+        record.blendAveragePrecision = blendAP
+        record.blended = blended
         return SearchOutcome(
-            kind: list[chosen].kind, ensemble: fitted[chosen], parameters: scores[chosen].parameters, record: record,
-            wallSeconds: wall)
+            kind: list[chosen].kind, ensemble: ensemble, parameters: parameters, record: record, wallSeconds: wall)
+    }
+
+    /// Fits a finalist's parameters again on the most fit rows `budget` pays for (every row
+    /// when it can; frauds first, as `sampled`), early-stopped on `validation` (GBDT, with room
+    /// for twice the candidate's rounds). Nil when that is no more rows than the candidate had.
+    static func refit(
+        _ c: Candidate, _ score: CandidateScore, _ fit: FeatureMatrix, _ validation: FeatureMatrix,
+        _ validationWeights: [Double]?, budget: Double, _ s: SearchSettings
+    ) -> (ensemble: TreeEnsemble, parameters: [String: String], record: FinalFit)? {
+        var c = c
+        let rows: Int
+        switch c.kind {
+        case .randomForest:
+            let (trees, depth) = (c.forest.trees, c.forest.maxDepth)
+            let fixed = forestCost(trees: trees, depth: depth, rows: 0, validationRows: validation.rows)
+            let perRow = forestCost(trees: trees, depth: depth, rows: 1, validationRows: validation.rows) - fixed
+            rows = Int(max(0, budget - fixed) / perRow)
+        default:
+            c.gbdt.trees = min(c.gbdt.trees, 2 * score.trees + RankStopping().patience)
+            let (rounds, depth) = (c.gbdt.trees, c.gbdt.maxDepth)
+            let fixed = boostingCost(rounds: rounds, depth: depth, rows: 0, validationRows: validation.rows)
+            let perRow = boostingCost(rounds: rounds, depth: depth, rows: 1, validationRows: validation.rows) - fixed
+            rows = Int(max(0, budget - fixed) / perRow)
+        }
+        guard rows > min(fit.rows, s.candidateRows) else { return nil }
+        let (more, weights) = sampled(fit, limit: rows, seed: s.seed &+ 3)
+        let (ensemble, score) = fitOne(c, more, weights, validation, validationWeights)
+        let record = FinalFit(
+            candidate: 0, rows: more.rows, validationRows: validation.rows, trees: ensemble.treeCount,
+            averagePrecision: score.averagePrecision, cost: score.cost)
+        return (ensemble, score.parameters, record)
     }
 
     /// Fits one candidate and scores it on the validation rows.
@@ -164,7 +268,7 @@ public enum ModelSearch {
             let e = ForestTrainer.fit(fit, parameters: c.forest, weights: weights)
             let margins = (0..<validation.rows).map { i in validation.withRow(i) { e.margin($0) } }
             let ap = RankStopping.averagePrecision(margins, validation.labels, weights: validationWeights)
-            let cost = forestCost(e, rows: fit.rows, validationRows: validation.rows)
+            let cost = forestCost(trees: e.treeCount, depth: c.forest.maxDepth, rows: fit.rows, validationRows: validation.rows)
             return (
                 e,
                 CandidateScore(
@@ -197,19 +301,20 @@ public enum ModelSearch {
 
     // MARK: Cost model
 
-    /// Reference seconds of a boosting fit: per round, the histogram and partition passes grow
-    /// with rows × depth and the validation walk with its rows (constants measured on the
-    /// reference machine, release build, 2 threads).
+    /// Reference seconds of a boosting fit (rounds run, not trees kept): per round a fixed
+    /// part (split finding over every node's bins, the threads' hand-offs), the histogram and
+    /// partition passes over the rows, which grow with depth until the minimum hessian per leaf
+    /// stops the trees (about 7 levels here), and the validation walk. Constants fitted to the
+    /// wall times of every candidate on 30,000 and 560,000 rows on the reference machine
+    /// (release build, 2 threads; within about ±30 %).
     static func boostingCost(rounds: Int, depth: Int, rows: Int, validationRows: Int) -> Double {
-        Double(rounds) * (Double(rows) * (1 + 0.4 * Double(depth)) + Double(validationRows) * 0.6) * 9.0e-8
+        Double(rounds) * (4.0e-3 + Double(rows) * Double(2 + min(depth, 7)) * 1.0e-8 + Double(validationRows) * 0.5e-8)
     }
 
-    /// Reference seconds of a forest: each tree's bootstrap draws plus the rows each of its
-    /// inner nodes partitions (their cover), and the validation walk.
-    static func forestCost(_ e: TreeEnsemble, rows: Int, validationRows: Int) -> Double {
-        var visits = 0.0
-        for (i, node) in e.nodes.enumerated() where !node.isLeaf { visits += Double(e.cover[i]) }
-        return (Double(e.treeCount) * Double(rows) * 2 + visits * 3 + Double(e.treeCount * validationRows)) * 4.5e-10
+    /// Reference seconds of a forest: per tree a fixed part, each level's partition of its
+    /// bootstrap rows, and the validation walk (fitted as `boostingCost`).
+    static func forestCost(trees: Int, depth: Int, rows: Int, validationRows: Int) -> Double {
+        Double(trees) * (5.0e-3 + Double(rows) * Double(min(depth, 20)) * 7.0e-9 + Double(validationRows) * 1.0e-8)
     }
 
     // MARK: Helpers

@@ -88,6 +88,24 @@ public struct TreeEnsemble: Sendable, Equatable, Codable {
         return i
     }
 
+    /// The average of two ensembles' margins as one ensemble: both sets of trees with their
+    /// leaves halved (the cover, TreeSHAP's weights within a tree, unchanged).
+    public func averaged(with other: TreeEnsemble) -> TreeEnsemble {
+        precondition(featureCount == other.featureCount, "ensembles over different features")
+        let offset = Int32(nodes.count)
+        var merged =
+            nodes
+            + other.nodes.map { n in
+                var n = n
+                if !n.isLeaf { n.left += offset }
+                return n
+            }
+        for i in merged.indices where merged[i].isLeaf { merged[i].value /= 2 }
+        return TreeEnsemble(
+            nodes: merged, roots: roots + other.roots.map { $0 + offset }, cover: cover + other.cover,
+            baseMargin: (baseMargin + other.baseMargin) / 2, featureCount: featureCount)
+    }
+
     /// The first `count` trees only (early stopping keeps the best iteration).
     public func truncated(to count: Int) -> TreeEnsemble {
         guard count < roots.count else { return self }

@@ -31,6 +31,16 @@ extension Report {
                     "budget_seconds": s.budget, "listed": s.listed, "tried": s.tried, "spent_seconds": s.spent,
                     "candidate_rows": s.candidateRows, "validation_rows": s.validationRows,
                     "validation_frauds": s.validationFrauds, "chosen": s.chosen,
+                    "blend_average_precision": s.blendAveragePrecision.map { $0 as Any } ?? NSNull(),
+                    "blended": s.blended.map { $0 as Any } ?? NSNull(),
+                    "finals": (s.finals ?? []).enumerated().map { j, f in
+                        [
+                            "candidate": f.candidate, "rows": f.rows, "validation_rows": f.validationRows,
+                            "trees": f.trees, "average_precision": f.averagePrecision, "cost_seconds": f.cost,
+                            "wall_seconds": s.scores.count + j < outcome.candidateSeconds.count
+                                ? outcome.candidateSeconds[s.scores.count + j] : .nan,
+                        ] as [String: Any]
+                    },
                     "candidates": s.scores.enumerated().map { i, c in
                         [
                             "kind": c.kind.rawValue, "average_precision": c.averagePrecision, "trees": c.trees,
@@ -63,6 +73,17 @@ extension Report {
                 lines.append(
                     "  \(i == s.chosen ? "*" : " ") \(c.kind.rawValue)  AP \(String(format: "%.4f", c.averagePrecision))  "
                         + "\(c.trees) trees  \(text(c.parameters.filter { $0.key != "trees" && $0.key != "best_iteration" }))")
+            }
+            for f in s.finals ?? [] {
+                lines.append(
+                    "  \(f.candidate == s.chosen ? "*" : " ") candidate \(f.candidate + 1) again on \(grouped(f.rows)) rows: "
+                        + "AP \(String(format: "%.4f", f.averagePrecision)) on \(grouped(f.validationRows)) validation rows, "
+                        + "\(f.trees) trees")
+            }
+            if let ap = s.blendAveragePrecision, let finals = s.finals, finals.count == 2 {
+                lines.append(
+                    "  \(s.blended == true ? "*" : " ") candidates \(finals[0].candidate + 1) and \(finals[1].candidate + 1) "
+                        + "averaged: AP \(String(format: "%.4f", ap))")
             }
         }
         if let c = a.calibrationChoice {

@@ -130,7 +130,7 @@ extension RankingAPTests {
         let data = selectionData(rows: 4_000, seed: 11)
         let fit = data.subset(0..<3_200)
         let validation = data.subset(3_200..<4_000)
-        let s = Self.settings(budget: 0.4)
+        let s = Self.settings(budget: 2)
         let a = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
         let b = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
         #expect(a.record == b.record && a.ensemble == b.ensemble && a.kind == b.kind)
@@ -150,6 +150,36 @@ extension RankingAPTests {
         #expect(ModelSearch.run(fit: fit, validation: validation, settings: other, base: GBDTParameters()).ensemble != a.ensemble)
     }
 
+    /// Sampled candidates: the two best are fitted again on more rows within what the budget
+    /// leaves, judged on more validation rows, and the model is the better of them (or their
+    /// average when that ranks better still) — deterministically.
+    @Test func sampledCandidatesAreFollowedByFinalistsOnMoreRows() {
+        let data = selectionData(rows: 8_000, seed: 21)
+        let fit = data.subset(0..<6_400)
+        let validation = data.subset(6_400..<8_000)
+        var s = Self.settings(budget: 4)
+        s.candidateRows = 1_000
+        s.families = [.gbdt]
+        let a = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
+        let b = ModelSearch.run(fit: fit, validation: validation, settings: s, base: GBDTParameters())
+        #expect(a.record == b.record && a.ensemble == b.ensemble)
+        let r = a.record
+        let finals = try! #require(r.finals)
+        #expect(r.candidateRows < 1_100 && finals.count == 2, "\(r.candidateRows) rows, \(finals.count) finals")
+        // The finalists are the two best candidates, each fitted on more rows than it had.
+        let ranked = r.scores.indices.sorted { r.scores[$0].averagePrecision > r.scores[$1].averagePrecision }
+        #expect(finals.map(\.candidate) == Array(ranked.prefix(2)))
+        #expect(finals.allSatisfy { $0.rows > r.candidateRows && $0.validationRows == validation.rows })
+        // The candidates stopped at their share of the budget; the finals stayed within the rest.
+        let candidateCost = r.scores.map(\.cost).reduce(0, +)
+        #expect(candidateCost - r.scores.last!.cost < s.budget * s.candidateShare)
+        #expect(r.spent <= max(s.budget, candidateCost) * 1.02, "spent \(r.spent) of \(s.budget)")
+        // The chosen one is the finalist with the better AP, unless the average was kept.
+        let best = finals.max { $0.averagePrecision < $1.averagePrecision }!
+        #expect(r.chosen == best.candidate)
+        #expect(r.blended == true ? r.blendAveragePrecision! > best.averagePrecision : a.ensemble.treeCount == best.trees)
+    }
+
     @Test func candidatesDeriveClassWeightsFromTheRatioAndKeepPinnedValues() {
         var s = SearchSettings()
         let free = ModelSearch.candidates(s, base: GBDTParameters(), ratio: 400)
@@ -161,6 +191,27 @@ extension RankingAPTests {
         let pinned = ModelSearch.candidates(s, base: GBDTParameters(), ratio: 400)
         #expect(pinned.allSatisfy { $0.kind == .gbdt && $0.gbdt.maxDepth == 5 && $0.gbdt.scalePosWeight == 7 })
         #expect(Set(pinned.map { "\($0.gbdt)" }).count == pinned.count, "duplicates after pinning are dropped")
+    }
+
+    /// The averaged ensemble against its definition: half of each one's margin, on random rows
+    /// (NaN included, so the default directions are followed too).
+    @Test func averagedEnsembleScoresTheMeanMargin() {
+        let data = selectionData(rows: 3_000, seed: 8)
+        var p = GBDTParameters()
+        p.trees = 25
+        let a = GBDTTrainer.fit(data, parameters: p).ensemble
+        p.maxDepth = 3
+        p.seed = 9
+        let b = GBDTTrainer.fit(data.subset(0..<1_500), parameters: p).ensemble
+        let blend = a.averaged(with: b)
+        #expect(blend.treeCount == a.treeCount + b.treeCount)
+        var rng = SplitMix(seed: 3)
+        for _ in 0..<500 {
+            let x = (0..<5).map { _ in rng.unit() < 0.1 ? Double.nan : rng.unit() * 12 - 1 }
+            x.withUnsafeBufferPointer { row in
+                #expect(abs(blend.margin(row) - (a.margin(row) + b.margin(row)) / 2) < 1e-9)
+            }
+        }
     }
 
     @Test func largeFitPartsAreSampledKeepingEveryFraud() {

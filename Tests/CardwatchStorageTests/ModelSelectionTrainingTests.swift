@@ -22,7 +22,7 @@ private func request() -> TrainingRequest {
     var r = TrainingRequest()
     r.testFraction = 0.25
     var s = SearchSettings()
-    s.budget = 0.6
+    s.budget = 2
     r.search = s
     return r
 }
