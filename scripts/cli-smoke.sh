@@ -64,7 +64,10 @@ for key in ("card_precision_at_100", "recall_at_1pct_fpr", "brier_score", "relia
 # The model search ran (on by default) and recorded its candidates; the winner scored best on validation.
 s = m["search"]
 assert 1 <= s["tried"] <= s["listed"] and len(s["candidates"]) == s["tried"], s
-assert max(c["average_precision"] for c in s["candidates"]) == s["candidates"][s["chosen"]]["average_precision"]
+if s["finals"]:  # sampled candidates: the finalist refitted with the better validation AP
+    assert max(s["finals"], key=lambda f: f["average_precision"])["candidate"] == s["chosen"], s
+else:
+    assert max(c["average_precision"] for c in s["candidates"]) == s["candidates"][s["chosen"]]["average_precision"]
 assert m["brier_score"] < 0.01 and sum(b["rows"] for b in m["reliability"]) == m["rows"], m["reliability"]
 print("search: %d of %d candidates, %.1f s of budget, winner %s" % (s["tried"], s["listed"], s["spent_seconds"], m["model_kind"]))
 print("model quality: AUC %.4f, AP %.4f" % (m["roc_auc"], m["average_precision"]))
