@@ -60,7 +60,8 @@ public struct SearchRecord: Codable, Sendable, Equatable {
     /// empty: the candidates saw every row).
     public var finals: [FinalFit]?
     /// The average of the two finalists' margins, when they are of one family, with its AP on
-    /// the finals' validation rows, and whether it was kept (it scored above each alone).
+    /// the finals' validation rows, and whether it was kept (it scored above each alone, all
+    /// three by the plain AP of their kept trees).
     public var blendAveragePrecision: Double?
     public var blended: Bool?
 }
@@ -172,10 +173,11 @@ public enum ModelSearch {
             scores.append(score)
             fitted.append(ensemble)
         }
-        // The best average precision; on a tie the earlier (simpler, more usual) candidate.
+        // The best average precision first; on a tie the earlier (simpler, more usual) candidate.
         func key(_ ap: Double) -> Double { ap.isNaN ? -.infinity : ap }
-        // Stable: on a tie the earlier candidate comes first.
-        let ranked = scores.indices.sorted { key(scores[$0].averagePrecision) > key(scores[$1].averagePrecision) }
+        let ranked = scores.indices.sorted {
+            (key(scores[$0].averagePrecision), -$0) > (key(scores[$1].averagePrecision), -$1)
+        }
         var chosen = ranked[0]
         var ensemble = fitted[chosen]
         var parameters = scores[chosen].parameters
@@ -203,13 +205,17 @@ public enum ModelSearch {
                 }
             }
             // Two finalists of one family averaged: kept only when it ranks the validation
-            // rows better than either alone.
+            // rows better than either alone (all three by the plain AP of the trees kept: a
+            // finalist's own score is smoothed over rounds, which an average has not).
             if refits.count == 2 && list[refits[0].index].kind == list[refits[1].index].kind {
+                func plain(_ e: TreeEnsemble) -> Double {
+                    let margins = (0..<final.rows).map { r in final.withRow(r) { e.margin($0) } }
+                    return key(RankStopping.averagePrecision(margins, final.labels, weights: finalWeights))
+                }
                 let blend = refits[0].ensemble.averaged(with: refits[1].ensemble)
-                let margins = (0..<final.rows).map { r in final.withRow(r) { blend.margin($0) } }
-                let ap = RankStopping.averagePrecision(margins, final.labels, weights: finalWeights)
+                let ap = plain(blend)
                 blendAP = ap
-                if key(ap) > best {
+                if ap > max(plain(refits[0].ensemble), plain(refits[1].ensemble)) {
                     let other = refits[0].index == chosen ? refits[1].index : refits[0].index
                     ensemble = blend
                     parameters["averaged_with_candidate"] = "\(other + 1)"

@@ -177,7 +177,14 @@ extension RankingAPTests {
         // The chosen one is the finalist with the better AP, unless the average was kept.
         let best = finals.max { $0.averagePrecision < $1.averagePrecision }!
         #expect(r.chosen == best.candidate)
-        #expect(r.blended == true ? r.blendAveragePrecision! > best.averagePrecision : a.ensemble.treeCount == best.trees)
+        if r.blended == true {
+            // The average of both, scored as recorded on the (whole) validation slice.
+            #expect(a.ensemble.treeCount == finals[0].trees + finals[1].trees)
+            let margins = (0..<validation.rows).map { i in validation.withRow(i) { a.ensemble.margin($0) } }
+            #expect(abs(RankStopping.averagePrecision(margins, validation.labels) - r.blendAveragePrecision!) < 1e-12)
+        } else {
+            #expect(a.ensemble.treeCount == best.trees)
+        }
     }
 
     @Test func candidatesDeriveClassWeightsFromTheRatioAndKeepPinnedValues() {
