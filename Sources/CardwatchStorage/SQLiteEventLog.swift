@@ -14,6 +14,7 @@ public final class SQLiteEventLog: EventLog {
     /// The database file.
     public let path: String
     public let partitions: Int
+    public let partitioner: KeyPartitioner
     let pool: DatabasePool
     private let checkpointer: WALCheckpointer
     /// Feature-state checkpoints, beside the database.
@@ -65,14 +66,25 @@ public final class SQLiteEventLog: EventLog {
         } catch {
             throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
         }
-        let stored = try Self.perform("reading the partition count of \(path)") {
-            try pool.write { db -> Int in
+        let (stored, partitioner) = try Self.perform("reading the partition count of \(path)") {
+            try pool.write { db -> (Int, KeyPartitioner) in
+                let name = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitioner'")
                 if let stored = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitions'") {
-                    return stored
+                    // A log from before the partitioner was recorded hashed its keys with FNV-1a.
+                    guard let name else {
+                        try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitioner', 'fnv1a64')")
+                        return (stored, .fnv1a64)
+                    }
+                    guard let known = KeyPartitioner(rawValue: name) else {
+                        throw EventLogError(
+                            .cannotOpen, "the log at \(path) partitions keys by '\(name)', which this version does not know")
+                    }
+                    return (stored, known)
                 }
                 let count = asked ?? Self.defaultPartitions
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitions', ?)", arguments: [count])
-                return count
+                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('partitioner', 'murmur2')")
+                return (count, .murmur2)
             }
         }
         if let asked, stored != asked {
@@ -84,6 +96,7 @@ public final class SQLiteEventLog: EventLog {
         self.path = path
         self.pool = pool
         partitions = stored
+        self.partitioner = partitioner
         cardProfiles = CardProfiles(schedule: cardFlush)
         do {
             checkpointer = try WALCheckpointer(path: path, writer: pool)

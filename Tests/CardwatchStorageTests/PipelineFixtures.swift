@@ -79,6 +79,7 @@ final class FlakyStore: PipelineStore, @unchecked Sendable {
         self.failAt = failAt
     }
     var partitions: Int { base.partitions }
+    var partitioner: KeyPartitioner { base.partitioner }
     func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
         try base.append(topic, records)
     }

@@ -6,7 +6,7 @@ import Testing
 // MARK: Fixtures
 
 /// A data directory not created yet (the log creates it), removed afterwards.
-private func withDataDirectory<T>(_ body: (String) throws -> T) throws -> T {
+func withDataDirectory<T>(_ body: (String) throws -> T) throws -> T {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-log-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
     return try body(dir + "/data")
@@ -103,7 +103,7 @@ private func errorKind(_ body: () throws -> Void) -> EventLogError.Kind? {
             for key in ["card-1", "card-2", "card-000042", "ünïcödé"] {
                 let positions = try log.append(.transactions, [(key, []), (key, []), (key, [])])
                 #expect(Set(positions.map(\.partition)) == [log.partition(forKey: key)])
-                #expect(log.partition(forKey: key) == KeyHash.partition(forKey: key, partitions: 4))
+                #expect(log.partition(forKey: key) == log.partitioner.partition(forKey: key, partitions: 4))
             }
         }
     }

@@ -83,6 +83,9 @@ public protocol EventLog: Sendable {
     /// The number of partitions of every topic; fixed when the log is created.
     var partitions: Int { get }
 
+    /// How a key chooses its partition; fixed when the log is created.
+    var partitioner: KeyPartitioner { get }
+
     /// Appends a batch atomically (all records or none); returns each record's position, in batch order.
     func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition]
 
@@ -100,9 +103,9 @@ public protocol EventLog: Sendable {
 }
 
 extension EventLog {
-    /// The partition of a key: a stable hash (`KeyHash.fnv1a64`) of its UTF-8 bytes modulo `partitions`.
+    /// The partition of a key, by the log's partitioner.
     public func partition(forKey key: String) -> Int {
-        KeyHash.partition(forKey: key, partitions: partitions)
+        partitioner.partition(forKey: key, partitions: partitions)
     }
 
     /// Commits the group's next offset to read, refusing to move it backwards.
@@ -111,10 +114,11 @@ extension EventLog {
     }
 }
 
-/// The key hash behind partitioning. It must be the same in every process and every run
-/// (a restarted pipeline finds each card in the partition it left it in), so it is
-/// FNV-1a 64 over the UTF-8 bytes, never Swift's per-process randomized `Hasher`. A Kafka
-/// backend produces with this explicit partition rather than Kafka's own partitioner.
+/// The key hashes behind partitioning. They must be the same in every process and every run
+/// (a restarted pipeline finds each card in the partition it left it in), so they are fixed
+/// functions of the UTF-8 bytes, never Swift's per-process randomized `Hasher`: FNV-1a 64 (the
+/// logs created before `KeyPartitioner.murmur2`, and the card profiles' shards) and Kafka's
+/// murmur2 (`KeyPartitioner.swift`).
 public enum KeyHash {
     /// FNV-1a, 64 bits, of the key's UTF-8 bytes.
     public static func fnv1a64(_ key: String) -> UInt64 {
