@@ -104,7 +104,16 @@ import Testing
             dir, "SELECT transaction_id || ':' || is_fraud || ':' || matched || ':' || arrival FROM labels ORDER BY arrival")
         let alerts: [String] = try query(dir, "SELECT transaction_id || ':' || reasons FROM alerts ORDER BY transaction_id")
         let duplicates: [String] = try query(dir, "SELECT transaction_id FROM duplicates ORDER BY id")
-        return silver + ["--"] + gold + ["--"] + hourly + ["--"] + labels + ["--"] + alerts + ["--"] + duplicates
+        // The alerts topic: one record per alert (keyed by card, in its partition), whatever failed.
+        let published: [String] = try query(
+            dir,
+            "SELECT json_extract(CAST(payload AS TEXT), '$.transaction_id') || ':' || key || ':' || \"partition\" || ':' "
+                + "|| json_extract(CAST(payload AS TEXT), '$.reasons') FROM records WHERE topic = 'alerts' "
+                + "ORDER BY json_extract(CAST(payload AS TEXT), '$.transaction_id')")
+        #expect(published.count == alerts.count)
+        #expect(published.map { $0.split(separator: ":")[0] } == alerts.map { $0.split(separator: ":")[0] })
+        return silver + ["--"] + gold + ["--"] + hourly + ["--"] + labels + ["--"] + alerts + ["--"] + duplicates + ["--"]
+            + published
     }
 
     /// Batches decided in their append's transaction (the HTTP API's path), interleaved at
