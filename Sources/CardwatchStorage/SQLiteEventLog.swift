@@ -255,9 +255,11 @@ public final class SQLiteEventLog: EventLog {
 
     /// The append's arrival, numbered `id` (the next one: none is ever deleted, so they have
     /// no gaps), with its entries: the order the processor will read its records in, a
-    /// partition per record. Nothing for a topic that is not in the arrival order.
-    func insertArrival(_ db: Database, id: Int64, topic: Topic, _ positions: [LogPosition]) throws {
+    /// partition per record. Nothing (and `id` not evaluated: it may be a query) for a topic
+    /// that is not in the arrival order, such as the alerts and dead letters every batch may write.
+    func insertArrival(_ db: Database, id: @autoclosure () throws -> Int64, topic: Topic, _ positions: [LogPosition]) throws {
         guard let bits = Arrival.entry(topic: topic, partition: 0) else { return }
+        let id = try id()
         var entries: [UInt8] = []
         entries.reserveCapacity(2 * positions.count)
         for position in positions {
