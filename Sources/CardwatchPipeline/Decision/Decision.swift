@@ -54,6 +54,14 @@ public struct Decision: Sendable, Equatable {
     public var decidedAt: Int64 = 0
 
     public var isAlert: Bool { tier >= .high }
+
+    public init(probability: Double, tier: RiskTier, action: Action, reasons: [Reason], modelVersion: Int) {
+        self.probability = probability
+        self.tier = tier
+        self.action = action
+        self.reasons = reasons
+        self.modelVersion = modelVersion
+    }
 }
 
 /// Probability thresholds of the tiers; a tier's action is fixed: low and medium approve,

@@ -74,27 +74,36 @@ public struct EventLogError: Error, CustomStringConvertible, Equatable {
     public var description: String { "event log: \(message)" }
 }
 
-/// A partitioned, append-only log of topics with committed offsets per consumer group.
-///
-/// Offsets are per topic-partition, dense, and start at 0. A consumer group's committed
-/// offset is the next offset it will read (Kafka's convention), so a group that has
-/// processed offsets 0...9 commits 10.
-public protocol EventLog: Sendable {
+/// The producer side of a log: keyed appends.
+public protocol LogProducer: Sendable {
     /// The number of partitions of every topic; fixed when the log is created.
     var partitions: Int { get }
 
-    /// How a key chooses its partition; fixed when the log is created.
+    /// How a key chooses its partition; fixed when the log is created (Kafka's murmur2 for new logs).
     var partitioner: KeyPartitioner { get }
 
-    /// Appends a batch atomically (all records or none); returns each record's position, in batch order.
+    /// Appends a batch atomically (all records or none), each to its key's partition; returns each record's position, in batch order.
     func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition]
+}
+
+/// Reading a log by position: replays, and the consumers built on a log without a broker.
+public protocol LogReader: Sendable {
+    /// The number of partitions of every topic.
+    var partitions: Int { get }
 
     /// Up to `limit` records of one topic-partition from `offset` on, in offset order.
     func read(_ topic: Topic, partition: Int, from offset: Int64, limit: Int) throws -> [LogRecord]
 
     /// The next offset to be written in a topic-partition (0 when it is empty).
     func endOffset(_ topic: Topic, partition: Int) throws -> Int64
+}
 
+/// A partitioned, append-only log of topics with committed offsets per consumer group.
+///
+/// Offsets are per topic-partition, dense, and start at 0. A consumer group's committed
+/// offset is the next offset it will read (Kafka's convention), so a group that has
+/// processed offsets 0...9 commits 10.
+public protocol EventLog: LogProducer, LogReader {
     /// The group's committed offset (the next one to read) in a topic-partition, or nil when it never committed.
     func committedOffset(group: String, topic: Topic, partition: Int) throws -> Int64?
 
@@ -102,12 +111,14 @@ public protocol EventLog: Sendable {
     func commit(group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool) throws
 }
 
-extension EventLog {
+extension LogProducer {
     /// The partition of a key, by the log's partitioner.
     public func partition(forKey key: String) -> Int {
         partitioner.partition(forKey: key, partitions: partitions)
     }
+}
 
+extension EventLog {
     /// Commits the group's next offset to read, refusing to move it backwards.
     public func commit(group: String, topic: Topic, partition: Int, offset: Int64) throws {
         try commit(group: group, topic: topic, partition: partition, offset: offset, allowBackwards: false)

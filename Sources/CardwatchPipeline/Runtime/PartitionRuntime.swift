@@ -1,0 +1,315 @@
+import CardwatchCore
+public import CardwatchFeatures
+
+/// The runtime around the per-partition operators: it polls a consumer group member, folds
+/// each partition's records into that partition's `PartitionOperator`, and commits the
+/// batch's decisions with its input offsets through the `DecisionSink`, in one store
+/// transaction. Backend-free: the log, the sink, the idempotency index and the checkpoints
+/// are protocols (memory, SQLite; Kafka and PostgreSQL next).
+///
+/// Order: within a partition, a batch applies its labels first, then decides its
+/// transactions; the sink keeps where each batch ended, and a replay follows those ends, so
+/// it interleaves labels and transactions exactly as the live run did, whatever the batch
+/// boundaries were. There is no order across partitions and none is needed: a partition's
+/// state depends on its own records only.
+///
+/// Recovery: when a partition is assigned, its operator is its latest checkpoint plus a
+/// replay (state only, nothing written) from the checkpoint's offsets to the sink's, and the
+/// consumer seeks to the sink's offsets. When a commit fails, the operators it would have
+/// moved are rebuilt the same way: an operator never keeps state the sink does not have.
+///
+/// Used from one thread.
+public final class PartitionRuntime: RebalanceListener {
+    public struct Options: Sendable {
+        /// The consumer group, and the key of its offsets in the sink.
+        public var group = "processor"
+        /// Records per poll, at most.
+        public var batchRecords = 8192
+        /// Batches of a partition between two of its checkpoints.
+        public var checkpointEvery = 64
+        public var features = FeatureConfig()
+        public init() {}
+    }
+
+    /// One held partition: its operator, the next offsets to fold, and checkpoint bookkeeping.
+    struct PartitionTask {
+        var op: PartitionOperator
+        var next: PartitionOffsets
+        var batchesSinceCheckpoint = 0
+    }
+
+    public struct Counters: Sendable, Equatable {
+        public var decided = 0
+        public var alerts = 0
+        public var labels = 0
+        public var repeats = 0
+        public var deadLetters = 0
+        /// Records folded again to rebuild state (after an assignment or a failed commit).
+        public var replayed = 0
+        public var checkpoints = 0
+    }
+
+    /// A transaction decided earlier in the same batch or replay: where its decision is in the batch.
+    struct DecidedNow {
+        var decision: Int?
+    }
+
+    public let options: Options
+    public let consumer: any LogConsumer
+    public let log: any LogReader
+    public let sink: any DecisionSink
+    public let index: (any DecisionIndex)?
+    public let checkpoints: any CheckpointStore
+    public let models: ProductionModel
+    public let rules: RuleFile?
+    public private(set) var counters = Counters()
+    private var tasks: [Int: PartitionTask] = [:]
+    /// Held partitions whose operator must be rebuilt before the next batch.
+    private var stale: Set<Int> = []
+    private var transactionDecoder = TransactionJSONDecoder(policy: .log)
+
+    public init(
+        consumer: any LogConsumer, log: any LogReader, sink: any DecisionSink, index: (any DecisionIndex)?,
+        checkpoints: any CheckpointStore, models: ProductionModel, rules: RuleFile? = nil, options: Options = Options()
+    ) {
+        self.consumer = consumer
+        self.log = log
+        self.sink = sink
+        self.index = index
+        self.checkpoints = checkpoints
+        self.models = models
+        self.rules = rules
+        self.options = options
+    }
+
+    /// Joins the group.
+    public func start() throws { try consumer.subscribe([.labels, .transactions], listener: self) }
+
+    /// Leaves the group: each held partition is checkpointed and given up.
+    public func stop() throws { try consumer.close() }
+
+    /// The partitions this runtime holds now.
+    public var partitions: [Int] { tasks.keys.sorted() }
+
+    /// The operator of a held partition (for tests and benchmarks).
+    public func partitionOperator(_ partition: Int) -> PartitionOperator? { tasks[partition]?.op }
+
+    /// Polls, decides and commits one batch; how many records it consumed (0: nothing new).
+    @discardableResult
+    public func step() throws -> Int {
+        for p in stale.sorted() {
+            try restore(p)
+            stale.remove(p)
+        }
+        let records = try consumer.poll(maxRecords: options.batchRecords)
+        guard !records.isEmpty else { return 0 }
+        let model = models.current.scorer
+        let rules = rules?.current() ?? RuleBook()
+        var byPartition: [Int: (labels: [LogRecord], transactions: [LogRecord])] = [:]
+        for r in records {
+            switch r.topic {
+            case .labels: byPartition[r.partition, default: ([], [])].labels.append(r)
+            case .transactions: byPartition[r.partition, default: ([], [])].transactions.append(r)
+            case .alerts, .transactionsDLQ: throw PipelineError("the runtime does not consume \(r.topic.rawValue)")
+            }
+        }
+        var out: SinkBatch? = SinkBatch(group: options.group)
+        var moved: [Int: PartitionTask] = [:]
+        var decidedNow: [String: DecidedNow] = [:]
+        // Taken out of the table while they change, so that their state is not copied.
+        for (p, records) in byPartition.sorted(by: { $0.key < $1.key }) {
+            guard var task = tasks.removeValue(forKey: p) else {
+                for (q, t) in moved { tasks[q] = t }
+                throw PipelineError("the consumer returned records of partition \(p), which this runtime does not hold")
+            }
+            let from = task.next
+            do {
+                try fold(p, records.labels, records.transactions, &task, &decidedNow, &out, model: model, rules: rules)
+            } catch {
+                moved[p] = task
+                invalidate(moved)
+                throw error
+            }
+            out?.consumed.append(ConsumedRange(partition: p, from: from, to: task.next))
+            moved[p] = task
+        }
+        guard var batch = out else { return 0 }
+        let now = Timestamp.now.microseconds
+        for i in batch.decisions.indices { batch.decisions[i].decision.decidedAt = now }
+        do {
+            try sink.commit(batch)
+        } catch {
+            invalidate(moved)
+            throw error
+        }
+        for (p, var task) in moved {
+            task.batchesSinceCheckpoint += 1
+            if task.batchesSinceCheckpoint >= options.checkpointEvery { try checkpoint(p, &task) }
+            tasks[p] = task
+        }
+        counters.decided += batch.decisions.count
+        counters.alerts += batch.decisions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }
+        counters.labels += batch.labels.count
+        counters.repeats += batch.repeats.count
+        counters.deadLetters += batch.deadLetters.count
+        return records.count
+    }
+
+    /// Operators moved past what the sink holds: rebuilt before the next batch.
+    private func invalidate(_ moved: [Int: PartitionTask]) {
+        for (p, task) in moved {
+            tasks[p] = task
+            stale.insert(p)
+        }
+    }
+
+    // MARK: Rebalancing
+
+    public func assigned(_ partitions: [Int]) throws {
+        for p in partitions {
+            stale.remove(p)
+            try restore(p)
+        }
+    }
+
+    public func revoked(_ partitions: [Int]) throws {
+        var failure: (any Error)?
+        for p in partitions {
+            stale.remove(p)
+            guard var task = tasks.removeValue(forKey: p) else { continue }
+            // Everything folded is committed (a batch commits before the next poll): a
+            // checkpoint here spares the next owner a replay.
+            if task.batchesSinceCheckpoint > 0 {
+                do { try checkpoint(p, &task) } catch { failure = failure ?? error }
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    private func checkpoint(_ p: Int, _ task: inout PartitionTask) throws {
+        try checkpoints.save(
+            PartitionCheckpoint(partition: p, offsets: task.next, state: task.op.checkpoint()), group: options.group)
+        task.batchesSinceCheckpoint = 0
+        counters.checkpoints += 1
+    }
+
+    /// The partition's operator from its latest checkpoint and a replay up to the sink's
+    /// offsets; the consumer is moved there.
+    private func restore(_ p: Int) throws {
+        tasks[p] = nil
+        let checkpoint = try checkpoints.latest(group: options.group, partition: p)
+        var task = PartitionTask(
+            op: try checkpoint.map { try PartitionOperator(checkpoint: $0.state) }
+                ?? PartitionOperator(config: options.features),
+            next: checkpoint?.offsets ?? .start)
+        let target = try sink.offsets(group: options.group, partition: p) ?? .start
+        guard target.reaches(task.next) else {
+            throw PipelineError(
+                "partition \(p)'s checkpoint is at \(task.next), ahead of the sink's offsets (\(target)): "
+                    + "the checkpoints belong to another store")
+        }
+        var decidedNow: [String: DecidedNow] = [:]
+        var none: SinkBatch? = nil
+        for end in try sink.batchEnds(group: options.group, partition: p, after: task.next) where target.reaches(end) {
+            let labels = try readExactly(.labels, p, from: task.next.labels, to: end.labels)
+            let transactions = try readExactly(.transactions, p, from: task.next.transactions, to: end.transactions)
+            try fold(p, labels, transactions, &task, &decidedNow, &none, model: nil, rules: RuleBook())
+            counters.replayed += labels.count + transactions.count
+        }
+        guard task.next == target else {
+            throw PipelineError(
+                "partition \(p): the sink's batch ends stop at \(task.next), short of its offsets (\(target))")
+        }
+        try consumer.seek(.labels, partition: p, to: target.labels)
+        try consumer.seek(.transactions, partition: p, to: target.transactions)
+        tasks[p] = task
+    }
+
+    private func readExactly(_ topic: Topic, _ p: Int, from: Int64, to end: Int64) throws -> [LogRecord] {
+        var out: [LogRecord] = []
+        var at = from
+        while at < end {
+            let chunk = try log.read(topic, partition: p, from: at, limit: Int(min(end - at, 65_536)))
+            guard let last = chunk.last, chunk.first?.offset == at else {
+                throw PipelineError("\(topic.rawValue)[\(p)] ends before offset \(end), which the sink has committed")
+            }
+            out += chunk
+            at = last.offset + 1
+        }
+        return out
+    }
+
+    // MARK: The fold
+
+    /// Folds one partition's records, labels first, into `task`. With a batch (`out`), the
+    /// transactions are decided with `model` and the outputs recorded; without (a replay),
+    /// only the state changes, and repeats and undecodable records are skipped as they were.
+    private func fold(
+        _ p: Int, _ labels: [LogRecord], _ transactions: [LogRecord], _ task: inout PartitionTask,
+        _ decidedNow: inout [String: DecidedNow], _ out: inout SinkBatch?, model: Scorer?, rules: RuleBook
+    ) throws {
+        for r in labels {
+            guard r.offset == task.next.labels else { throw gap(r, expected: task.next.labels) }
+            task.next.labels += 1
+            switch RoutedLabel.decode(r.payload) {
+            case .success(let label):
+                let matched = task.op.apply(label)
+                out?.labels.append(AppliedLabel(label: label, matched: matched, partition: p, offset: r.offset))
+            case .failure(let e):
+                out?.deadLetters.append(deadLetter(r, e))
+            }
+        }
+        var decoded: [Result<Transaction, RecordError>] = []
+        decoded.reserveCapacity(transactions.count)
+        for r in transactions { decoded.append(r.payload.withUnsafeBytes { transactionDecoder.decode($0) }) }
+        var firsts: [String: FirstDecision] = [:]
+        if let index {
+            firsts = try index.firstDecisions(decoded.compactMap { try? $0.get().transactionID })
+        }
+        for (r, result) in zip(transactions, decoded) {
+            guard r.offset == task.next.transactions else { throw gap(r, expected: task.next.transactions) }
+            task.next.transactions += 1
+            let t: Transaction
+            switch result {
+            case .success(let value): t = value
+            case .failure(let e):
+                out?.deadLetters.append(deadLetter(r, e))
+                continue
+            }
+            if let first = firsts[t.transactionID], first.partition != p || first.offset != r.offset {
+                out?.repeats.append(
+                    RepeatedTransaction(transactionID: t.transactionID, partition: p, offset: r.offset, first: first))
+                continue
+            }
+            if let earlier = decidedNow[t.transactionID] {
+                // Decided earlier in this batch (or replay): a repeat of that one.
+                if let i = earlier.decision, let d = out?.decisions[i] {
+                    let first = FirstDecision(partition: d.partition, offset: d.offset, decision: d.decision)
+                    out?.repeats.append(
+                        RepeatedTransaction(transactionID: t.transactionID, partition: p, offset: r.offset, first: first))
+                }
+                continue
+            }
+            guard let model else {
+                _ = task.op.update(t)
+                decidedNow[t.transactionID] = DecidedNow(decision: nil)
+                continue
+            }
+            let (features, decision) = task.op.decide(t, model: model, rules: rules)
+            decidedNow[t.transactionID] = DecidedNow(decision: out?.decisions.count)
+            out?.decisions.append(
+                DecidedTransaction(
+                    transaction: t, features: features, decision: decision, partition: p, offset: r.offset,
+                    appendedAt: r.appendedAt))
+        }
+    }
+
+    private func gap(_ r: LogRecord, expected: Int64) -> PipelineError {
+        PipelineError(
+            "\(r.topic.rawValue)[\(r.partition)]: the consumer returned offset \(r.offset) where offset \(expected) was next")
+    }
+
+    private func deadLetter(_ r: LogRecord, _ e: RecordError) -> DeadLetter {
+        DeadLetter(source: "log:\(r.topic.rawValue)[\(r.partition)]", line: Int(r.offset), issues: e.issues, raw: r.payload)
+    }
+}

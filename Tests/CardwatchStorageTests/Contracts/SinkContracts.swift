@@ -1,0 +1,128 @@
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchPipeline
+import CardwatchStorage
+import Foundation
+import Testing
+
+/// A decision sink (with its idempotency index) under test.
+enum SinkBackend: String, CaseIterable, CustomTestStringConvertible {
+    case memory
+    var testDescription: String { rawValue }
+    func with<T>(_ body: (any DecisionSink & DecisionIndex) throws -> T) throws -> T {
+        switch self {
+        case .memory: try body(MemorySink())
+        }
+    }
+}
+
+/// A checkpoint store under test.
+enum CheckpointBackend: String, CaseIterable, CustomTestStringConvertible {
+    case memory, sqlite
+    var testDescription: String { rawValue }
+    func with<T>(_ body: (any CheckpointStore) throws -> T) throws -> T {
+        switch self {
+        case .memory: try body(MemorySink())
+        case .sqlite: try withDirectory { try body(try SQLiteCheckpointStore(path: $0 + "/checkpoints.sqlite")) }
+        }
+    }
+}
+
+func decided(_ id: String, partition: Int, offset: Int64, probability: Double = 0.25) -> DecidedTransaction {
+    let t = Transaction(
+        transactionID: id, cardID: "card-\(partition)", amount: 12.5, timestamp: Timestamp(microseconds: 1_000_000 * offset),
+        merchantID: "m-1", currency: "USD")
+    let d = Decision(probability: probability, tier: .low, action: .approve, reasons: [], modelVersion: 3)
+    return DecidedTransaction(
+        transaction: t, features: FeatureVector(), decision: d, partition: partition, offset: offset, appendedAt: 0)
+}
+
+private func offsets(_ t: Int64, _ l: Int64) -> PartitionOffsets { PartitionOffsets(transactions: t, labels: l) }
+
+@Suite struct DecisionSinkContract {
+    @Test(arguments: SinkBackend.allCases)
+    func aCommitMovesOffsetsWithItsOutputsAndRemembersWhereBatchesEnded(_ backend: SinkBackend) throws {
+        try backend.with { sink in
+            #expect(try sink.offsets(group: "g", partition: 0) == nil)
+            var batch = SinkBatch(group: "g")
+            batch.consumed = [ConsumedRange(partition: 0, from: .start, to: offsets(2, 1))]
+            batch.decisions = [decided("a", partition: 0, offset: 0), decided("b", partition: 0, offset: 1)]
+            try sink.commit(batch)
+            var second = SinkBatch(group: "g")
+            second.consumed = [
+                ConsumedRange(partition: 0, from: offsets(2, 1), to: offsets(3, 1)),
+                ConsumedRange(partition: 1, from: .start, to: offsets(1, 0)),
+            ]
+            second.decisions = [decided("c", partition: 0, offset: 2), decided("d", partition: 1, offset: 0)]
+            try sink.commit(second)
+            #expect(try sink.offsets(group: "g", partition: 0) == offsets(3, 1))
+            #expect(try sink.offsets(group: "g", partition: 1) == offsets(1, 0))
+            #expect(try sink.offsets(group: "other", partition: 0) == nil, "offsets are per group")
+            #expect(try sink.batchEnds(group: "g", partition: 0, after: .start) == [offsets(2, 1), offsets(3, 1)])
+            #expect(try sink.batchEnds(group: "g", partition: 0, after: offsets(2, 1)) == [offsets(3, 1)])
+            #expect(try sink.batchEnds(group: "g", partition: 0, after: offsets(3, 1)) == [])
+            let firsts = try sink.firstDecisions(["a", "c", "d", "zzz"])
+            #expect(Set(firsts.keys) == ["a", "c", "d"])
+            #expect(firsts["c"]?.partition == 0 && firsts["c"]?.offset == 2 && firsts["c"]?.modelVersion == 3)
+        }
+    }
+
+    @Test(arguments: SinkBackend.allCases)
+    func aBatchThatDoesNotStartAtTheStoredOffsetsWritesNothing(_ backend: SinkBackend) throws {
+        try backend.with { sink in
+            var batch = SinkBatch(group: "g")
+            batch.consumed = [ConsumedRange(partition: 0, from: .start, to: offsets(1, 0))]
+            batch.decisions = [decided("a", partition: 0, offset: 0)]
+            try sink.commit(batch)
+            // The same batch again (a zombie, a retry after an unknown outcome): refused whole.
+            var twice = batch
+            twice.consumed.append(ConsumedRange(partition: 1, from: .start, to: offsets(1, 0)))
+            twice.decisions.append(decided("b", partition: 1, offset: 0))
+            do {
+                try sink.commit(twice)
+                Issue.record("a batch behind the stored offsets was committed")
+            } catch let e as DecisionSinkError {
+                #expect(e.kind == .offsetConflict)
+                #expect(e.description.contains("partition 0"))
+            }
+            #expect(try sink.offsets(group: "g", partition: 1) == nil, "nothing of the refused batch is kept")
+            #expect(try sink.firstDecisions(["b"]).isEmpty)
+            #expect(try sink.batchEnds(group: "g", partition: 0, after: .start) == [offsets(1, 0)])
+        }
+    }
+
+    @Test(arguments: SinkBackend.allCases)
+    func theFirstDecisionOfAnIdStays(_ backend: SinkBackend) throws {
+        try backend.with { sink in
+            var batch = SinkBatch(group: "g")
+            batch.consumed = [ConsumedRange(partition: 0, from: .start, to: offsets(1, 0))]
+            batch.decisions = [decided("a", partition: 0, offset: 0, probability: 0.1)]
+            try sink.commit(batch)
+            var later = SinkBatch(group: "g")
+            later.consumed = [ConsumedRange(partition: 1, from: .start, to: offsets(1, 0))]
+            later.decisions = [decided("a", partition: 1, offset: 0, probability: 0.9)]
+            try sink.commit(later)
+            let first = try #require(try sink.firstDecisions(["a"])["a"])
+            #expect(first.partition == 0 && first.offset == 0 && first.probability == 0.1)
+        }
+    }
+}
+
+@Suite struct CheckpointStoreContract {
+    @Test(arguments: CheckpointBackend.allCases)
+    func theLatestCheckpointOfEachPartitionAndGroupIsKept(_ backend: CheckpointBackend) throws {
+        try backend.with { store in
+            #expect(try store.latest(group: "g", partition: 0) == nil)
+            let a = PartitionCheckpoint(partition: 0, offsets: offsets(10, 2), state: [1, 2, 3])
+            let b = PartitionCheckpoint(partition: 0, offsets: offsets(20, 2), state: Array(repeating: 7, count: 100_000))
+            let c = PartitionCheckpoint(partition: 1, offsets: offsets(5, 0), state: [])
+            try store.save(a, group: "g")
+            try store.save(c, group: "g")
+            #expect(try store.latest(group: "g", partition: 0) == a)
+            try store.save(b, group: "g")
+            #expect(try store.latest(group: "g", partition: 0) == b)
+            #expect(try store.latest(group: "g", partition: 1) == c)
+            #expect(try store.latest(group: "h", partition: 0) == nil, "checkpoints are per group")
+        }
+    }
+}
