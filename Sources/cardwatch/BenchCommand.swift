@@ -255,8 +255,8 @@ struct ModelBench: ParsableCommand {
         discussion: """
             Generates --days of a --cards world, builds features by replay, trains a GBDT with
             exactly --trees trees (no early stopping) and times: training; scoring one row
-            at a time (median over --runs passes of every row); feature update + scoring of
-            one transaction; TreeSHAP explanation of one row.
+            at a time (median over --runs passes of every row); the partition operator's step
+            on one transaction (feature update, score, decision); TreeSHAP explanation of one row.
             """
     )
 
@@ -297,11 +297,23 @@ struct ModelBench: ParsableCommand {
         perRow("one-row probability, \(trees) trees (simple walk)") { i in data.matrix.withRow(i) { artifact.probability($0) } }
         perRow("one-row probability, \(trees) trees (compiled forest)") { i in data.matrix.withRow(i) { scorer.probability($0) } }
         var engine = try FeatureEngine()
-        var k = 0
-        perRow("feature update + probability, one transaction") { _ in
-            let f = engine.process(transactions[k % transactions.count])
-            k += 1
+        var j = 0
+        perRow("feature update + probability, one transaction (engine and model alone)") { _ in
+            let f = engine.process(transactions[j % transactions.count])
+            j += 1
             return withUnsafeBytes(of: f.values) { raw in scorer.probability(raw.bindMemory(to: Double.self)) }
+        }
+        // The pipeline's step as the runtime calls it: the partition operator folds the
+        // transaction into its card's and merchant's state and decides it (model, rules, tier,
+        // action); an alert's TreeSHAP reasons are timed on their own below.
+        var op = try PartitionOperator()
+        let decider = try Scorer(artifact: artifact, version: 1)
+        let rules = RuleBook()
+        var k = 0
+        perRow("operator step (feature update + score + decision), one transaction") { _ in
+            let (_, decision) = op.decide(transactions[k % transactions.count], model: decider, rules: rules, explain: false)
+            k += 1
+            return decision.probability
         }
         let explainer = TreeExplainer(fit.ensemble)
         for (name, explain) in [

@@ -52,6 +52,10 @@ public struct PartitionOperator: Sendable {
         return true
     }
 
+    /// Makes a resolved label known from now on (the single-partition processor resolves
+    /// labels itself, from the arrival order).
+    public mutating func apply(_ fact: LabelFact) { state.apply(fact) }
+
     /// The state, serialized: what `init(checkpoint:)` restores.
     public func checkpoint() -> [UInt8] { state.snapshot() }
 }

@@ -19,7 +19,8 @@ import Synchronization
 public final class Processor {
     public static let group = "processor"
     public let store: any PipelineStore
-    public private(set) var engine: FeatureEngine
+    /// The state and the step: one operator, the log's partitions taken together in arrival order.
+    public private(set) var partitionOperator: PartitionOperator
     public private(set) var scorer: Scorer
     public let rules: RuleFile?
     /// Records per batch, at least (whole arrivals are taken).
@@ -64,7 +65,7 @@ public final class Processor {
         self.rules = rules
         self.batchRecords = max(1, batchRecords)
         self.checkpointEvery = max(1, checkpointEvery)
-        engine = try FeatureEngine(config: config)
+        partitionOperator = try PartitionOperator(config: config)
         next = [Int64](repeating: 0, count: store.partitions)
         nextLabel = next
         try recover()
@@ -87,7 +88,7 @@ public final class Processor {
         let committed = try store.processorPosition()
         var replayFrom: Int64 = 0
         if let checkpoint = try store.latestCheckpoint(atMost: committed) {
-            engine = try FeatureEngine(snapshot: checkpoint.state)
+            partitionOperator = try PartitionOperator(checkpoint: checkpoint.state)
             replayFrom = checkpoint.arrival
             lastCheckpointBytes = checkpoint.state.count
         }
@@ -124,14 +125,15 @@ public final class Processor {
             for r in try read(chunk, transactions: tOffsets, labels: lOffsets) {
                 switch r.item {
                 case .transaction(let t, let partition, _, _):
-                    _ = engine.process(t)
+                    _ = partitionOperator.update(t)
                     tOffsets[partition] += 1
                     replayed += 1
                 case .label(let label, let partition):
                     lOffsets[partition] += 1
                     let known = try store.processedTransactions([label.transactionID], before: r.arrival)
                     if let t = known[label.transactionID] {
-                        engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+                        partitionOperator.apply(
+                            LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
                     }
                 }
             }
@@ -211,10 +213,8 @@ public final class Processor {
         for r in records {
             switch r.item {
             case .transaction(let t, let partition, let offset, let appendedAt):
-                let features = engine.process(t)
-                var decision = scorer.decide(features, rules: rules, explain: false)
+                var (features, decision) = partitionOperator.decide(t, model: scorer, rules: rules, explain: false)
                 let now = Self.nowMicros()
-                decision.eventTime = t.timestamp.microseconds
                 decision.decidedAt = now
                 out.transactions.append(
                     ProcessedTransaction(
@@ -242,7 +242,8 @@ public final class Processor {
                     known = try store.processedTransactions([label.transactionID], before: first)[label.transactionID]
                 }
                 if let t = known {
-                    engine.apply(LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
+                    partitionOperator.apply(
+                        LabelFact(merchantID: t.merchantID, transactionTime: t.time, isFraud: label.isFraud))
                 }
                 out.labels.append(ProcessedLabel(label: label, matched: known != nil, arrival: r.arrival))
             }
@@ -254,8 +255,8 @@ public final class Processor {
         // (about a microsecond each) outweigh writing the state again: with a million cards
         // the snapshot is a gigabyte, and replaying is cheaper than writing it often.
         if sinceCheckpoint >= checkpointEvery && recordsSinceCheckpoint >= lastCheckpointBytes / 64 {
-            out.checkpoint = engine
-            lastCheckpointBytes = engine.snapshotSizeEstimate
+            out.checkpoint = partitionOperator.state
+            lastCheckpointBytes = partitionOperator.state.snapshotSizeEstimate
             sinceCheckpoint = 0
             recordsSinceCheckpoint = 0
         }
@@ -287,8 +288,8 @@ public final class Processor {
         var out = ProcessedBatch(arrivals: position...position, transactionOffsets: next, labelOffsets: nextLabel)
         out.final = true
         if sinceCheckpoint > 0 {
-            out.checkpoint = engine
-            lastCheckpointBytes = engine.snapshotSizeEstimate
+            out.checkpoint = partitionOperator.state
+            lastCheckpointBytes = partitionOperator.state.snapshotSizeEstimate
         }
         try store.commit(out)
         try store.waitForCheckpoints()
