@@ -16,38 +16,25 @@ struct Decided: Sendable {
 /// request would serialize the requests on the database's single writer (and block the few
 /// threads of Swift's cooperative pool while they wait); one per group keeps the log's
 /// order (requests in arrival order) and each request's own duplicates and dead letters.
-final class DecisionQueue: @unchecked Sendable {
-    // `@unchecked Sendable`: `pending` and `stopped` are touched only under `condition`;
-    // `decide` and `metrics` are Sendable.
+final class DecisionQueue: Sendable {
     typealias Completion = @Sendable (Result<Decided, any Error>) -> Void
-    private struct Item {
+    private struct Item: Sendable {
         var records: [IngestRecord]
         var deadLetters: [DeadLetter]
         /// Where `done` runs: nil, on the queue's thread.
         var loop: (any EventLoop)?
         var done: Completion
     }
-    private let decide: @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?)
-    private let metrics: PipelineMetrics
-    private let condition = NSCondition()
-    private var pending: [Item] = []
-    private var stopped = false
+    private let worker: BatchingWorker<Item>
 
     init(decide: @escaping @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?), metrics: PipelineMetrics) {
-        self.decide = decide
-        self.metrics = metrics
-        startThread(named: "http-decisions") { [weak self] in
-            // One group per turn, holding the queue only meanwhile, so it can go away when unused.
-            while let more = self?.runOnce(), more {}
+        // Every request's `done` is called, whatever happens: a failed group is answered with its error.
+        worker = BatchingWorker(name: "http-decisions", onFailure: .isRemembered) { group in
+            Self.decide(group, decide: decide, metrics: metrics)
         }
     }
 
-    deinit {
-        condition.lock()
-        stopped = true
-        condition.signal()
-        condition.unlock()
-    }
+    deinit { worker.stop() }
 
     /// Appends and decides the records (dead letters kept) with whatever else is waiting;
     /// `done` is called with this request's part on `loop`, or without one on the queue's thread.
@@ -57,10 +44,8 @@ final class DecisionQueue: @unchecked Sendable {
         _ records: [IngestRecord], deadLetters: [DeadLetter], on loop: (any EventLoop)? = nil,
         done: @escaping Completion
     ) {
-        condition.lock()
-        pending.append(Item(records: records, deadLetters: deadLetters, loop: loop, done: done))
-        condition.signal()
-        condition.unlock()
+        let item = Item(records: records, deadLetters: deadLetters, loop: loop, done: done)
+        do { try worker.submit(item) } catch { done(.failure(error)) }
     }
 
     func submit(_ records: [IngestRecord], deadLetters: [DeadLetter]) async throws -> Decided {
@@ -69,22 +54,11 @@ final class DecisionQueue: @unchecked Sendable {
         }
     }
 
-    /// Waits (a second at most) for requests and decides them as one group; false once stopped.
-    private func runOnce() -> Bool {
-        condition.lock()
-        if pending.isEmpty && !stopped { _ = condition.wait(until: Date().addingTimeInterval(1)) }
-        if stopped && pending.isEmpty {
-            condition.unlock()
-            return false
-        }
-        if pending.isEmpty {
-            condition.unlock()
-            return true
-        }
-        let group = pending
-        pending.removeAll(keepingCapacity: true)
-        condition.unlock()
-
+    /// Decides the requests that gathered as one group and answers each with its part.
+    private static func decide(
+        _ group: [Item], decide: @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?),
+        metrics: PipelineMetrics
+    ) {
         var batch = IngestBatch(source: "http")
         for item in group {
             batch.records += item.records
@@ -94,7 +68,7 @@ final class DecisionQueue: @unchecked Sendable {
         let decided: ProcessedBatch?
         do { (outcome, decided) = try decide(batch) } catch {
             answer(group.map { ($0, .failure(error)) })
-            return true
+            return
         }
         metrics.observe(outcome)
         // Each request gets its own duplicates and decisions. The store reports one id per rejected
@@ -136,11 +110,10 @@ final class DecisionQueue: @unchecked Sendable {
             answers.append((item, failure.map { .failure($0) } ?? .success(mine)))
         }
         answer(answers)
-        return true
     }
 
     /// Calls each item's `done`: one task per event loop, in the group's order.
-    private func answer(_ answers: [(Item, Result<Decided, any Error>)]) {
+    private static func answer(_ answers: [(Item, Result<Decided, any Error>)]) {
         var loops: [(loop: any EventLoop, answers: [(Completion, Result<Decided, any Error>)])] = []
         for (item, result) in answers {
             guard let loop = item.loop else {

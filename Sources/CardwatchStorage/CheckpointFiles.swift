@@ -15,86 +15,49 @@ import Foundation
 /// newest two are kept.
 final class CheckpointFiles: Sendable {
     let directory: String
-    // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
-    // while `condition` is locked.
-    private let condition = NSCondition()
-    nonisolated(unsafe) private var pending: (arrival: Int64, engine: FeatureEngine)?
-    nonisolated(unsafe) private var writing = false
-    nonisolated(unsafe) private var failure: String?
-    nonisolated(unsafe) private var stopped = false
+    /// Builds and writes the newest queued checkpoint; one queued and not started yet is
+    /// replaced by a newer one. A failed write is remembered until a later one succeeds.
+    private let writer: BatchingWorker<(arrival: Int64, engine: FeatureEngine)>
 
     init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        startThread(named: "snapshot-writer") { [self] in run() }
+        writer = BatchingWorker(name: "snapshot-writer", keepsLatestOnly: true, onFailure: .isRemembered) { queued in
+            guard let newest = queued.last else { return }
+            let checkpoint = Checkpoint(arrival: newest.arrival, state: newest.engine.snapshot())
+            if let failure = Self.save(checkpoint, in: directory) { throw PipelineError(failure) }
+        }
     }
 
     /// Queues a checkpoint of the engine after a committed arrival (its snapshot is built on
     /// this type's thread); a newer one replaces one not started yet.
     func write(_ engine: FeatureEngine, after arrival: Int64) {
-        condition.lock()
-        pending = (arrival, engine)
-        condition.broadcast()
-        condition.unlock()
+        // Refused only after `stop()`, when no checkpoint is wanted any more.
+        try? writer.submit((arrival, engine))
     }
 
     /// Waits until every queued checkpoint is on disk; throws if writing the last one failed.
-    func waitUntilWritten() throws {
-        if let failure = waitForWriter() { throw PipelineError(failure) }
-    }
-
-    /// Waits until the writer is idle; returns the last write's failure, if it failed.
-    private func waitForWriter() -> String? {
-        condition.lock()
-        defer { condition.unlock() }
-        while pending != nil || writing { condition.wait() }
-        return failure
-    }
+    func waitUntilWritten() throws { try writer.flush() }
 
     /// The newest checkpoint of an arrival at most `limit` (a checkpoint can outlive its batch
     /// only when a power loss drops the last commits), after the queued ones are written. A
     /// checkpoint that could not be written (a full disk) left the older ones in place: they
     /// serve, with a longer replay, so a failed write never stops a recovery.
     func latest(atMost limit: Int64) throws -> Checkpoint? {
-        _ = waitForWriter()
-        for arrival in try arrivals().reversed() where arrival <= limit {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path(arrival)))
+        try? writer.flush()
+        for arrival in try Self.arrivals(in: directory).reversed() where arrival <= limit {
+            let data = try Data(contentsOf: URL(fileURLWithPath: Self.path(arrival, in: directory)))
             return Checkpoint(arrival: arrival, state: [UInt8](data))
         }
         return nil
     }
 
     /// Ends the thread once the queued checkpoint is written.
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while pending == nil && !stopped { condition.wait() }
-            guard let checkpoint = pending else {
-                condition.unlock()
-                return
-            }
-            pending = nil
-            writing = true
-            condition.unlock()
-            let error = save(Checkpoint(arrival: checkpoint.arrival, state: checkpoint.engine.snapshot()))
-            condition.lock()
-            writing = false
-            failure = error  // the last write's outcome: a later checkpoint that is written clears it
-            condition.broadcast()
-            condition.unlock()
-        }
-    }
+    func stop() { writer.stop() }
 
     /// Writes, syncs and renames into place; removes all but the newest two. Returns an error message.
-    private func save(_ checkpoint: Checkpoint) -> String? {
-        let final = path(checkpoint.arrival)
+    private static func save(_ checkpoint: Checkpoint, in directory: String) -> String? {
+        let final = path(checkpoint.arrival, in: directory)
         let temporary = final + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { return "cannot create \(temporary): \(String(cString: strerror(errno)))" }
@@ -122,19 +85,19 @@ final class CheckpointFiles: Sendable {
             _ = fsync(dir)  // the rename itself
             close(dir)
         }
-        for old in ((try? arrivals()) ?? []).dropLast(2) { unlink(path(old)) }
+        for old in ((try? arrivals(in: directory)) ?? []).dropLast(2) { unlink(path(old, in: directory)) }
         return nil
     }
 
     /// The arrivals of the checkpoints on disk, oldest first.
-    private func arrivals() throws -> [Int64] {
+    private static func arrivals(in directory: String) throws -> [Int64] {
         try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> Int64? in
             guard name.hasPrefix("features-"), name.hasSuffix(".snapshot") else { return nil }
             return Int64(name.dropFirst("features-".count).dropLast(".snapshot".count))
         }.sorted()
     }
 
-    private func path(_ arrival: Int64) -> String {
+    private static func path(_ arrival: Int64, in directory: String) -> String {
         let digits = String(arrival)
         return directory + "/features-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snapshot"
     }

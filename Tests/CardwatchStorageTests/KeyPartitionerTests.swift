@@ -102,7 +102,11 @@ private func javaMurmur2(_ data: [UInt8]) -> Int32 {
         try withDataDirectory { dir in
             _ = try SQLiteEventLog(directory: dir, partitions: 4)
             // What a log from before this change holds: a partition count and no partitioner.
-            let queue = try DatabaseQueue(path: URL(fileURLWithPath: dir).appendingPathComponent(SQLiteEventLog.fileName).path)
+            // The log just dropped may still be closing on its background threads: wait for its locks.
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(
+                path: URL(fileURLWithPath: dir).appendingPathComponent(SQLiteEventLog.fileName).path, configuration: config)
             try queue.write { try $0.execute(sql: "DELETE FROM meta WHERE key = 'partitioner'") }
             try queue.close()
             let log = try SQLiteEventLog(directory: dir)

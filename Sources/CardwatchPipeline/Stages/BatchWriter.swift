@@ -6,106 +6,62 @@ import Synchronization
 /// overlaps writing batch n (the commit is about half of a batch's time, much of it
 /// SQLite's single writer lock). At most `capacity` records wait (and at least one batch):
 /// a slow store slows the processor down instead of filling memory. Batches commit in
-/// order, all those waiting in one transaction; the first failure stops the writer and is
-/// rethrown to the processor at its next call.
+/// order, all those waiting in one transaction (`BatchingWorker`); the first failure stops
+/// the writer and is rethrown to the processor at its next call.
 final class BatchWriter: Sendable {
-    // Sendable although it has `nonisolated(unsafe)` fields: each is read and written only
-    // while `condition` is locked; `store` is Sendable and `committed` atomic.
-    private let store: any PipelineStore
-    private let capacity: Int
-    private let condition = NSCondition()
-    // Guarded by `condition`: the queue, whether a batch is being written, the error, and stop.
-    nonisolated(unsafe) private var queue: [ProcessedBatch] = []
-    nonisolated(unsafe) private var queuedRecords = 0
-    nonisolated(unsafe) private var busy = false
-    nonisolated(unsafe) private var failure: (any Error)?
-    nonisolated(unsafe) private var stopped = false
-    /// The last arrival whose batch is committed.
-    let committed = Atomic<Int64>(0)
-    /// From each record's append to the commit of its decision.
-    let latencies = LatencyRecorder()
-    /// Called on the writer thread after each commit. Kept in a struct: a bare closure in a
-    /// `Mutex` is reabstracted on every `withLock` (in and back out through the `inout`), so
-    /// each access wrapped it in two more thunks and the n-th commit called through 2n.
-    let onCommit = Mutex<CommitCallback?>(nil)
+    private let worker: BatchingWorker<ProcessedBatch>
+    private let publisher: CommitPublisher
 
     init(store: any PipelineStore, capacity: Int, committed: Int64) {
-        self.store = store
-        self.capacity = max(1, capacity)
-        self.committed.store(committed, ordering: .relaxed)
-        startThread(named: "batch-writer") { [self] in run() }
+        let publisher = CommitPublisher(committed: committed)
+        self.publisher = publisher
+        // Whatever waits goes in one transaction: under load a commit's fixed cost (and the
+        // pages every batch touches: offsets, position, aggregates) is paid once for several.
+        worker = BatchingWorker(
+            name: "batch-writer", capacity: capacity, weigh: { $0.transactions.count + $0.labels.count },
+            handle: { batches in
+                try store.commit(batches)
+                publisher.publish(batches)
+            })
     }
+
+    /// The last arrival whose batch is committed.
+    var committed: Int64 { publisher.committed.load(ordering: .acquiring) }
+    /// From each record's append to the commit of its decision.
+    var latencies: LatencyRecorder { publisher.latencies }
+    /// Called on the writer thread after each commit.
+    func setOnCommit(_ callback: CommitCallback?) { publisher.onCommit.withLock { $0 = callback } }
+    var onCommit: CommitCallback? { publisher.onCommit.withLock { $0 } }
 
     /// Queues a batch, waiting while it would take the queue past `capacity` records.
-    func submit(_ batch: ProcessedBatch) throws {
-        let records = batch.transactions.count + batch.labels.count
-        condition.lock()
-        defer { condition.unlock() }
-        while !queue.isEmpty && queuedRecords + records > capacity && failure == nil { condition.wait() }
-        if let failure { throw failure }
-        queue.append(batch)
-        queuedRecords += records
-        condition.broadcast()
-    }
+    func submit(_ batch: ProcessedBatch) throws { try worker.submit(batch) }
 
     /// Waits until every queued batch is committed; rethrows a failure.
-    func flush() throws {
-        condition.lock()
-        defer { condition.unlock() }
-        while (!queue.isEmpty || busy) && failure == nil { condition.wait() }
-        if let failure { throw failure }
-    }
+    func flush() throws { try worker.flush() }
 
     /// A failure of an earlier commit, if any.
-    func check() throws {
-        condition.lock()
-        defer { condition.unlock() }
-        if let failure { throw failure }
-    }
+    func check() throws { try worker.check() }
 
     /// Stops the thread once the queue is empty.
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopped { condition.wait() }
-            if queue.isEmpty && stopped {
-                condition.unlock()
-                return
-            }
-            // Whatever waits goes in one transaction: under load a commit's fixed cost (and the
-            // pages every batch touches: offsets, position, aggregates) is paid once for several.
-            let batches = queue
-            queue.removeAll(keepingCapacity: true)
-            queuedRecords = 0
-            busy = true
-            condition.broadcast()
-            condition.unlock()
-            var ok = true
-            do { try store.commit(batches) } catch {
-                ok = false
-                fail(error)
-            }
-            if ok { published(batches) }
-            condition.lock()
-            busy = false
-            condition.broadcast()
-            condition.unlock()
-            if !ok { return }
-        }
-    }
+    func stop() { worker.stop() }
 
     /// A batch the processor committed itself (with its input, see `Processor.ingestAndDecide`),
     /// published as the writer publishes its own: the queue is empty meanwhile.
-    func committedElsewhere(_ batch: ProcessedBatch) { published([batch]) }
+    func committedElsewhere(_ batch: ProcessedBatch) { publisher.publish([batch]) }
+}
 
-    private func published(_ batches: [ProcessedBatch]) {
+/// What follows a commit: the committed position, latencies, and the callback.
+final class CommitPublisher: Sendable {
+    let committed: Atomic<Int64>
+    let latencies = LatencyRecorder()
+    /// Kept in a struct: a bare closure in a `Mutex` is reabstracted on every `withLock` (in
+    /// and back out through the `inout`), so each access wrapped it in two more thunks and
+    /// the n-th commit called through 2n.
+    let onCommit = Mutex<CommitCallback?>(nil)
+
+    init(committed: Int64) { self.committed = Atomic(committed) }
+
+    func publish(_ batches: [ProcessedBatch]) {
         guard let last = batches.last else { return }
         committed.store(last.arrivals.upperBound, ordering: .releasing)
         let callback = onCommit.withLock { $0 }
@@ -113,15 +69,6 @@ final class BatchWriter: Sendable {
             latencies.record(batch)
             callback?.call(batch)
         }
-    }
-
-    private func fail(_ error: any Error) {
-        condition.lock()
-        failure = error
-        queue.removeAll()
-        queuedRecords = 0
-        condition.broadcast()
-        condition.unlock()
     }
 }
 

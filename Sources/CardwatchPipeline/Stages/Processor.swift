@@ -47,8 +47,8 @@ public final class Processor {
     /// Called with every batch once it is committed, on the writer's thread (for synchronous
     /// answers and live views: metrics, WebSocket).
     public var onCommit: (@Sendable (ProcessedBatch) -> Void)? {
-        get { writer.onCommit.withLock { $0 }?.call }
-        set { writer.onCommit.withLock { $0 = newValue.map(CommitCallback.init) } }
+        get { writer.onCommit?.call }
+        set { writer.setOnCommit(newValue.map(CommitCallback.init)) }
     }
     /// Commits batches behind the processor; see `BatchWriter`.
     private var writer: BatchWriter!
@@ -147,7 +147,7 @@ public final class Processor {
     public func step() throws -> Int {
         if let swapped = pendingModel.take() { scorer = swapped }
         try writer.check()
-        let committed = writer.committed.load(ordering: .acquiring)
+        let committed = writer.committed
         uncommitted.removeAll { $0.last <= committed }
         let records: [(arrival: Int64, item: Item)]
         if let recent = store.recentArrivals(after: position, records: batchRecords) {
