@@ -131,6 +131,15 @@ print("import: %d processed, %d alerts, %.0f tx/s" % (m["processed"], m["alerts"
 PY
 # Importing the same file again adds nothing: every record was committed.
 "$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --json --quiet --max-event-age none | grep -q '"processed":0'
+# The topology, printed without starting anything: the existing log's partitioning, the embedded sinks.
+"$bin" run --data-dir "$tmp/data" --print-topology > "$tmp/topology.txt"
+grep -q "^log: sqlite:$tmp/data/log.sqlite, 1 partition, keys by murmur2" "$tmp/topology.txt" \
+  && grep -q "^decision sink (warehouse): sqlite:$tmp/data/log.sqlite" "$tmp/topology.txt" \
+  || { cat "$tmp/topology.txt"; echo "run --print-topology must describe the data directory's pipeline" >&2; exit 1; }
+if "$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --log kafka://localhost:9092 2> "$tmp/err.txt"; then
+  echo "an unknown log backend must be refused" >&2; exit 1
+fi
+grep -q "no Kafka log yet" "$tmp/err.txt" || { cat "$tmp/err.txt"; exit 1; }
 status=0
 timeout --preserve-status -s INT 8 "$bin" run --data-dir "$tmp/data" --tps 200 --health-interval 2 2> "$tmp/run.err" || status=$?
 [ "$status" -eq 0 ] || { cat "$tmp/run.err"; exit 1; }

@@ -38,6 +38,8 @@ public struct ServerDependencies: Sendable {
     public var state: PipelineState?
     /// How often the health check runs: a report older than two intervals is stale.
     public var healthInterval: Duration = .seconds(300)
+    /// The running pipeline's shape, reported by `/pipeline/health` (nil: null).
+    public var topology: Topology?
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -202,10 +204,11 @@ public struct CardwatchAPI: Sendable {
             }
             let health = PipelineHealth.at(
                 Timestamp.now.microseconds, state: d.state, lastReport: report, interval: d.healthInterval)
-            return try JSONBody.response(
-                JSONBody.health(
-                    health, lag: try? d.monitoring.processorLag(),
-                    deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total))
+            var body = JSONBody.health(
+                health, lag: try? d.monitoring.processorLag(),
+                deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total)
+            body["topology"] = d.topology?.json ?? NSNull()
+            return try JSONBody.response(body)
         }
         get("/pipeline/alerts") { request, _ in
             let limit = try Query.int(request, "limit", default: 50, range: 1...1000)

@@ -23,6 +23,12 @@ struct PipelineOptions: ParsableArguments {
     var criticalThreshold: Double?
     @Option(help: "Log partitions of a new data directory (default 1); an existing one keeps its own.")
     var partitions: Int?
+    @Option(
+        help:
+            "The log's backend (the warehouse commits with it): sqlite, in --data-dir (the default and, in this build, the only one)."
+    )
+    var log: String?
+    @Flag(help: "Print the pipeline's topology (sources, log, processor, sinks, stores) and exit.") var printTopology = false
     @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 32768
     @Option(help: "Checkpoint the feature state every this many processor batches.") var checkpointEvery = 64
     @Flag(help: "Print no progress.") var quiet = false
@@ -39,6 +45,27 @@ struct PipelineOptions: ParsableArguments {
         if let high = highThreshold, let critical = criticalThreshold, high > critical {
             throw ValidationError("--high-threshold (\(high)) must not be above --critical-threshold (\(critical))")
         }
+        _ = try topology(sources: [])
+    }
+
+    /// The pipeline's shape from these options: the one place it is declared.
+    func topology(sources: [Topology.Source]) throws -> Topology {
+        do { return try Topology.parse(log: log, dataDirectory: dataDir, partitions: partitions, sources: sources) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// `--print-topology`: the topology as configured (and as the existing log says), printed; true when asked.
+    func printedTopology(sources: [Topology.Source]) throws -> Bool {
+        guard printTopology else { return false }
+        var topology = try topology(sources: sources)
+        let file = FileManager.default.fileExists(
+            atPath: (topology.logDirectory as NSString).appendingPathComponent(SQLiteEventLog.fileName))
+        if file, let store = try? SQLiteEventLog(directory: topology.logDirectory) {
+            topology.opened = (store.partitions, store.partitioner.rawValue)
+        }
+        print(topology.text)
+        return true
     }
 
     /// The operator's thresholds, applied to every model this pipeline scores with.
@@ -65,7 +92,8 @@ struct PipelineOptions: ParsableArguments {
     func say(_ text: String) { if !quiet { printError(text) } }
 
     func openStore() throws -> SQLiteEventLog {
-        do { return try SQLiteEventLog(directory: dataDir, partitions: partitions) } catch { throw ValidationError("\(error)") }
+        let directory = try topology(sources: []).logDirectory
+        do { return try SQLiteEventLog(directory: directory, partitions: partitions) } catch { throw ValidationError("\(error)") }
     }
 
     /// The production model, bootstrapping one when the registry has none. A data directory

@@ -110,7 +110,13 @@ struct Run: AsyncParsableCommand {
         }
     }
 
+    /// What feeds this pipeline.
+    var sources: [Topology.Source] {
+        (noGenerator ? [] : [.generator(transactionsPerSecond: tps)]) + [.http(host: host, port: port)]
+    }
+
     func run() async throws {
+        if try pipeline.printedTopology(sources: sources) { return }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info
@@ -119,6 +125,8 @@ struct Run: AsyncParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let scoring = try pipeline.scoringPolicy
         let (store, registry, processor, state, rules) = try pipeline.openPipeline()
+        var topology = try pipeline.topology(sources: sources)
+        topology.opened = (store.partitions, store.partitioner.rawValue)
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         metrics.setModelVersion(processor.scorer.modelVersion)
@@ -202,6 +210,7 @@ struct Run: AsyncParsableCommand {
         dependencies.scoring = scoring
         dependencies.state = state
         dependencies.healthInterval = interval
+        dependencies.topology = topology
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(

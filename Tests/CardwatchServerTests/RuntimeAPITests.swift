@@ -74,6 +74,9 @@ final class PipelineFixture: @unchecked Sendable {
         dependencies.scoring = scoring
         dependencies.state = state
         dependencies.healthInterval = healthInterval
+        var topology = Topology.embedded(dataDirectory: dir, sources: [.http(host: "127.0.0.1", port: 0)])
+        topology.opened = (store.partitions, store.partitioner.rawValue)
+        dependencies.topology = topology
         api = CardwatchAPI(dependencies: dependencies, settings: ServerSettings())
     }
 
@@ -154,6 +157,11 @@ func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) asy
             #expect(stages["processor"]?["status"] as? String == "running")
             #expect(stages["generator"]?["status"] as? String == "starting")
             #expect(h["last_check"] is NSNull)
+            let topology = try #require(h["topology"] as? [String: Any])
+            #expect(topology["log"] as? String == "sqlite:\(fixture.dir)/log.sqlite")
+            #expect(topology["warehouse"] as? String == topology["log"] as? String)
+            #expect(topology["partitions"] as? Int == 1 && topology["partitioner"] as? String == "murmur2")
+            #expect(topology["consumer_group"] as? String == "processor")
 
             fixture.state.stageFailed("generator", EventLogError(.unavailable, "appending failed: database or disk is full"))
             h = json(try await client.execute(uri: "/pipeline/health", method: .get))

@@ -1,0 +1,146 @@
+import Foundation
+
+/// The shape of a running pipeline, from configuration: which backend holds each stage's
+/// data, how the log is partitioned, and which stages feed which. Built in one place
+/// (`cardwatch`'s `PipelineOptions.topology`), printed by `cardwatch run --print-topology`
+/// and `cardwatch import --print-topology`, reported under `topology` in `/pipeline/health`,
+/// and what `run`, `import` and the API open their stores from.
+///
+/// The embedded mode is one topology among several: a SQLite log whose file also holds
+/// the warehouse (so a batch's outputs and offsets commit in one transaction), serving
+/// reads from the same file, the registry and checkpoints beside it. Kafka, PostgreSQL and
+/// Redis endpoints are refused with a message until their backends exist.
+public struct Topology: Sendable, Equatable {
+    /// Where a stage's data lives.
+    public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
+        /// A SQLite file (or a directory of files, for checkpoints).
+        case sqlite(path: String)
+        /// Files in a directory.
+        case files(directory: String)
+
+        public var description: String {
+            switch self {
+            case .sqlite(let path): "sqlite:\(path)"
+            case .files(let directory): "files:\(directory)"
+            }
+        }
+    }
+
+    /// A producer of records into the log.
+    public enum Source: Sendable, Equatable, CustomStringConvertible {
+        case generator(transactionsPerSecond: Double)
+        case http(host: String, port: Int)
+        case file(path: String)
+
+        public var description: String {
+            switch self {
+            case .generator(let tps): "generator (\(tps) tx/s) → transactions, labels"
+            case .http(let host, let port): "http \(host):\(port) → transactions, labels (feedback)"
+            case .file(let path): "file \(path) → transactions (and labels)"
+            }
+        }
+    }
+
+    public var dataDirectory: String
+    /// The log of topics (transactions, labels, transactions.dlq, alerts).
+    public var log: Endpoint
+    /// Partitions of a new log (an existing log keeps its own); nil: 1.
+    public var partitions: Int?
+    /// The consumer group whose offsets commit with the decisions.
+    public var consumerGroup: String
+    /// Decisions, alerts, aggregates, labels, dead letters: where the decision sink commits.
+    public var warehouse: Endpoint
+    /// What the API reads card profiles, alerts and statistics from.
+    public var serving: Endpoint
+    public var registry: Endpoint
+    public var checkpoints: Endpoint
+    public var sources: [Source]
+    /// What the opened log says (an existing log keeps the partitioning it was created with).
+    public var opened: (partitions: Int, partitioner: String)? {
+        get { openedPartitions.map { ($0, openedPartitioner ?? "") } }
+        set {
+            openedPartitions = newValue?.partitions
+            openedPartitioner = newValue?.partitioner
+        }
+    }
+    private var openedPartitions: Int?
+    private var openedPartitioner: String?
+
+    /// The embedded topology of a data directory: everything in SQLite files inside it.
+    public static func embedded(dataDirectory: String, partitions: Int? = nil, sources: [Source] = []) -> Topology {
+        let log = URL(fileURLWithPath: dataDirectory).appendingPathComponent("log.sqlite").path
+        return Topology(
+            dataDirectory: dataDirectory, log: .sqlite(path: log), partitions: partitions, consumerGroup: "processor",
+            warehouse: .sqlite(path: log), serving: .sqlite(path: log),
+            registry: .sqlite(path: URL(fileURLWithPath: dataDirectory).appendingPathComponent("registry.sqlite").path),
+            checkpoints: .files(directory: URL(fileURLWithPath: dataDirectory).appendingPathComponent("checkpoints").path),
+            sources: sources)
+    }
+
+    /// The topology a `--log` value asks for: `sqlite` (the data directory's log, whose file the
+    /// warehouse shares; the default and, in this build, the only backend).
+    public static func parse(log: String?, dataDirectory: String, partitions: Int?, sources: [Source]) throws(TopologyError)
+        -> Topology
+    {
+        let topology = embedded(dataDirectory: dataDirectory, partitions: partitions, sources: sources)
+        guard let log, log.lowercased() != "sqlite" else { return topology }
+        let scheme = log.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? log
+        switch scheme {
+        case "kafka":
+            throw TopologyError("--log \(log): this build has no Kafka log yet; use sqlite (the default)")
+        case "sqlite":
+            throw TopologyError(
+                "--log \(log): the SQLite log lives in the data directory; choose it with --data-dir and say --log sqlite")
+        default:
+            throw TopologyError("--log \(log): unknown backend '\(scheme)'; this build has sqlite (the default)")
+        }
+    }
+
+    /// The directory the SQLite log lives in.
+    public var logDirectory: String {
+        switch log {
+        case .sqlite(let path): URL(fileURLWithPath: path).deletingLastPathComponent().path
+        case .files(let directory): directory
+        }
+    }
+
+    /// The topology as lines of text: the sources, the log, the processor, the sinks, the reads.
+    public var text: String {
+        let p = openedPartitions ?? partitions ?? 1
+        let partitioner = openedPartitioner
+        var lines: [String] = []
+        lines.append("sources:")
+        if sources.isEmpty { lines.append("  (none)") }
+        for s in sources { lines.append("  \(s)") }
+        lines.append(
+            "log: \(log), \(p) partition\(p == 1 ? "" : "s")\(partitioner.map { ", keys by \($0)" } ?? "")"
+                + "; topics transactions (keyed by card), labels, transactions.dlq, alerts")
+        lines.append(
+            "processor: consumer group \(consumerGroup); the embedded runtime reads the partitions in their arrival "
+                + "order through one operator; decisions commit with their input offsets")
+        lines.append(
+            "decision sink (warehouse): \(warehouse)\(warehouse == log ? " (the log's file: one transaction per batch)" : "")")
+        lines.append("alerts: the alerts topic and the warehouse")
+        lines.append("dead letters: transactions.dlq and the warehouse")
+        lines.append("serving reads: \(serving)")
+        lines.append("model registry: \(registry)")
+        lines.append("feature checkpoints: \(checkpoints)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The topology for `/pipeline/health`.
+    public var json: [String: Any] {
+        var o: [String: Any] = [
+            "log": log.description, "partitions": openedPartitions ?? partitions ?? 1, "consumer_group": consumerGroup,
+            "warehouse": warehouse.description, "serving": serving.description, "registry": registry.description,
+            "checkpoints": checkpoints.description, "sources": sources.map(\.description),
+        ]
+        if let openedPartitioner { o["partitioner"] = openedPartitioner }
+        return o
+    }
+}
+
+public struct TopologyError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,35 @@
+import CardwatchPipeline
+import Testing
+
+@Suite struct TopologyTests {
+    @Test func theEmbeddedTopologyKeepsEverythingInTheDataDirectory() throws {
+        var t = try Topology.parse(
+            log: nil, dataDirectory: "/var/lib/cw", partitions: 4, sources: [.generator(transactionsPerSecond: 50)])
+        #expect(t == (try Topology.parse(log: "sqlite", dataDirectory: "/var/lib/cw", partitions: 4, sources: t.sources)))
+        #expect(t.log == .sqlite(path: "/var/lib/cw/log.sqlite"))
+        #expect(t.warehouse == t.log, "the embedded sink commits in the log's file")
+        #expect(t.registry == .sqlite(path: "/var/lib/cw/registry.sqlite"))
+        #expect(t.checkpoints == .files(directory: "/var/lib/cw/checkpoints"))
+        #expect(t.logDirectory == "/var/lib/cw")
+        #expect(t.text.contains("log: sqlite:/var/lib/cw/log.sqlite, 4 partitions"))
+        // An existing log keeps its own partitioning, whatever was asked.
+        t.opened = (2, "fnv1a64")
+        #expect(t.text.contains("2 partitions, keys by fnv1a64"))
+        #expect(t.json["partitions"] as? Int == 2 && t.json["partitioner"] as? String == "fnv1a64")
+        #expect(t.text.contains("generator (50.0 tx/s)"))
+    }
+
+    @Test func backendsThisBuildLacksAreRefusedByName() {
+        for (value, says) in [
+            ("kafka://broker:9092", "no Kafka log yet"), ("sqlite:/elsewhere", "--data-dir"),
+            ("postgres://db", "unknown backend 'postgres'"),
+        ] {
+            do {
+                _ = try Topology.parse(log: value, dataDirectory: "/d", partitions: nil, sources: [])
+                Issue.record("--log \(value) was accepted")
+            } catch {
+                #expect(error.description.contains(says), "\(error)")
+            }
+        }
+    }
+}
