@@ -88,8 +88,10 @@ echo "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 # second (one slice, sent to every fresh server; the open-loop run needs RATE × DURATION of it).
 make_traffic warm:120000 load:$((DURATION * 40000))
 "$bin" generate --cards "$PEER_CARDS" --days "$PEER_DAYS" --seed 1 --quiet --out "$tmp/peer-history.jsonl"
+# Cardwatch's own features of that history: train.py checks that the peer computes the same eight.
+"$bin" features --in "$tmp/peer-history.jsonl" --out "$tmp/peer-table.csv" --quiet
 (cd benchmarks/http-peer && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$venv/bin/python" train.py \
-  "$tmp/peer-history.jsonl" "$tmp/peer-model.ubj")
+  "$tmp/peer-history.jsonl" "$tmp/peer-model.ubj" "$tmp/peer-table.csv")
 echo
 echo "$ROUNDS rounds, each server fresh and warmed up for 3 s: wrk -t2 -c32 -d${DURATION}s -s benchmarks/decide.lua;"
 echo "openloop: $RATE requests/s for ${DURATION} s over 32 connections, latency from the scheduled send time"
