@@ -9,7 +9,8 @@
 #   wrk -t2 -c32 -dDURATION: Cardwatch, the peer with 2 uvicorn workers (one per core), with 1;
 #   openloop at RATE/s for DURATION s over 32 connections: Cardwatch, the peer with 2 workers.
 # Every server gets the same traffic (make_traffic in common.sh). The peer's model is trained first,
-# on other generated history (PEER_CARDS cards × PEER_DAYS days), by the peer's own feature code.
+# on other generated history (PEER_CARDS cards × PEER_DAYS days) by the peer's own feature code,
+# whose eight features are first checked to equal `cardwatch features` on that history.
 # One parseable line per measurement, medians over the rounds at the end.
 #
 #   CARDWATCH_BIN=/path/to/release/cardwatch benchmarks/http-peer.sh   # else common.sh builds one
