@@ -2,8 +2,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${RUNS:-5}
-swift build -c release --product cardwatch >/dev/null
-bin=$(swift build -c release --show-bin-path)/cardwatch
+# CARDWATCH_BIN: a prebuilt release binary to use instead of building one here.
+if [ -n "${CARDWATCH_BIN:-}" ]; then
+  [ -x "$CARDWATCH_BIN" ] && [ -f "$CARDWATCH_BIN" ] || { echo "CARDWATCH_BIN=$CARDWATCH_BIN is not an executable file"; exit 1; }
+  bin=$(realpath "$CARDWATCH_BIN")
+else
+  swift build -c release --product cardwatch >/dev/null
+  bin=$(swift build -c release --show-bin-path)/cardwatch
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
