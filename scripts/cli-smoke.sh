@@ -238,6 +238,8 @@ python3 scripts/disk-full-test.py "$bin"
 
 # Exactly once: SIGKILL an import at random points, restart, compare with a clean import.
 python3 scripts/crash-test.py "$bin" "$tmp/crash" --kills 5 --days 30 --cards 1000
+# The same with a log of four partitions: ids, counts and every feature identical.
+python3 scripts/crash-test.py "$bin" "$tmp/crash4" --kills 4 --days 20 --cards 800 --partitions 4
 
 # A missing file is a clear error with exit status 2.
 status=0

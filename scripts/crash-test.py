@@ -7,7 +7,7 @@ SIGKILL at random moments several times and restarted until it finishes. The ale
 silver rows, the gold aggregates, the labels, the dead letters and the duplicates must be
 exactly those of the clean run: 0 missing, 0 duplicated, every value equal.
 
-usage: crash-test.py CARDWATCH WORKDIR [--kills N] [--seed S]
+usage: crash-test.py CARDWATCH WORKDIR [--kills N] [--seed S] [--partitions P]
 """
 import argparse
 import os
@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--days", type=int, default=45)
     ap.add_argument("--cards", type=int, default=1500)
+    ap.add_argument("--partitions", type=int, default=1, help="log partitions of both data directories")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     work = a.workdir
@@ -81,12 +82,14 @@ def main():
             mixed.append("not json at all")
             mixed.append(lines[i // 2])  # a duplicate of an earlier record
     open(history, "w").write("\n".join(mixed) + "\n")
-    print(f"[crash-test] {len(lines):,} transactions, {len(mixed) - len(lines)} bad or duplicate lines, seed {a.seed}")
+    print(f"[crash-test] {len(lines):,} transactions, {len(mixed) - len(lines)} bad or duplicate lines, seed {a.seed}, "
+          f"{a.partitions} partition{'s' if a.partitions != 1 else ''}")
 
     clean, crashed = os.path.join(work, "clean"), os.path.join(work, "crashed")
     # Small appends and batches: many commits, so the kills land between and inside many of them.
     cmd = [a.cardwatch, "import", history, "--labels", labels, "--quiet", "--json", "--checkpoint-every", "3",
-           "--batch", "2048", "--ingest-batch", "1000", "--max-event-age", "none"]  # a history: no past bound
+           "--batch", "2048", "--ingest-batch", "1000", "--max-event-age", "none",  # a history: no past bound
+           "--partitions", str(a.partitions)]
     t0 = time.time()
     out = sh(cmd + ["--data-dir", clean]).stdout
     clean_seconds = time.time() - t0
