@@ -239,6 +239,46 @@ let merchantFeatures: Set<Feature> = [
         for d in decided { #expect(d.features == reference[d.transaction.transactionID]) }
     }
 
+    /// The idempotency index fails now and then in the middle of a batch: the partitions folded
+    /// so far are rebuilt, those not reached yet go back to where they were; nothing is lost or doubled.
+    @Test func aFailureInTheMiddleOfABatchLeavesNoPartitionAhead() throws {
+        final class FlakyIndex: DecisionIndex, @unchecked Sendable {
+            // `@unchecked Sendable`: used from the test's one thread only.
+            let base: MemorySink
+            var calls = 0
+            init(_ base: MemorySink) { self.base = base }
+            func firstDecisions(_ ids: [String]) throws -> [String: FirstDecision] {
+                calls += 1
+                // Now and then, never twice in a row (a step asks once per partition it polled).
+                if calls % 7 == 3 && calls < 200 { throw DecisionSinkError(.storage, "injected index failure") }
+                return try base.firstDecisions(ids)
+            }
+        }
+        let transactions = try history(days: 2, cards: 60, seed: 13)
+        let bench = try RuntimeBench(partitions: 4)
+        var options = PartitionRuntime.Options()
+        options.batchRecords = 40
+        options.checkpointEvery = 3
+        options.features = bench.features
+        let runtime = PartitionRuntime(
+            consumer: GroupConsumer(group: options.group, log: bench.log, groups: bench.groups), log: bench.log,
+            sink: bench.sink, index: FlakyIndex(bench.sink), checkpoints: bench.sink, models: bench.models,
+            options: options)
+        try runtime.start()
+        try bench.append(transactions)
+        var failures = 0
+        var idle = 0
+        while idle < 2 {
+            do { idle = try runtime.step() == 0 ? idle + 1 : 0 } catch is DecisionSinkError { failures += 1 }
+        }
+        #expect(failures > 0)
+        let reference = try sequentialFeatures(bench.log, config: bench.features)
+        let decided = bench.sink.contents.decisions
+        #expect(decided.count == transactions.count)
+        #expect(Set(decided.map(\.transaction.transactionID)).count == transactions.count)
+        for d in decided { #expect(d.features == reference[d.transaction.transactionID]) }
+    }
+
     @Test func aRepeatedTransactionIdIsAnsweredWithItsFirstDecisionAndCountedOnce() throws {
         let transactions = try history(days: 1, cards: 10, seed: 2)
         let bench = try RuntimeBench(partitions: 3)

@@ -119,7 +119,7 @@ public final class PartitionRuntime: RebalanceListener {
         // Taken out of the table while they change, so that their state is not copied.
         for (p, records) in byPartition.sorted(by: { $0.key < $1.key }) {
             guard var task = tasks.removeValue(forKey: p) else {
-                for (q, t) in moved { tasks[q] = t }
+                try abandon(moved, polled: byPartition.keys)
                 throw PipelineError("the consumer returned records of partition \(p), which this runtime does not hold")
             }
             let from = task.next
@@ -127,7 +127,7 @@ public final class PartitionRuntime: RebalanceListener {
                 try fold(p, records.labels, records.transactions, &task, &decidedNow, &out, model: model, rules: rules)
             } catch {
                 moved[p] = task
-                invalidate(moved)
+                try abandon(moved, polled: byPartition.keys)
                 throw error
             }
             out?.consumed.append(ConsumedRange(partition: p, from: from, to: task.next))
@@ -139,7 +139,7 @@ public final class PartitionRuntime: RebalanceListener {
         do {
             try sink.commit(batch)
         } catch {
-            invalidate(moved)
+            try abandon(moved, polled: byPartition.keys)
             throw error
         }
         for (p, var task) in moved {
@@ -155,11 +155,18 @@ public final class PartitionRuntime: RebalanceListener {
         return records.count
     }
 
-    /// Operators moved past what the sink holds: rebuilt before the next batch.
-    private func invalidate(_ moved: [Int: PartitionTask]) {
+    /// A batch that will not commit: the operators it moved are past what the sink holds and
+    /// are rebuilt before the next batch; the partitions it polled but did not reach go back
+    /// to where their operators are.
+    private func abandon(_ moved: [Int: PartitionTask], polled: some Collection<Int>) throws {
         for (p, task) in moved {
             tasks[p] = task
             stale.insert(p)
+        }
+        for p in polled where moved[p] == nil {
+            guard let next = tasks[p]?.next else { continue }
+            try consumer.seek(.labels, partition: p, to: next.labels)
+            try consumer.seek(.transactions, partition: p, to: next.transactions)
         }
     }
 
