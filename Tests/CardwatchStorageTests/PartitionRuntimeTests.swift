@@ -5,6 +5,7 @@ import CardwatchModel
 import CardwatchPipeline
 import CardwatchStorage
 import Foundation
+import GRDB
 import Testing
 
 /// Runtimes over one shared in-memory log and sink, the way several processes share Kafka and PostgreSQL.
@@ -64,7 +65,7 @@ final class RuntimeBench {
 }
 
 /// The naive reference: one feature engine per partition, fed that partition's transactions in log order.
-func sequentialFeatures(_ log: MemoryLog, config: FeatureConfig) throws -> [String: FeatureVector] {
+func sequentialFeatures(_ log: any LogReader, config: FeatureConfig) throws -> [String: FeatureVector] {
     var out: [String: FeatureVector] = [:]
     var decoder = TransactionJSONDecoder(policy: .log)
     for p in 0..<log.partitions {
@@ -360,5 +361,94 @@ let merchantFeatures: Set<Feature> = [
             return
         }
         #expect(e.issues.first?.field == "reported_at")
+    }
+}
+
+/// A sink that fails when told to, for a runtime's view of a store that refuses a commit.
+final class RefusingSink: DecisionSink, DecisionIndex, @unchecked Sendable {
+    // `@unchecked Sendable`: `refuseNext` is set and read on the test's one thread.
+    let base: any DecisionSink & DecisionIndex
+    var refuseNext = false
+    init(_ base: any DecisionSink & DecisionIndex) { self.base = base }
+    func commit(_ batch: SinkBatch) throws {
+        if refuseNext {
+            refuseNext = false
+            throw DecisionSinkError(.storage, "refused (injected)")
+        }
+        try base.commit(batch)
+    }
+    func offsets(group: String, partition: Int) throws -> PartitionOffsets? {
+        try base.offsets(group: group, partition: partition)
+    }
+    func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
+        try base.batchEnds(group: group, partition: partition, after: after)
+    }
+    func firstDecisions(_ ids: [String]) throws -> [String: FirstDecision] { try base.firstDecisions(ids) }
+}
+
+@Suite struct EmbeddedPartitionRuntimeTests {
+    /// The runtime over the embedded backends: a SQLite log, the SQLite decision sink and
+    /// checkpoint store. Two runtimes in one group; one is taken for dead after a refused
+    /// commit; the other resumes its partitions; each transaction decided once, with the
+    /// features of a sequential engine per partition.
+    @Test func twoRuntimesOverTheSQLiteBackendsDecideEachTransactionOnce() throws {
+        try withDirectory { dir in
+            let log = try SQLiteEventLog(directory: dir + "/log", partitions: 4)
+            let sqlite = try SQLiteDecisionSink(path: dir + "/sink.sqlite")
+            let sink = RefusingSink(sqlite)
+            let checkpoints = try SQLiteCheckpointStore(path: dir + "/checkpoints.sqlite")
+            let groups = ConsumerGroups()
+            let models = ProductionModel(try Scorer(artifact: amountModel(pivot: 400), version: 1))
+            func runtime() -> PartitionRuntime {
+                var options = PartitionRuntime.Options()
+                options.batchRecords = 60
+                options.checkpointEvery = 3
+                return PartitionRuntime(
+                    consumer: GroupConsumer(group: options.group, log: log, groups: groups), log: log, sink: sink,
+                    index: sink, checkpoints: checkpoints, models: models, options: options)
+            }
+            let transactions = try history(days: 3, cards: 70, seed: 21)
+            func append(_ chunk: ArraySlice<Transaction>) throws {
+                _ = try log.append(.transactions, chunk.map { (key: $0.cardID, payload: IngestRecord(transaction: $0).payload) })
+            }
+            let a = runtime()
+            let b = runtime()
+            try a.start()
+            try b.start()
+            let half = transactions.count / 2
+            try append(transactions[..<half])
+            for _ in 0..<5 {
+                try a.step()
+                try b.step()
+            }
+            // b polls a batch and its commit is refused; then it is taken for dead.
+            let threeQuarters = transactions.count * 3 / 4
+            try append(transactions[half..<threeQuarters])
+            sink.refuseNext = true
+            #expect(throws: DecisionSinkError.self) { try b.step() }
+            groups.expel(group: "processor", member: try #require((b.consumer as? GroupConsumer)?.member))
+            try append(transactions[threeQuarters...])
+            var idle = 0
+            while idle < 2 { idle = try a.step() == 0 ? idle + 1 : 0 }
+            #expect(a.partitions == [0, 1, 2, 3])
+
+            let reference = try sequentialFeatures(log, config: FeatureConfig())
+            let db = try DatabaseQueue(path: dir + "/sink.sqlite")
+            let rows = try db.read { try Row.fetchAll($0, sql: "SELECT transaction_id, features FROM decisions") }
+            #expect(rows.count == transactions.count)
+            #expect(Set(rows.map { $0[0] as String }).count == transactions.count, "each decided exactly once")
+            for row in rows {
+                let id: String = row[0]
+                let blob: Data = row[1]
+                var features = FeatureVector()
+                withUnsafeMutableBytes(of: &features.values) { _ = blob.copyBytes(to: $0) }
+                #expect(features == reference[id], "\(id)")
+            }
+            for p in 0..<4 {
+                #expect(
+                    try sqlite.offsets(group: "processor", partition: p)?.transactions
+                        == (try log.endOffset(.transactions, partition: p)))
+            }
+        }
     }
 }

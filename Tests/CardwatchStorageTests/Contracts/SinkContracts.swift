@@ -7,11 +7,12 @@ import Testing
 
 /// A decision sink (with its idempotency index) under test.
 enum SinkBackend: String, CaseIterable, CustomTestStringConvertible {
-    case memory
+    case memory, sqlite
     var testDescription: String { rawValue }
     func with<T>(_ body: (any DecisionSink & DecisionIndex) throws -> T) throws -> T {
         switch self {
         case .memory: try body(MemorySink())
+        case .sqlite: try withDirectory { try body(try SQLiteDecisionSink(path: $0 + "/sink.sqlite")) }
         }
     }
 }

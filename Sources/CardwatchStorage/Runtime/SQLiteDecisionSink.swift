@@ -1,0 +1,224 @@
+import CardwatchCore
+import CardwatchFeatures
+public import CardwatchPipeline
+import Foundation
+import GRDB
+
+/// The partitioned runtime's decision sink, idempotency index and checkpoints on SQLite:
+/// a batch's decisions, labels, repeats and dead letters, its input offsets and where it
+/// ended, written in one transaction (a batch that does not start at the stored offsets is
+/// refused whole). One file, WAL mode; several runtimes of one process share it.
+///
+/// The embedded `run` and `import` still commit through `SQLiteEventLog`'s warehouse (its
+/// tables keep the global arrival order); this is the sink the partitioned runtime commits
+/// to over a SQLite log until the warehouse's tables move onto it.
+public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws(EventLogError) {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.label = "cardwatch.sink"
+            config.busyMode = .timeout(10)
+            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw EventLogError(.cannotOpen, "cannot open the decision sink at \(path): \(error)")
+        }
+    }
+
+    public func commit(_ batch: SinkBatch) throws {
+        let ranges = batch.consumed.map { "\($0.partition)" }.joined(separator: ", ")
+        do {
+            try pool.write { db in try write(db, batch) }
+        } catch let error as DecisionSinkError {
+            throw error
+        } catch {
+            throw DecisionSinkError(
+                .storage, "committing group \(batch.group)'s batch of partitions \(ranges) failed: \(error)")
+        }
+    }
+
+    private func write(_ db: Database, _ batch: SinkBatch) throws {
+        for range in batch.consumed {
+            let stored = try storedOffsets(db, group: batch.group, partition: range.partition) ?? .start
+            guard stored == range.from else {
+                throw DecisionSinkError(
+                    .offsetConflict,
+                    "group \(batch.group) partition \(range.partition) is at \(stored), the batch starts at \(range.from)")
+            }
+        }
+        for range in batch.consumed where range.from != range.to {
+            try db.execute(
+                sql: """
+                    INSERT INTO sink_offsets ("group", "partition", transactions_offset, labels_offset) VALUES (?, ?, ?, ?)
+                    ON CONFLICT ("group", "partition") DO UPDATE SET
+                        transactions_offset = excluded.transactions_offset, labels_offset = excluded.labels_offset
+                    """,
+                arguments: [batch.group, range.partition, range.to.transactions, range.to.labels])
+            try db.execute(
+                sql: """
+                    INSERT INTO sink_batch_ends ("group", "partition", transactions_offset, labels_offset) VALUES (?, ?, ?, ?)
+                    """,
+                arguments: [batch.group, range.partition, range.to.transactions, range.to.labels])
+        }
+        let decision = try db.cachedStatement(
+            sql: """
+                INSERT INTO decisions ("partition", "offset", transaction_id, card_id, merchant_id, event_time, amount,
+                    features, fraud_probability, risk_tier, action, model_version, reasons, appended_at, decided_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        let first = try db.cachedStatement(
+            sql: #"INSERT OR IGNORE INTO first_decisions (transaction_id, "partition", "offset") VALUES (?, ?, ?)"#)
+        for d in batch.decisions {
+            let t = d.transaction
+            var values = d.features.values
+            let features = withUnsafeBytes(of: &values) { Data($0) }
+            try decision.execute(arguments: [
+                d.partition, d.offset, t.transactionID, t.cardID, t.merchantID, t.timestamp.microseconds, t.amount,
+                features, d.decision.probability, d.decision.tier.rawValue, d.decision.action.rawValue,
+                d.decision.modelVersion, SQLiteEventLog.reasonsJSON(d.decision.reasons), d.appendedAt,
+                d.decision.decidedAt,
+            ])
+            try first.execute(arguments: [t.transactionID, d.partition, d.offset])
+        }
+        for l in batch.labels {
+            try db.execute(
+                sql: """
+                    INSERT INTO applied_labels ("partition", "offset", transaction_id, is_fraud, reported_at, matched)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    l.partition, l.offset, l.label.transactionID, l.label.isFraud, l.label.reportedAt.microseconds,
+                    l.matched,
+                ])
+        }
+        for r in batch.repeats {
+            try db.execute(
+                sql: """
+                    INSERT INTO repeated_transactions ("partition", "offset", transaction_id, first_partition, first_offset)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [r.partition, r.offset, r.transactionID, r.first.partition, r.first.offset])
+        }
+        for d in batch.deadLetters {
+            try db.execute(
+                sql: "INSERT INTO sink_dead_letters (record) VALUES (?)",
+                arguments: [String(decoding: SQLiteEventLog.deadLetterJSON(d), as: UTF8.self)])
+        }
+    }
+
+    private func storedOffsets(_ db: Database, group: String, partition: Int) throws -> PartitionOffsets? {
+        try Row.fetchOne(
+            db,
+            sql: #"SELECT transactions_offset, labels_offset FROM sink_offsets WHERE "group" = ? AND "partition" = ?"#,
+            arguments: [group, partition]
+        ).map { PartitionOffsets(transactions: $0[0], labels: $0[1]) }
+    }
+
+    public func offsets(group: String, partition: Int) throws -> PartitionOffsets? {
+        try read("reading group \(group)'s offsets in partition \(partition)") {
+            try storedOffsets($0, group: group, partition: partition)
+        }
+    }
+
+    public func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
+        // Both offsets only grow, so their order is the order of the commits.
+        try read("reading group \(group)'s batch ends in partition \(partition)") { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT transactions_offset, labels_offset FROM sink_batch_ends
+                    WHERE "group" = ? AND "partition" = ? AND transactions_offset >= ? AND labels_offset >= ?
+                        AND (transactions_offset > ? OR labels_offset > ?)
+                    ORDER BY transactions_offset, labels_offset
+                    """,
+                arguments: [
+                    group, partition, after.transactions, after.labels, after.transactions, after.labels,
+                ]
+            ).map { PartitionOffsets(transactions: $0[0], labels: $0[1]) }
+        }
+    }
+
+    public func firstDecisions(_ transactionIDs: [String]) throws -> [String: FirstDecision] {
+        guard !transactionIDs.isEmpty else { return [:] }
+        return try read("looking up \(transactionIDs.count) transaction ids") { db in
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT d."partition", d."offset", d.fraud_probability, d.risk_tier, d.action, d.model_version
+                    FROM first_decisions f JOIN decisions d USING ("partition", "offset") WHERE f.transaction_id = ?
+                    """)
+            var out: [String: FirstDecision] = [:]
+            for id in Set(transactionIDs) {
+                guard let row = try Row.fetchOne(statement, arguments: [id]) else { continue }
+                let tier = RiskTier(rawValue: row[3]) ?? .low
+                let action = Action(rawValue: row[4]) ?? .approve
+                out[id] = FirstDecision(
+                    partition: row[0], offset: row[1],
+                    decision: Decision(
+                        probability: row[2], tier: tier, action: action, reasons: [], modelVersion: row[5]))
+            }
+            return out
+        }
+    }
+
+    /// Decided transactions, in commit order (for tests and tools).
+    public func decisionCount() throws -> Int {
+        try read("counting decisions") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM decisions") ?? 0 }
+    }
+
+    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch {
+            throw DecisionSinkError(.storage, "\(what) failed: \(error)")
+        }
+    }
+
+    /// Migrations are append-only: a released migration is never edited.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: the partitioned runtime's sink") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sink_offsets (
+                        "group" TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                        transactions_offset INTEGER NOT NULL, labels_offset INTEGER NOT NULL,
+                        PRIMARY KEY ("group", "partition")
+                    ) WITHOUT ROWID;
+                    CREATE TABLE sink_batch_ends (
+                        "group" TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                        transactions_offset INTEGER NOT NULL, labels_offset INTEGER NOT NULL,
+                        PRIMARY KEY ("group", "partition", transactions_offset, labels_offset)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE decisions (
+                        "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, transaction_id TEXT NOT NULL,
+                        card_id TEXT NOT NULL, merchant_id TEXT NOT NULL, event_time INTEGER NOT NULL, amount REAL NOT NULL,
+                        features BLOB NOT NULL, fraud_probability REAL NOT NULL, risk_tier TEXT NOT NULL,
+                        action TEXT NOT NULL, model_version INTEGER NOT NULL, reasons TEXT NOT NULL,
+                        appended_at INTEGER NOT NULL, decided_at INTEGER NOT NULL,
+                        PRIMARY KEY ("partition", "offset")
+                    );
+                    CREATE TABLE first_decisions (
+                        transaction_id TEXT PRIMARY KEY, "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE VIEW sink_alerts AS SELECT * FROM decisions WHERE risk_tier IN ('high', 'critical');
+                    CREATE TABLE applied_labels (
+                        "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, transaction_id TEXT NOT NULL,
+                        is_fraud INTEGER NOT NULL, reported_at INTEGER NOT NULL, matched INTEGER NOT NULL,
+                        PRIMARY KEY ("partition", "offset")
+                    );
+                    CREATE TABLE repeated_transactions (
+                        "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, transaction_id TEXT NOT NULL,
+                        first_partition INTEGER NOT NULL, first_offset INTEGER NOT NULL,
+                        PRIMARY KEY ("partition", "offset")
+                    );
+                    CREATE TABLE sink_dead_letters (id INTEGER PRIMARY KEY, record TEXT NOT NULL);
+                    """)
+        }
+        return migrator
+    }
+}
