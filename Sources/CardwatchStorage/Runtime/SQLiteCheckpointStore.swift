@@ -7,22 +7,13 @@ import GRDB
 /// one). A checkpoint is megabytes, written every so many batches, off the log's file so
 /// that it never holds the log's write lock.
 public final class SQLiteCheckpointStore: CheckpointStore {
-    private let queue: DatabaseQueue
+    private let queue: DatabasePool
     public let path: String
 
     public init(path: String) throws(EventLogError) {
         self.path = path
-        do {
-            try FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-            var config = Configuration()
-            config.label = "cardwatch.checkpoints"
-            config.busyMode = .timeout(10)
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try Self.migrator.migrate(queue)
-        } catch {
-            throw EventLogError(.cannotOpen, "cannot open the checkpoint store at \(path): \(error)")
-        }
+        queue = try openRuntimeDatabase(
+            path: path, label: "cardwatch.checkpoints", what: "checkpoint store", migrator: Self.migrator)
     }
 
     public func save(_ checkpoint: PartitionCheckpoint, group: String) throws {

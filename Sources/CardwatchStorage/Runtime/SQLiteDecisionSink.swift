@@ -18,18 +18,7 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
 
     public init(path: String) throws(EventLogError) {
         self.path = path
-        do {
-            try FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-            var config = Configuration()
-            config.label = "cardwatch.sink"
-            config.busyMode = .timeout(10)
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            pool = try DatabasePool(path: path, configuration: config)
-            try Self.migrator.migrate(pool)
-        } catch {
-            throw EventLogError(.cannotOpen, "cannot open the decision sink at \(path): \(error)")
-        }
+        pool = try openRuntimeDatabase(path: path, label: "cardwatch.sink", what: "decision sink", migrator: Self.migrator)
     }
 
     public func commit(_ batch: SinkBatch) throws {
