@@ -6,6 +6,8 @@ import CardwatchPipeline
 import CardwatchStorage
 import Foundation
 import GRDB
+import Logging
+import ServiceLifecycle
 import Testing
 
 /// Runtimes over one shared in-memory log and sink, the way several processes share Kafka and PostgreSQL.
@@ -280,6 +282,28 @@ let merchantFeatures: Set<Feature> = [
         for d in decided { #expect(d.features == reference[d.transaction.transactionID]) }
     }
 
+    /// A runtime whose commit was refused leaves the group: its operators, ahead of the sink,
+    /// are not checkpointed; the next owner resumes exactly.
+    @Test func aRuntimeThatStopsAfterARefusedCommitLeavesNoCheckpointAheadOfTheSink() throws {
+        let transactions = try history(days: 2, cards: 40, seed: 17)
+        let bench = try RuntimeBench(partitions: 2)
+        let a = bench.runtime(batchRecords: 30, checkpointEvery: 1_000)
+        try a.start()
+        try bench.append(transactions.prefix(transactions.count / 2))
+        for _ in 0..<3 { try a.step() }
+        bench.sink.failNextCommits(1)
+        #expect(throws: DecisionSinkError.self) { try a.step() }
+        try a.stop()
+        let b = bench.runtime(batchRecords: 30, checkpointEvery: 1_000)
+        try b.start()
+        try bench.append(transactions.dropFirst(transactions.count / 2))
+        try bench.drain([b])
+        let reference = try sequentialFeatures(bench.log, config: bench.features)
+        let decided = bench.sink.contents.decisions
+        #expect(decided.count == transactions.count)
+        for d in decided { #expect(d.features == reference[d.transaction.transactionID]) }
+    }
+
     @Test func aRepeatedTransactionIdIsAnsweredWithItsFirstDecisionAndCountedOnce() throws {
         let transactions = try history(days: 1, cards: 10, seed: 2)
         let bench = try RuntimeBench(partitions: 3)
@@ -448,6 +472,72 @@ final class RefusingSink: DecisionSink, DecisionIndex, @unchecked Sendable {
                 #expect(
                     try sqlite.offsets(group: "processor", partition: p)?.transactions
                         == (try log.endOffset(.transactions, partition: p)))
+            }
+        }
+    }
+}
+
+@Suite struct PartitionRuntimeServiceTests {
+    /// Two runtimes as services of one `ServiceGroup` over one log: a promotion in the registry
+    /// reaches both through the follower; a graceful shutdown leaves the group with every
+    /// partition checkpointed at the sink's offsets.
+    @Test(.timeLimit(.minutes(1))) func runtimesAsServicesFollowPromotionsAndCheckpointAtShutdown() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-rs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let bench = try RuntimeBench(partitions: 4)
+            let registry = try ModelRegistry(directory: dir)
+            let v1 = try registry.register(amountModel(pivot: 400))
+            _ = try registry.promote(version: v1, rule: PromotionRule(), force: true)
+            let models = ProductionModel(try Scorer(artifact: amountModel(pivot: 400), version: v1))
+            let follower = ModelFollower(
+                registry: registry, models: models, scoring: ScoringPolicy(), logger: Logger(label: "test"))
+            let doorbell = Doorbell()
+            let (log, sink, groups, features) = (bench.log, bench.sink, bench.groups, bench.features)
+            let services = (0..<2).map { _ in
+                PartitionRuntimeService(doorbell: doorbell) {
+                    var options = PartitionRuntime.Options()
+                    options.batchRecords = 50
+                    options.checkpointEvery = 1_000_000
+                    options.features = features
+                    return PartitionRuntime(
+                        consumer: GroupConsumer(group: options.group, log: log, groups: groups), log: log, sink: sink,
+                        index: sink, checkpoints: sink, models: models, options: options)
+                }
+            }
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: Logger(label: "test")))
+            let running = Task { try await group.run() }
+            let transactions = try history(days: 2, cards: 50, seed: 23)
+            let half = transactions.count / 2
+            try bench.append(transactions[..<half])
+            doorbell.ring()
+            func waitFor(_ count: Int) async throws {
+                let start = ContinuousClock.now
+                while sink.contents.decisions.count < count && ContinuousClock.now - start < .seconds(20) {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            try await waitFor(half)
+            let v2 = try registry.register(amountModel(pivot: 50))
+            _ = try registry.promote(version: v2, rule: PromotionRule(), force: true)
+            #expect(try follower.check() == v2)
+            try bench.append(transactions[half...])
+            doorbell.ring()
+            try await waitFor(transactions.count)
+            await group.triggerGracefulShutdown()
+            try await running.value
+
+            let decided = sink.contents.decisions
+            #expect(decided.count == transactions.count)
+            #expect(Set(decided.map(\.transaction.transactionID)).count == transactions.count)
+            let late = Set(transactions[half...].map(\.transactionID))
+            #expect(decided.allSatisfy { $0.decision.modelVersion == (late.contains($0.transaction.transactionID) ? v2 : v1) })
+            #expect(groups.members(of: "processor").isEmpty, "both left the group")
+            for p in 0..<4 {
+                let checkpoint = try #require(try sink.latest(group: "processor", partition: p))
+                #expect(checkpoint.offsets == (try sink.offsets(group: "processor", partition: p)))
             }
         }
     }

@@ -10,13 +10,13 @@ public import ServiceLifecycle
 /// retries, and health reports it) while the processor keeps its current model.
 public struct ModelFollower: Service {
     public let registry: any ModelDirectory
-    public let models: ModelSwitch
+    public let models: any ModelTarget
     public let scoring: ScoringPolicy
     public let every: Duration
     public let logger: Logger
 
     public init(
-        registry: any ModelDirectory, models: ModelSwitch, scoring: ScoringPolicy, every: Duration = .milliseconds(500),
+        registry: any ModelDirectory, models: any ModelTarget, scoring: ScoringPolicy, every: Duration = .milliseconds(500),
         logger: Logger
     ) {
         self.registry = registry
@@ -63,4 +63,20 @@ public struct ModelFollower: Service {
             wake.ring()
         }
     }
+}
+
+/// Where a follower puts the production model: the processor's pending swap (`ModelSwitch`), or
+/// the model every partition operator reads at its next batch (`ProductionModel`).
+public protocol ModelTarget: Sendable {
+    /// The version scored with from the next batch on (nil: none yet).
+    var version: Int? { get }
+    /// Serves `scorer` from the next batch on.
+    func swap(to scorer: Scorer)
+}
+
+extension ModelSwitch: ModelTarget {}
+
+extension ProductionModel: ModelTarget {
+    public var version: Int? { current.scorer.modelVersion }
+    public func swap(to scorer: Scorer) { publish(scorer) }
 }

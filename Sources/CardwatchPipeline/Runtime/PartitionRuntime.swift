@@ -182,11 +182,12 @@ public final class PartitionRuntime: RebalanceListener {
     public func revoked(_ partitions: [Int]) throws {
         var failure: (any Error)?
         for p in partitions {
-            stale.remove(p)
+            // A stale operator holds state its sink never got: given up without a checkpoint.
+            let wasStale = stale.remove(p) != nil
             guard var task = tasks.removeValue(forKey: p) else { continue }
-            // Everything folded is committed (a batch commits before the next poll): a
-            // checkpoint here spares the next owner a replay.
-            if task.batchesSinceCheckpoint > 0 {
+            // Otherwise everything folded is committed (a batch commits before the next poll):
+            // a checkpoint here spares the next owner a replay.
+            if !wasStale && task.batchesSinceCheckpoint > 0 {
                 do { try checkpoint(p, &task) } catch { failure = failure ?? error }
             }
         }

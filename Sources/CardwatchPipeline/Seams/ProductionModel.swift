@@ -13,6 +13,4 @@ public final class ProductionModel: Sendable {
 
     /// The model now, and its generation.
     public var current: (generation: Int, scorer: Scorer) { cell.withLock { $0 } }
-
-    public var version: Int { current.scorer.modelVersion }
 }
