@@ -3,8 +3,22 @@ public import CardwatchPipeline
 import Foundation
 import GRDB
 
-/// The HTTP API's reads (and the analyst feedback) against the warehouse.
-extension SQLiteEventLog: ServingStore {
+/// The HTTP API's reads against the warehouse, and the analyst feedback (appended to the log's
+/// `labels` topic by the log itself): a type of its own over the log's file.
+public final class SQLiteServing: ServingStore {
+    let log: SQLiteEventLog
+    var pool: DatabasePool { log.pool }
+
+    init(log: SQLiteEventLog) { self.log = log }
+
+    static func perform<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) throws(EventLogError) -> T {
+        try SQLiteEventLog.perform(what(), body)
+    }
+
+    public func recordFeedback(_ feedback: AnalystFeedback, alertsOnly: Bool) throws -> Bool? {
+        try log.recordFeedback(feedback, alertsOnly: alertsOnly)
+    }
+
     static let alertColumns = """
         transaction_id, card_id, merchant_id, amount, "timestamp", fraud_probability, risk_tier, action, model_version,
         reasons, fraud_pattern, feedback, decided_at
@@ -143,4 +157,9 @@ extension SQLiteEventLog: ServingStore {
             }
         }
     }
+}
+
+extension SQLiteEventLog {
+    /// The API's reads over this log's file.
+    public var serving: SQLiteServing { SQLiteServing(log: self) }
 }

@@ -169,13 +169,13 @@ struct Run: AsyncParsableCommand {
             supervised("generator") { try await generator.run() }
         }
         let interval = Duration.milliseconds(Int64(healthInterval * 1000))
-        let health = HealthService(check: HealthCheck(store: store, state: state), interval: interval, logger: logger)
+        let health = HealthService(check: HealthCheck(store: store.monitoring, state: state), interval: interval, logger: logger)
         supervised("health") { try await health.run() }
-        var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
+        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
         job.windowDays = retrainDays
         job.scoring = scoring
         let retraining = RetrainingService(
-            job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store, logger: logger)
+            job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store.monitoring, logger: logger)
         supervised("retraining") { try await retraining.run() }
         let follower = ModelFollower(registry: registry, models: handle.models, scoring: scoring, logger: logger)
         supervised("model-follower") { try await follower.run() }
@@ -201,7 +201,7 @@ struct Run: AsyncParsableCommand {
         settings.limits.maxHeaders = maxHeaders
         logger.info("HTTP: at most \(settings.limits.maxConnections) connections (open-file limit \(files))")
         var dependencies = ServerDependencies(
-            serving: store, monitoring: store, models: registry,
+            serving: store.serving, monitoring: store.monitoring, models: registry,
             decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics

@@ -66,7 +66,7 @@ final class Fixture: @unchecked Sendable {
         settings.maxBodyBytes = maxBody
         configure(&settings)
         var dependencies = ServerDependencies(
-            serving: store, monitoring: store, models: registry,
+            serving: store.serving, monitoring: store.monitoring, models: registry,
             decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.metrics = metrics
@@ -320,7 +320,7 @@ let jsonContent: HTTPFields = [.contentType: "application/json"]
             }
             try await client.execute(uri: "/stats/timeseries?bucket=1y", method: .get) { #expect($0.status == .badRequest) }
             try await client.execute(uri: "/pipeline/health", method: .get) { #expect($0.status == .notFound) }
-            var check = HealthCheck(store: fixture.store, state: fixture.state)
+            var check = HealthCheck(store: fixture.store.monitoring, state: fixture.state)
             _ = try check.run(now: Int64(Date().timeIntervalSince1970 * 1e6))
             try await client.execute(uri: "/pipeline/health", method: .get) {
                 #expect($0.status == .ok)

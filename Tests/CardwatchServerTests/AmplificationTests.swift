@@ -23,7 +23,7 @@ import Testing
         let fixture = try Fixture(configure: { $0.maxRecords = 50 })
         try await fixture.test(.live) { client in
             let port = try #require(client.port)
-            let before = try fixture.store.deadLetterCounts(since: 0).total
+            let before = try fixture.store.monitoring.deadLetterCounts(since: 0).total
             // 51 `{}` lines, 51 in an array, 51 valid transactions: all refused whole.
             for body in [
                 Array(repeating: "{}", count: 51).joined(separator: "\n"),
@@ -36,7 +36,7 @@ import Testing
             let exactly = try await Self.post(
                 (0..<50).map { transaction("e\($0)", amount: 5, seconds: $0) }.joined(separator: "\n"), port: port)
             #expect(exactly.status == 200)
-            #expect(try fixture.store.deadLetterCounts(since: 0).total == before, "no dead letter written")
+            #expect(try fixture.store.monitoring.deadLetterCounts(since: 0).total == before, "no dead letter written")
             let decided = Self.object(exactly)["decisions"] as? [Any]
             #expect(decided?.count == 50)
         }
@@ -59,7 +59,7 @@ import Testing
             #expect(mixed.status == 200 && answer["invalid_count"] as? Int == 300)
             #expect((answer["invalid"] as? [Any])?.count == 100 && (answer["decisions"] as? [Any])?.count == 1)
             // Every invalid record is in the dead-letter log all the same.
-            #expect(try fixture.store.deadLetterCounts(since: 0).total == 1_300)
+            #expect(try fixture.store.monitoring.deadLetterCounts(since: 0).total == 1_300)
         }
     }
 
@@ -79,7 +79,7 @@ import Testing
             let problem = Self.object(predict)
             #expect(predict.status == 422, "\(predict) \(predict.body)")
             #expect((problem["errors"] as? [[String: Any]])?.first?["field"] as? String == "merchant_id")
-            #expect(try fixture.store.deadLetterCounts(since: 0).total == 2, "both kept as dead letters")
+            #expect(try fixture.store.monitoring.deadLetterCounts(since: 0).total == 2, "both kept as dead letters")
         }
     }
 
@@ -97,7 +97,7 @@ import Testing
             #expect(second.status == 429, "\(second) \(second.body)")
             let retry = Int(second.headers["retry-after"] ?? "") ?? 0
             #expect(retry >= 1 && retry <= 10, "Retry-After: \(retry)")
-            #expect(try fixture.store.deadLetterCounts(since: 0).total == 15)
+            #expect(try fixture.store.monitoring.deadLetterCounts(since: 0).total == 15)
             let f1 = try await rawExchange(port: port, rawRequest("GET", "/alerts/f1", port: port))
             #expect(f1.status == 404)
             // More than a source may ever write at once: 422, not "retry later".

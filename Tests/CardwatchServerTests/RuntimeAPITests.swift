@@ -68,7 +68,7 @@ final class PipelineFixture: @unchecked Sendable {
             stopped.stop()
         }.start()
         var dependencies = ServerDependencies(
-            serving: store, monitoring: store, models: registry,
+            serving: store.serving, monitoring: store.monitoring, models: registry,
             decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
             modelSwitch: handle.models)
         dependencies.scoring = scoring
@@ -174,7 +174,7 @@ func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) asy
 
             // The last report is 11 minutes old (two intervals are 10): the health stage has gone quiet.
             let now = Timestamp.now.microseconds
-            var check = HealthCheck(store: fixture.store, state: fixture.state)
+            var check = HealthCheck(store: fixture.store.monitoring, state: fixture.state)
             _ = try check.run(now: now - 660_000_000)
             h = json(try await client.execute(uri: "/pipeline/health", method: .get))
             #expect(h["status"] as? String == "unhealthy" && h["healthy"] as? Bool == false)

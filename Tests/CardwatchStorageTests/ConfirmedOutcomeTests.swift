@@ -89,7 +89,7 @@ import Testing
                 dir,
                 "SELECT \(sums.replacingOccurrences(of: ", ", with: " || ':' || ")) FROM (SELECT \(outcome) FROM silver_transactions)"
             )
-            let s = try store.stats(from: 0)
+            let s = try store.serving.stats(from: 0)
             #expect(
                 totals == ["\(s.labelled):\(s.confirmedFrauds):\(s.fraudAmountMicros):\(s.alertsLabelled):\(s.alertsConfirmed)"])
             #expect(s.alertsLabelled > 0 && s.confirmedFrauds > 0)

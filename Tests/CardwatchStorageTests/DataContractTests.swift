@@ -117,10 +117,10 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
             let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
             try drain(processor)
 
-            let rows = try store.trainingRows(days: 30)
+            let rows = try store.monitoring.trainingRows(days: 30)
             #expect(rows.rows == txs.count, "\(rows.rows) rows of \(txs.count)")
             #expect(!rows.transactionIDs.contains("from-the-future"))
-            let last7 = try store.trainingRows(days: 7)
+            let last7 = try store.monitoring.trainingRows(days: 7)
             #expect(last7.rows > txs.count / 3 && last7.rows < txs.count, "\(last7.rows)")
         }
     }

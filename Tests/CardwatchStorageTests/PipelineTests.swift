@@ -204,7 +204,7 @@ import Testing
             let state = PipelineState()
             let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 400), version: 1))
             processor.state = state
-            var check = HealthCheck(store: store, state: state)
+            var check = HealthCheck(store: store.monitoring, state: state)
             let t0 = wallClock() - 1_000_000_000  // checks 1000, 700 and 400 s ago, then now
 
             // A normal week, then a quiet check: no alerts.
@@ -240,9 +240,9 @@ import Testing
             let withDead = try check.run(now: wallClock())
             #expect(withDead.alerts.contains { $0.kind == .deadLetters })
             #expect(withDead.deadLettersRecent == 1)
-            let stored = try store.systemAlerts(limit: 10)
+            let stored = try store.monitoring.systemAlerts(limit: 10)
             #expect(stored.contains { $0.kind == .deadLetters } && stored.contains { $0.kind == .alertRateHigh })
-            #expect(try store.latestHealth()?.checkedAt == withDead.checkedAt)
+            #expect(try store.monitoring.latestHealth()?.checkedAt == withDead.checkedAt)
         }
     }
 }
@@ -302,7 +302,7 @@ private final class Outcomes: @unchecked Sendable {
         let processor = try Processor(store: store, scorer: try Scorer(artifact: first, version: v1))
         let handle = ProcessorHandle(processor)
 
-        var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
+        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
         job.request.gbdt.trees = 40
         #expect(job.request.search != nil, "scheduled retraining selects its model as `train` does")
         job.request.search?.budget = 0.05  // a few candidates: a debug build is slow
@@ -316,7 +316,7 @@ private final class Outcomes: @unchecked Sendable {
 
         let clock = JumpingClock(Date(timeIntervalSince1970: 1_795_570_000))  // 2026-11-25T01:26:40Z
         var service = RetrainingService(
-            job: job, schedule: try CronSchedule(), clock: clock, state: PipelineState(), monitoring: store,
+            job: job, schedule: try CronSchedule(), clock: clock, state: PipelineState(), monitoring: store.monitoring,
             logger: .init(label: "test"))
         let outcomes = Outcomes()
         service.onRun = { outcomes.add($0) }

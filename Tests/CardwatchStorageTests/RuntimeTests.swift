@@ -328,13 +328,13 @@ private final class Recorder<T: Sendable>: Sendable {
                 first.status == .healthy && first.stages.count == 3 && first.stages.values.allSatisfy { $0.status == .running })
 
             // The first check covers the time since the start, not a microsecond.
-            var check = HealthCheck(store: store, state: state)
+            var check = HealthCheck(store: store.monitoring, state: state)
             state.processed.add(600, ordering: .relaxed)
             state.alerts.add(60, ordering: .relaxed)  // 10 %: above the 5 % limit
             let report = try check.run(now: start + 300_000_000)
             #expect(report.intervalSeconds == 300 && report.throughputPerSecond == 2)
             #expect(report.alertRate == 0.1 && report.alerts.contains { $0.kind == .alertRateHigh })
-            let stored = try #require(try store.latestHealth())
+            let stored = try #require(try store.monitoring.latestHealth())
             #expect(stored == report)
 
             let degraded = PipelineHealth.at(start + 301_000_000, state: state, lastReport: stored, interval: interval)
@@ -373,11 +373,11 @@ private final class Recorder<T: Sendable>: Sendable {
                 try db.execute(
                     sql: "INSERT INTO system_alerts (kind, message, raised_at) VALUES ('fraud_rate_above_baseline', 'm', 1)")
             }
-            let report = try #require(try store.latestHealth())
+            let report = try #require(try store.monitoring.latestHealth())
             #expect(report.alertRate == 0.2 && report.baselineAlertRate == 0.02)
             #expect(report.stages["generator"]?.status == .down && report.stages["generator"]?.restarts == 4)
             #expect(report.alerts.first?.kind == .alertRateHigh)
-            #expect(try store.systemAlerts(limit: 5).map(\.kind) == [.alertRateAboveBaseline])
+            #expect(try store.monitoring.systemAlerts(limit: 5).map(\.kind) == [.alertRateAboveBaseline])
         }
     }
 }

@@ -90,7 +90,7 @@ private func withoutLabels(_ txs: [Transaction]) -> [Transaction] {
             let alerts: [Int] = try query(dir, "SELECT COUNT(*) FROM alerts")
             #expect(alerts[0] > 0, "the isolation forest raises alerts on its own")
 
-            var job = RetrainingJob(store: store, catalog: registry, models: handle.models)
+            var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
             job.request.gbdt.trees = 40
             let early = try job.run()
             #expect(!early.ran && early.gate != nil)

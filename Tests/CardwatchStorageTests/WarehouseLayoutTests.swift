@@ -179,15 +179,15 @@ import Testing
                             let parts = k.split(separator: ":")
                             return txs[Int(parts[0])!].transactionID + ":" + parts.dropFirst().joined(separator: ":")
                         }))
-            #expect(try store.decision(transactionID: txs[1].transactionID)?.fraudProbability == 0.25)
-            #expect(try store.decision(transactionID: txs[3].transactionID) == nil)
+            #expect(try store.serving.decision(transactionID: txs[1].transactionID)?.fraudProbability == 0.25)
+            #expect(try store.serving.decision(transactionID: txs[3].transactionID) == nil)
             let positions: [Int64] = try query(dir, "SELECT arrival FROM gold_card_positions ORDER BY shard")
             #expect(positions == [Int64](repeating: 1, count: CardProfiles.shards))
             // The processor picks up arrival 2.
             let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 300), version: 1))
             #expect(try processor.step() == 2)
             try processor.flush()
-            #expect(try store.decision(transactionID: txs[4].transactionID) != nil)
+            #expect(try store.serving.decision(transactionID: txs[4].transactionID) != nil)
             let silver: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
             #expect(silver == [5])
         }
@@ -231,7 +231,7 @@ import Testing
             let times: [Int64] = try query(dir, "SELECT appended_at FROM records WHERE topic = 'transactions.dlq' ORDER BY 1")
             #expect(times.count == letters)
             for since in [0, times[times.count / 3], times[times.count - 1], times[times.count - 1] + 1] {
-                let counts = try store.deadLetterCounts(since: since)
+                let counts = try store.monitoring.deadLetterCounts(since: since)
                 #expect(counts.total == letters)
                 #expect(counts.recent == times.filter { $0 >= since }.count, "since \(since)")
             }
