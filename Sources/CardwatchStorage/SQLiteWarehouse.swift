@@ -7,6 +7,9 @@ import GRDB
 /// The embedded `PipelineStore`: ingest and processor batches are single SQLite
 /// transactions in the log's file, with the warehouse tables of `WarehouseSchema`.
 extension SQLiteEventLog: PipelineStore {
+    /// The log and the warehouse share one file, so a batch commits with its offsets.
+    public var log: any EventLog { self }
+
     public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
         let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
             try pool.write { db in try append(db, batch, after: try lastArrival(db)) }

@@ -78,21 +78,7 @@ final class FlakyStore: PipelineStore, @unchecked Sendable {
         self.base = base
         self.failAt = failAt
     }
-    var partitions: Int { base.partitions }
-    var partitioner: KeyPartitioner { base.partitioner }
-    func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
-        try base.append(topic, records)
-    }
-    func read(_ topic: Topic, partition: Int, from offset: Int64, limit: Int) throws -> [LogRecord] {
-        try base.read(topic, partition: partition, from: offset, limit: limit)
-    }
-    func endOffset(_ topic: Topic, partition: Int) throws -> Int64 { try base.endOffset(topic, partition: partition) }
-    func committedOffset(group: String, topic: Topic, partition: Int) throws -> Int64? {
-        try base.committedOffset(group: group, topic: topic, partition: partition)
-    }
-    func commit(group: String, topic: Topic, partition: Int, offset: Int64, allowBackwards: Bool) throws {
-        try base.commit(group: group, topic: topic, partition: partition, offset: offset, allowBackwards: allowBackwards)
-    }
+    var log: any EventLog { base }
     func ingest(_ batch: IngestBatch) throws -> IngestOutcome { try base.ingest(batch) }
     func ingest(
         _ batch: IngestBatch, deciding decide: (_ previous: Int64, _ arrival: RecentArrival) throws -> ProcessedBatch?

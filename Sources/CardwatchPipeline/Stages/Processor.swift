@@ -19,6 +19,8 @@ import Synchronization
 public final class Processor {
     public static let group = "processor"
     public let store: any PipelineStore
+    /// The store's log, which the processor reads.
+    let log: any EventLog
     /// The state and the step: one operator, the log's partitions taken together in arrival order.
     public private(set) var partitionOperator: PartitionOperator
     public private(set) var scorer: Scorer
@@ -61,12 +63,13 @@ public final class Processor {
         batchRecords: Int = 8192, checkpointEvery: Int = 64
     ) throws {
         self.store = store
+        log = store.log
         self.scorer = scorer
         self.rules = rules
         self.batchRecords = max(1, batchRecords)
         self.checkpointEvery = max(1, checkpointEvery)
         partitionOperator = try PartitionOperator(config: config)
-        next = [Int64](repeating: 0, count: store.partitions)
+        next = [Int64](repeating: 0, count: log.partitions)
         nextLabel = next
         try recover()
         // Two full batches wait at most (import), or any number of small ones (HTTP).
@@ -81,9 +84,9 @@ public final class Processor {
 
     /// Restores the checkpoint and replays the arrivals committed after it.
     func recover() throws {
-        for p in 0..<store.partitions {
-            next[p] = try store.committedOffset(group: Self.group, topic: .transactions, partition: p) ?? 0
-            nextLabel[p] = try store.committedOffset(group: Self.group, topic: .labels, partition: p) ?? 0
+        for p in 0..<log.partitions {
+            next[p] = try log.committedOffset(group: Self.group, topic: .transactions, partition: p) ?? 0
+            nextLabel[p] = try log.committedOffset(group: Self.group, topic: .labels, partition: p) ?? 0
         }
         let committed = try store.processorPosition()
         var replayFrom: Int64 = 0
@@ -306,7 +309,7 @@ public final class Processor {
     /// How many transactions wait in the log for this processor.
     public func lag() throws -> Int64 {
         var lag: Int64 = 0
-        for p in 0..<store.partitions { lag += try store.endOffset(.transactions, partition: p) - next[p] }
+        for p in 0..<log.partitions { lag += try log.endOffset(.transactions, partition: p) - next[p] }
         return lag
     }
 
@@ -342,7 +345,7 @@ public final class Processor {
 
     /// The arrivals' records in arrival order, reading each partition from the given offsets.
     private func read(_ arrivals: [Arrival], transactions: [Int64], labels: [Int64]) throws -> [(arrival: Int64, item: Item)] {
-        let partitions = store.partitions
+        let partitions = log.partitions
         var tCount = [Int](repeating: 0, count: partitions)
         var lCount = [Int](repeating: 0, count: partitions)
         for a in arrivals {
@@ -405,7 +408,7 @@ public final class Processor {
 
     private func readExactly(_ topic: Topic, _ p: Int, from offset: Int64, count: Int) throws -> [LogRecord] {
         guard count > 0 else { return [] }
-        let records = try store.read(topic, partition: p, from: offset, limit: count)
+        let records = try log.read(topic, partition: p, from: offset, limit: count)
         guard records.count == count, records.first?.offset == offset else {
             throw PipelineError(
                 "\(topic.rawValue)[\(p)] holds \(records.count) records from offset \(offset), the arrival order says \(count)")

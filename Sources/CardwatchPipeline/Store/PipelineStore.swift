@@ -177,8 +177,11 @@ public struct Checkpoint: Sendable {
 /// The durable store the stages need beyond the log: atomic ingest (log + dead letters +
 /// duplicate check + source position) and atomic batch commits (warehouse rows, alerts,
 /// aggregates, offsets, position, checkpoints). The embedded implementation is
-/// `CardwatchStorage.SQLiteEventLog`; both writes are single SQLite transactions.
-public protocol PipelineStore: EventLog {
+/// `CardwatchStorage.SQLiteEventLog`; both writes are single SQLite transactions. The log
+/// it writes to is a member, not a base: the warehouse is not a kind of log.
+public protocol PipelineStore: Sendable {
+    /// The log the ingest appends to and the processor reads (the embedded store is its own).
+    var log: any EventLog { get }
     func ingest(_ batch: IngestBatch) throws -> IngestOutcome
     /// Appends `batch` and, in the same transaction, commits the batch `decide` makes of the
     /// arrival it appended (nil: the append alone). `decide` is given the arrival before that
