@@ -358,6 +358,32 @@ public final class SQLiteEventLog: EventLog {
         }
     }
 
+    /// How an existing log in `directory` partitions its keys, read without writing anything
+    /// (`--print-topology`); nil when there is no log there yet.
+    public static func partitioning(directory: String) throws(EventLogError) -> (partitions: Int, partitioner: KeyPartitioner)? {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try perform("reading how the log at \(path) is partitioned") {
+            var config = Configuration()
+            config.readonly = true
+            config.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            return try queue.read { db -> (Int, KeyPartitioner)? in
+                guard try db.tableExists("meta"),
+                    let partitions = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitions'")
+                else { return nil }
+                // A log from before the partitioner was recorded hashed its keys with FNV-1a.
+                let name = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'partitioner'") ?? "fnv1a64"
+                guard let partitioner = KeyPartitioner(rawValue: name) else {
+                    throw EventLogError(
+                        .cannotOpen, "the log at \(path) partitions keys by '\(name)', which this version does not know")
+                }
+                return (partitions, partitioner)
+            }
+        }
+    }
+
     /// Migrations are append-only: a released migration is never edited.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -59,11 +59,12 @@ struct PipelineOptions: ParsableArguments {
     func printedTopology(sources: [Topology.Source]) throws -> Bool {
         guard printTopology else { return false }
         var topology = try topology(sources: sources)
-        let file = FileManager.default.fileExists(
-            atPath: (topology.logDirectory as NSString).appendingPathComponent(SQLiteEventLog.fileName))
-        if file, let store = try? SQLiteEventLog(directory: topology.logDirectory) {
-            topology.opened = (store.partitions, store.partitioner.rawValue)
-        }
+        // Read without opening the log: nothing is created, migrated or written.
+        do {
+            if let existing = try SQLiteEventLog.partitioning(directory: topology.logDirectory) {
+                topology.opened = (existing.partitions, existing.partitioner.rawValue)
+            }
+        } catch { throw ValidationError("\(error)") }
         print(topology.text)
         return true
     }

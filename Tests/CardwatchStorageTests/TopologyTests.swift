@@ -1,4 +1,5 @@
 import CardwatchPipeline
+import CardwatchStorage
 import Testing
 
 @Suite struct TopologyTests {
@@ -30,6 +31,16 @@ import Testing
             } catch {
                 #expect(error.description.contains(says), "\(error)")
             }
+        }
+    }
+
+    /// `--print-topology` reads an existing log's partitioning without opening the log.
+    @Test func anExistingLogsPartitioningIsReadWithoutOpeningIt() throws {
+        try withDataDirectory { dir in
+            #expect(try SQLiteEventLog.partitioning(directory: dir) == nil, "no log yet")
+            do { _ = try SQLiteEventLog(directory: dir, partitions: 3) }
+            let found = try #require(try SQLiteEventLog.partitioning(directory: dir))
+            #expect(found.partitions == 3 && found.partitioner == .murmur2)
         }
     }
 }
