@@ -11,10 +11,6 @@ public final class SQLiteServing: ServingStore {
 
     init(log: SQLiteEventLog) { self.log = log }
 
-    static func perform<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) throws(EventLogError) -> T {
-        try SQLiteEventLog.perform(what(), body)
-    }
-
     public func recordFeedback(_ feedback: AnalystFeedback, alertsOnly: Bool) throws -> Bool? {
         try log.recordFeedback(feedback, alertsOnly: alertsOnly)
     }
@@ -32,7 +28,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func recentAlerts(limit: Int) throws -> [AlertRecord] {
-        try Self.perform("reading recent alerts") {
+        try SQLiteEventLog.perform("reading recent alerts") {
             try pool.read { db in
                 try Row.fetchAll(
                     db, sql: "SELECT \(Self.alertColumns) FROM alerts ORDER BY decided_at DESC, arrival DESC LIMIT ?",
@@ -43,7 +39,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func alert(transactionID: String) throws -> AlertRecord? {
-        try Self.perform("reading alert \(transactionID)") {
+        try SQLiteEventLog.perform("reading alert \(transactionID)") {
             try pool.read { db in
                 try Row.fetchOne(
                     db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE transaction_id = ?", arguments: [transactionID]
@@ -53,7 +49,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func alerts(cardID: String, limit: Int) throws -> [AlertRecord] {
-        try Self.perform("reading the alerts of card \(cardID)") {
+        try SQLiteEventLog.perform("reading the alerts of card \(cardID)") {
             try pool.read { db in
                 try Row.fetchAll(
                     db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE card_id = ? ORDER BY event_time DESC LIMIT ?",
@@ -64,7 +60,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func decision(transactionID: String) throws -> StoredDecision? {
-        try Self.perform("reading the decision on \(transactionID)") {
+        try SQLiteEventLog.perform("reading the decision on \(transactionID)") {
             try pool.read { db in
                 guard
                     let row = try Row.fetchOne(
@@ -93,7 +89,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func stats(from: Int64) throws -> WindowStats {
-        try Self.perform("reading statistics") {
+        try SQLiteEventLog.perform("reading statistics") {
             try pool.read { db in
                 var s = WindowStats()
                 let row = try Row.fetchOne(
@@ -139,7 +135,7 @@ public final class SQLiteServing: ServingStore {
     }
 
     public func timeseries(from: Int64, bucketMicros: Int64) throws -> [TimeBucket] {
-        try Self.perform("reading the time series") {
+        try SQLiteEventLog.perform("reading the time series") {
             try pool.read { db in
                 try Row.fetchAll(
                     db,

@@ -62,7 +62,7 @@ struct PipelineOptions: ParsableArguments {
         // Read without opening the log: nothing is created, migrated or written.
         do {
             if let existing = try SQLiteEventLog.partitioning(directory: topology.logDirectory) {
-                topology.opened = (existing.partitions, existing.partitioner.rawValue)
+                topology.opened = .init(partitions: existing.partitions, partitioner: existing.partitioner.rawValue)
             }
         } catch { throw ValidationError("\(error)") }
         print(topology.text)

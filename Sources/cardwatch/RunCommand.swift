@@ -126,7 +126,7 @@ struct Run: AsyncParsableCommand {
         let scoring = try pipeline.scoringPolicy
         let (store, registry, processor, state, rules) = try pipeline.openPipeline()
         var topology = try pipeline.topology(sources: sources)
-        topology.opened = (store.partitions, store.partitioner.rawValue)
+        topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         metrics.setModelVersion(processor.scorer.modelVersion)

@@ -75,7 +75,7 @@ final class PipelineFixture: @unchecked Sendable {
         dependencies.state = state
         dependencies.healthInterval = healthInterval
         var topology = Topology.embedded(dataDirectory: dir, sources: [.http(host: "127.0.0.1", port: 0)])
-        topology.opened = (store.partitions, store.partitioner.rawValue)
+        topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)
         dependencies.topology = topology
         api = CardwatchAPI(dependencies: dependencies, settings: ServerSettings())
     }

@@ -1,5 +1,7 @@
 import CardwatchPipeline
 import CardwatchStorage
+import Foundation
+import GRDB
 import Testing
 
 @Suite struct TopologyTests {
@@ -14,7 +16,7 @@ import Testing
         #expect(t.logDirectory == "/var/lib/cw")
         #expect(t.text.contains("log: sqlite:/var/lib/cw/log.sqlite, 4 partitions"))
         // An existing log keeps its own partitioning, whatever was asked.
-        t.opened = (2, "fnv1a64")
+        t.opened = .init(partitions: 2, partitioner: "fnv1a64")
         #expect(t.text.contains("2 partitions, keys by fnv1a64"))
         #expect(t.json["partitions"] as? Int == 2 && t.json["partitioner"] as? String == "fnv1a64")
         #expect(t.text.contains("generator (50.0 tx/s)"))
@@ -41,6 +43,18 @@ import Testing
             do { _ = try SQLiteEventLog(directory: dir, partitions: 3) }
             let found = try #require(try SQLiteEventLog.partitioning(directory: dir))
             #expect(found.partitions == 3 && found.partitioner == .murmur2)
+            // A log from before the partitioner was recorded: read as FNV-1a, and left as it is
+            // (opening it would record the partitioner).
+            let path = URL(fileURLWithPath: dir).appendingPathComponent(SQLiteEventLog.fileName).path
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            try queue.write { try $0.execute(sql: "DELETE FROM meta WHERE key = 'partitioner'") }
+            try queue.close()
+            #expect(try SQLiteEventLog.partitioning(directory: dir)?.partitioner == .fnv1a64)
+            let after = try DatabaseQueue(path: path, configuration: config)
+            #expect(try after.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM meta WHERE key = 'partitioner'") } == 0)
+            try after.close()
         }
     }
 }

@@ -55,16 +55,16 @@ public struct Topology: Sendable, Equatable {
     public var registry: Endpoint
     public var checkpoints: Endpoint
     public var sources: [Source]
-    /// What the opened log says (an existing log keeps the partitioning it was created with).
-    public var opened: (partitions: Int, partitioner: String)? {
-        get { openedPartitions.map { ($0, openedPartitioner ?? "") } }
-        set {
-            openedPartitions = newValue?.partitions
-            openedPartitioner = newValue?.partitioner
+    /// What an existing log says of itself (it keeps the partitioning it was created with).
+    public struct OpenedLog: Sendable, Equatable {
+        public var partitions: Int
+        public var partitioner: String
+        public init(partitions: Int, partitioner: String) {
+            self.partitions = partitions
+            self.partitioner = partitioner
         }
     }
-    private var openedPartitions: Int?
-    private var openedPartitioner: String?
+    public var opened: OpenedLog?
 
     /// The embedded topology of a data directory: everything in SQLite files inside it.
     public static func embedded(dataDirectory: String, partitions: Int? = nil, sources: [Source] = []) -> Topology {
@@ -106,8 +106,8 @@ public struct Topology: Sendable, Equatable {
 
     /// The topology as lines of text: the sources, the log, the processor, the sinks, the reads.
     public var text: String {
-        let p = openedPartitions ?? partitions ?? 1
-        let partitioner = openedPartitioner
+        let p = opened?.partitions ?? partitions ?? 1
+        let partitioner = opened?.partitioner
         var lines: [String] = []
         lines.append("sources:")
         if sources.isEmpty { lines.append("  (none)") }
@@ -131,11 +131,11 @@ public struct Topology: Sendable, Equatable {
     /// The topology for `/pipeline/health`.
     public var json: [String: Any] {
         var o: [String: Any] = [
-            "log": log.description, "partitions": openedPartitions ?? partitions ?? 1, "consumer_group": consumerGroup,
+            "log": log.description, "partitions": opened?.partitions ?? partitions ?? 1, "consumer_group": consumerGroup,
             "warehouse": warehouse.description, "serving": serving.description, "registry": registry.description,
             "checkpoints": checkpoints.description, "sources": sources.map(\.description),
         ]
-        if let openedPartitioner { o["partitioner"] = openedPartitioner }
+        if let partitioner = opened?.partitioner { o["partitioner"] = partitioner }
         return o
     }
 }

@@ -136,21 +136,28 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
 
     public func firstDecisions(_ transactionIDs: [String]) throws -> [String: FirstDecision] {
         guard !transactionIDs.isEmpty else { return [:] }
-        return try read("looking up \(transactionIDs.count) transaction ids") { db in
-            let statement = try db.cachedStatement(
-                sql: """
-                    SELECT d."partition", d."offset", d.fraud_probability, d.risk_tier, d.action, d.model_version
-                    FROM first_decisions f JOIN decisions d USING ("partition", "offset") WHERE f.transaction_id = ?
-                    """)
+        let ids = Array(Set(transactionIDs))
+        return try read("looking up \(ids.count) transaction ids") { db in
             var out: [String: FirstDecision] = [:]
-            for id in Set(transactionIDs) {
-                guard let row = try Row.fetchOne(statement, arguments: [id]) else { continue }
-                let tier = RiskTier(rawValue: row[3]) ?? .low
-                let action = Action(rawValue: row[4]) ?? .approve
-                out[id] = FirstDecision(
-                    partition: row[0], offset: row[1],
-                    decision: Decision(
-                        probability: row[2], tier: tier, action: action, reasons: [], modelVersion: row[5]))
+            // A batch's ids in a few statements, not one each (SQLite binds at most 32,766 values).
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT f.transaction_id, d."partition", d."offset", d.fraud_probability, d.risk_tier, d.action,
+                            d.model_version
+                        FROM first_decisions f JOIN decisions d USING ("partition", "offset")
+                        WHERE f.transaction_id IN (\(databaseQuestionMarks(count: chunk.count)))
+                        """,
+                    arguments: StatementArguments(chunk))
+                for row in rows {
+                    out[row[0]] = FirstDecision(
+                        partition: row[1], offset: row[2],
+                        decision: Decision(
+                            probability: row[3], tier: RiskTier(rawValue: row[4]) ?? .low,
+                            action: Action(rawValue: row[5]) ?? .approve, reasons: [], modelVersion: row[6]))
+                }
             }
             return out
         }

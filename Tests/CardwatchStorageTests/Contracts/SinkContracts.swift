@@ -109,6 +109,22 @@ private func offsets(_ t: Int64, _ l: Int64) -> PartitionOffsets { PartitionOffs
     }
 }
 
+extension DecisionSinkContract {
+    @Test(arguments: SinkBackend.allCases)
+    func aWholeBatchOfIdsIsLookedUpAtOnce(_ backend: SinkBackend) throws {
+        try backend.with { sink in
+            var batch = SinkBatch(group: "g")
+            batch.consumed = [ConsumedRange(partition: 0, from: .start, to: offsets(1_200, 0))]
+            batch.decisions = (0..<1_200).map { decided("t\($0)", partition: 0, offset: Int64($0)) }
+            try sink.commit(batch)
+            let asked = (0..<1_300).map { "t\($0)" } + ["t7", "t7"]
+            let found = try sink.firstDecisions(asked)
+            #expect(found.count == 1_200)
+            #expect(found["t1199"]?.offset == 1_199 && found["t1200"] == nil)
+        }
+    }
+}
+
 @Suite struct CheckpointStoreContract {
     @Test(arguments: CheckpointBackend.allCases)
     func theLatestCheckpointOfEachPartitionAndGroupIsKept(_ backend: CheckpointBackend) throws {
