@@ -37,8 +37,8 @@ public struct FeatureEngine: Sendable {
     public internal(set) var stats = FeatureEngineStats()
     var cards: CardTable
     var merchants: MerchantTable
-    /// Newest event time over all keys, and when idle keys are next swept.
-    var maxTime: Int64 = .min
+    /// Newest event time over all keys (µs; `.min` before the first), and when idle keys are next swept.
+    public internal(set) var maxTime: Int64 = .min
     var nextSweep: Int64 = .min
 
     public init(config: FeatureConfig = FeatureConfig()) throws(FeatureConfigError) {

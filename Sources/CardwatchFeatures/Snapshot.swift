@@ -8,7 +8,7 @@ import CardwatchCore
 
 public struct SnapshotError: Error, CustomStringConvertible {
     public var description: String
-    init(_ d: String) { description = d }
+    public init(_ d: String) { description = d }
 }
 
 /// Snapshot and restore of the whole engine state, for checkpoints.
