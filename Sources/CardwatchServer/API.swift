@@ -17,7 +17,7 @@ public struct ServerDependencies: Sendable {
     /// Rung after an append of labels (feedback), so the processor picks it up at once.
     public var doorbell: Doorbell?
     /// For hot swaps after a promotion through the API.
-    public var modelSwitch: ModelSwitch?
+    public var modelSwitch: (any ModelTarget)?
     /// How long a duplicate waits for its first copy's decision (sent a moment ago by
     /// another source) before the request gets a 503.
     public var decisionTimeout: Duration = .seconds(5)
@@ -44,7 +44,7 @@ public struct ServerDependencies: Sendable {
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
         decide: @escaping @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?), doorbell: Doorbell? = nil,
-        modelSwitch: ModelSwitch? = nil
+        modelSwitch: (any ModelTarget)? = nil
     ) {
         self.serving = serving
         self.monitoring = monitoring

@@ -135,7 +135,7 @@ enum ConfirmedOutcomes {
                 SELECT s.label, s.event_time, s.amount, s.risk_tier IN ('high', 'critical'), s.card_id,
                     r.appended_at + s.latency_us, s.arrival, s."partition", s."offset"
                 FROM seen_transactions t
-                JOIN silver_transactions s USING (arrival, "partition", "offset")
+                JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
                 LEFT JOIN records r ON r.topic = 'transactions' AND r."partition" = s."partition" AND r."offset" = s."offset"
                 WHERE t.transaction_id = ?
                 """)
@@ -239,7 +239,7 @@ extension SQLiteEventLog {
                         db,
                         sql: """
                             SELECT EXISTS (SELECT 1 FROM alerts WHERE transaction_id = t.transaction_id)
-                            FROM seen_transactions t JOIN silver_transactions s USING (arrival, "partition", "offset")
+                            FROM seen_transactions t JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
                             WHERE t.transaction_id = ?
                             """, arguments: [feedback.transactionID])
                 else { return nil }

@@ -416,6 +416,7 @@ public final class SQLiteEventLog: EventLog {
         WarehouseSchema.registerV4(&migrator)
         registerDeadLetterIndex(&migrator)
         ConfirmedOutcomes.register(&migrator)
+        SQLiteWarehouseSink.register(&migrator)
         return migrator
     }
 }

@@ -69,7 +69,7 @@ public final class SQLiteServing: ServingStore {
                             SELECT s.transaction_id, s.fraud_probability, s.risk_tier, s.action, s.model_version, s.rule_hits,
                                 a.reasons, s.latency_us, s.event_time, r.appended_at + s.latency_us
                             FROM seen_transactions t
-                            JOIN silver_transactions s USING (arrival, "partition", "offset")
+                            JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
                             LEFT JOIN alerts a ON a.transaction_id = s.transaction_id
                             LEFT JOIN records r ON r.topic = 'transactions' AND r."partition" = s."partition"
                                 AND r."offset" = s."offset"

@@ -10,12 +10,16 @@ extension SQLiteEventLog: PipelineStore {
     /// The log and the warehouse share one file, so a batch commits with its offsets.
     public var log: any EventLog { self }
 
-    public func ingest(_ batch: IngestBatch) throws -> IngestOutcome {
+    public func ingest(_ batch: IngestBatch) throws -> IngestOutcome { try ingestPlaced(batch).outcome }
+
+    /// `ingest`, and where each accepted record went, in the order of the accepted records.
+    public func ingestPlaced(_ batch: IngestBatch) throws -> (outcome: IngestOutcome, places: [LogPosition]) {
         let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
             try pool.write { db in try append(db, batch, after: try lastArrival(db)) }
         }
-        if let appended { recent.add(appended) }  // committed: the processor may take it from memory
-        return outcome
+        guard let appended else { return (outcome, []) }
+        recent.add(appended)  // committed: the processor may take it from memory
+        return (outcome, appended.transactions.map { LogPosition(partition: $0.partition, offset: $0.offset) })
     }
 
     public func ingest(
@@ -121,10 +125,14 @@ extension SQLiteEventLog: PipelineStore {
         recent.take(after: arrival, records: records)
     }
 
+    /// Each label is routed to its transaction's card (`RoutedLabel`): enriched here with the
+    /// card, merchant and time the log holds for it, and keyed by the card, so it lands in the
+    /// partition whose operator counted the transaction. A label of a transaction the log does
+    /// not hold is kept, keyed by its transaction id, and changes no feature state.
     public func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
         try Self.perform("appending \(labels.count) labels from \(source)") {
             try pool.write { db in
-                let records = labels.map { (key: $0.transactionID, payload: TransactionEncoder.jsonRecord($0)) }
+                let records = try route(db, labels).map { (key: $0.key, payload: $0.payload) }
                 _ = try insert(db, .labels, records)
                 try db.execute(
                     sql: """
@@ -133,6 +141,22 @@ extension SQLiteEventLog: PipelineStore {
                         """,
                     arguments: [source, resumeAt, Self.nowMicros()])
             }
+        }
+    }
+
+    /// The labels with their transactions as the log holds them, in the caller's transaction.
+    func route(_ db: Database, _ labels: [LabelEvent]) throws -> [RoutedLabel] {
+        let find = try db.cachedStatement(
+            sql: """
+                SELECT r.payload FROM seen_transactions t
+                JOIN records r ON r.topic = 'transactions' AND r."partition" = t."partition" AND r."offset" = t."offset"
+                WHERE t.transaction_id = ?
+                """)
+        var decoder = TransactionJSONDecoder(policy: .log)
+        return try labels.map { label in
+            let payload = try Data.fetchOne(find, arguments: [label.transactionID])
+            let transaction = payload.flatMap { data in data.withUnsafeBytes { try? decoder.decode($0).get() } }
+            return RoutedLabel(label, transaction: transaction)
         }
     }
 
@@ -153,7 +177,7 @@ extension SQLiteEventLog: PipelineStore {
                     db,
                     sql: """
                         SELECT MAX(s.event_time) FROM seen_transactions t
-                        JOIN silver_transactions s USING (arrival, "partition", "offset")
+                        JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
                         WHERE t.transaction_id >= 'lv' AND t.transaction_id < 'lw'
                         """)
             }
@@ -179,7 +203,7 @@ extension SQLiteEventLog: PipelineStore {
 
     /// A write transaction that commits processor batches: the pending card profiles are taken
     /// for it and put back only once it has committed (a failed one leaves them to be rebuilt).
-    private func inBatchTransaction<T>(_ body: (Database, inout CardProfiles.Pending) throws -> T) throws -> T {
+    func inBatchTransaction<T>(_ body: (Database, inout CardProfiles.Pending) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
             var cards = try cardProfiles.take(db)
             var result: T?
@@ -282,7 +306,7 @@ extension SQLiteEventLog: PipelineStore {
                 let statement = try db.cachedStatement(
                     sql: """
                         SELECT s.merchant_id, s.event_time FROM seen_transactions t
-                        JOIN silver_transactions s USING (arrival, "partition", "offset")
+                        JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
                         WHERE t.transaction_id = ? AND s.arrival < ?
                         """)
                 for id in Set(ids) {
@@ -307,7 +331,7 @@ extension SQLiteEventLog: PipelineStore {
         VALUES (\(Array(repeating: "?", count: 20 + Feature.count).joined(separator: ", ")))
         """
 
-    private func writeSilverAndAlerts(_ db: Database, _ batch: ProcessedBatch) throws {
+    func writeSilverAndAlerts(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.transactions.isEmpty else { return }
         let silver = try db.cachedStatement(sql: Self.insertSilver)
         let alert = try db.cachedStatement(
@@ -396,7 +420,7 @@ extension SQLiteEventLog: PipelineStore {
     static func micros(_ amount: Double) -> Int64 { Int64((amount * 1e6).rounded()) }
     static func nanos(_ probability: Double) -> Int64 { Int64((probability * 1e9).rounded()) }
 
-    private func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {
+    func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.transactions.isEmpty else { return }
         struct Hour {
             var transactions = 0
@@ -492,7 +516,7 @@ extension SQLiteEventLog: PipelineStore {
         try row.run(db)
     }
 
-    private func writeLabels(_ db: Database, _ batch: ProcessedBatch) throws {
+    func writeLabels(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.labels.isEmpty else { return }
         let insert = try db.cachedStatement(
             sql: "INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, arrival) VALUES (?, ?, ?, ?, ?)")

@@ -29,8 +29,8 @@ struct PipelineOptions: ParsableArguments {
     )
     var log: String?
     @Flag(help: "Print the pipeline's topology (sources, log, processor, sinks, stores) and exit.") var printTopology = false
-    @Option(help: "Records per processor batch (at least; whole appends are taken).") var batch = 32768
-    @Option(help: "Checkpoint the feature state every this many processor batches.") var checkpointEvery = 64
+    @Option(help: "Records per runtime batch, at most.") var batch = 32768
+    @Option(help: "Checkpoint a partition's feature state every this many of its batches.") var checkpointEvery = 64
     @Flag(help: "Print no progress.") var quiet = false
 
     func validate() throws {
@@ -165,32 +165,25 @@ struct PipelineOptions: ParsableArguments {
         return try scorer(outcome.artifact, version: version)
     }
 
-    /// The store, the registry, and a processor recovered to the last commit with the
-    /// production model (bootstrapped when there is none) and the rules.
+    /// The store, the registry, and the runtime with the production model (bootstrapped when
+    /// there is none) and the rules, its partitions restored to the last commit.
     func openPipeline(store opened: SQLiteEventLog? = nil) throws -> (
-        store: SQLiteEventLog, registry: ModelRegistry, processor: Processor, state: PipelineState, rules: RuleFile?
+        store: SQLiteEventLog, registry: ModelRegistry, runtime: EmbeddedRuntime, state: PipelineState, rules: RuleFile?
     ) {
         let store = try opened ?? openStore()
         let registry = try ModelRegistry(directory: dataDir)
         let state = PipelineState()
         let rules = try ruleFile()
-        let processor = try makeProcessor(store: store, registry: registry, rules: rules, state: state)
-        return (store, registry, processor, state, rules)
-    }
-
-    /// A processor recovered from `store` (checkpoint, replay) with the production model: at
-    /// the start, and again after a failure (the one whose step failed is not used again).
-    func makeProcessor(store: SQLiteEventLog, registry: ModelRegistry, rules: RuleFile?, state: PipelineState) throws
-        -> Processor
-    {
-        let processor = try Processor(
-            store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, batchRecords: batch,
-            checkpointEvery: checkpointEvery)
-        processor.state = state
-        if processor.replayed > 0 {
-            say("resumed: replayed \(grouped(processor.replayed)) transactions committed after the last checkpoint")
-        }
-        return processor
+        var options = PartitionRuntime.Options()
+        options.batchRecords = batch
+        options.checkpointEvery = checkpointEvery
+        let runtime = try EmbeddedRuntime(
+            store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
+            state: state)
+        try runtime.start()
+        let replayed = runtime.counters.replayed
+        if replayed > 0 { say("resumed: replayed \(grouped(replayed)) records committed after the last checkpoints") }
+        return (store, registry, runtime, state, rules)
     }
 
     func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {

@@ -6,17 +6,17 @@ import CardwatchStorage
 import Foundation
 
 /// The HTTP API's synchronous path without HTTP: groups of transactions appended and
-/// decided in one store transaction each (`Processor.ingestAndDecide`, what the API's
-/// decision queue does for the requests that gathered meanwhile), on one thread.
+/// decided (`EmbeddedRuntime.ingestAndDecide`: an append and a commit of their decisions,
+/// what the API's decision queue does for the requests that gathered meanwhile), on one thread.
 struct DecisionBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decisions",
-        abstract: "Measure synchronous decisions: append + features + scoring + warehouse in one commit per group.",
+        abstract: "Measure synchronous decisions: append, then features + scoring + warehouse committed, per group.",
         discussion: """
             Bootstraps a model once (as `cardwatch run` does on an empty data directory), then
             per run starts from an empty log and decides --count generated transactions in
-            groups of --group, each group one store transaction, and prints the median rate
-            and time per transaction, and the pages a commit wrote to the WAL (SQLite's count).
+            groups of --group, each group an append and a commit of its decisions, and prints the
+            median rate and time per transaction, and the pages a group wrote to the WAL (SQLite's count).
             --group 13 is about what 32 HTTP connections gather.
             """
     )
@@ -58,20 +58,23 @@ struct DecisionBench: ParsableCommand {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: root + "/seed/registry.sqlite", toPath: dir + "/registry.sqlite")
             let store = try SQLiteEventLog(directory: dir, partitions: partitions)
-            let processor = try Processor(store: store, scorer: scorer, checkpointEvery: options.checkpointEvery)
+            var runtimeOptions = PartitionRuntime.Options()
+            runtimeOptions.checkpointEvery = options.checkpointEvery
+            let runtime = try EmbeddedRuntime(store: store, scorer: scorer, options: runtimeOptions)
+            try runtime.start()
             let pages0 = try store.pagesWritten()
             let t0 = monotonicSeconds()
             var at = 0
             while at < records.count {
                 var batch = IngestBatch(source: "http")
                 batch.records = Array(records[at..<min(records.count, at + group)])
-                _ = try processor.ingestAndDecide(batch)
+                _ = try runtime.ingestAndDecide(batch)
                 at += group
             }
             seconds.append(monotonicSeconds() - t0)
             let groups = (records.count + group - 1) / group
             pages.append(Double(try store.pagesWritten() - pages0) / Double(groups))
-            try processor.flush()
+            try runtime.stop()
             try? FileManager.default.removeItem(atPath: dir)
         }
         seconds.sort()
@@ -82,6 +85,6 @@ struct DecisionBench: ParsableCommand {
                     format: "%.1f µs each (%.1f … %.1f)", median / Double(records.count) * 1e6,
                     seconds[0] / Double(records.count) * 1e6, seconds[seconds.count - 1] / Double(records.count) * 1e6))
         pages.sort()
-        print(String(format: "pages written a commit (WAL frames): %.1f median", pages[pages.count / 2]))
+        print(String(format: "pages written a group (WAL frames): %.1f median", pages[pages.count / 2]))
     }
 }

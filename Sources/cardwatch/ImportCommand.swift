@@ -57,7 +57,7 @@ struct Import: ParsableCommand {
                 try ModelRegistry(directory: pipeline.dataDir).production() != nil
                 ? nil : try storeFirst(store, format: recordFormat, policy: policy)
         } catch { throw ValidationError("\(file): \(error)") }
-        let (_, _, processor, state, _) = try pipeline.openPipeline(store: store)
+        let (_, _, runtime, state, _) = try pipeline.openPipeline(store: store)
         let alertsBefore = try store.alertCount()
 
         // Ingest on its own thread; process here until the ingest is done and the log is drained.
@@ -83,17 +83,19 @@ struct Import: ParsableCommand {
         }
         var lastProgress = began
         while true {
-            let n = try processor.step()
+            let n = try runtime.step()
             if n == 0 {
-                if try done.isStopped && store.processorLag() == 0 && processor.step() == 0 { break }
+                if try done.isStopped && store.processorLag() == 0 && runtime.step() == 0 { break }
                 usleep(500)
             }
             if !pipeline.quiet && isatty(2) != 0 && monotonicSeconds() - lastProgress > 0.5 {
                 lastProgress = monotonicSeconds()
-                printError("\rprocessed \(grouped(processor.processed))   ", terminator: "")
+                printError("\rprocessed \(grouped(runtime.counters.decided))   ", terminator: "")
             }
         }
-        try processor.checkpoint()
+        try runtime.stop()
+        let counters = runtime.counters
+        let modelVersion = runtime.models.current.scorer.modelVersion
         let summary: Ingestor.Summary
         switch result.withLock({ $0! }) {
         case .success(let s): summary = s
@@ -104,22 +106,22 @@ struct Import: ParsableCommand {
         if !pipeline.quiet && isatty(2) != 0 { printError("") }
         if json {
             let object: [String: Any] = [
-                "read": summary.read, "accepted": summary.accepted, "processed": processor.processed,
+                "read": summary.read, "accepted": summary.accepted, "processed": counters.decided,
                 "dead_lettered": summary.deadLettered, "duplicates": summary.duplicates, "alerts": alerts,
                 "labels": state.labels.load(ordering: .relaxed), "resumed_after_line": summary.resumedAfter,
-                "replayed": processor.replayed, "seconds": (seconds * 1000).rounded() / 1000,
+                "replayed": counters.replayed, "seconds": (seconds * 1000).rounded() / 1000,
                 "outside_time_bounds": summary.outsideTimeBounds,
-                "transactions_per_second": (Double(processor.processed) / max(seconds, 1e-9)).rounded(),
-                "model_version": processor.scorer.modelVersion,
+                "transactions_per_second": (Double(counters.decided) / max(seconds, 1e-9)).rounded(),
+                "model_version": modelVersion,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             let resumed = summary.resumedAfter > 0 ? " (resumed after line \(grouped(summary.resumedAfter)))" : ""
-            let rate = grouped(Int(Double(processor.processed) / max(seconds, 1e-9)))
-            var line = "\(file): \(grouped(summary.read)) records read\(resumed), \(grouped(processor.processed)) processed, "
+            let rate = grouped(Int(Double(counters.decided) / max(seconds, 1e-9)))
+            var line = "\(file): \(grouped(summary.read)) records read\(resumed), \(grouped(counters.decided)) processed, "
             line += "\(grouped(summary.deadLettered)) dead-lettered, \(grouped(summary.duplicates)) duplicates, "
-            line += "\(grouped(alerts)) alerts; model v\(processor.scorer.modelVersion); \(format1(seconds)) s, \(rate) tx/s"
+            line += "\(grouped(alerts)) alerts; model v\(modelVersion); \(format1(seconds)) s, \(rate) tx/s"
             print(line)
         }
         if summary.outsideTimeBounds > 0 {

@@ -124,29 +124,20 @@ struct Run: AsyncParsableCommand {
         let lock = try pipeline.lockDataDirectory(command: "cardwatch run")
         defer { withExtendedLifetime(lock) {} }
         let scoring = try pipeline.scoringPolicy
-        let (store, registry, processor, state, rules) = try pipeline.openPipeline()
+        let (store, registry, runtime, state, _) = try pipeline.openPipeline()
         var topology = try pipeline.topology(sources: sources)
         topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
-        metrics.setModelVersion(processor.scorer.modelVersion)
-        processor.onCommit = {
+        let scorer = runtime.models.current.scorer
+        metrics.setModelVersion(scorer.modelVersion)
+        runtime.commits.onCommit {
             metrics.observe($0)
             feed.publish($0)
         }
-        let pipeline = pipeline
-        let handle = ProcessorHandle(processor) {
-            // After a failure: a new processor, recovered from the store, with the model now in production.
-            let processor = try pipeline.makeProcessor(store: store, registry: registry, rules: rules, state: state)
-            processor.onCommit = {
-                metrics.observe($0)
-                feed.publish($0)
-            }
-            return processor
-        }
-        logger.info("model v\(processor.scorer.modelVersion) in production; data in \(pipeline.dataDir)")
+        logger.info("model v\(scorer.modelVersion) in production; data in \(pipeline.dataDir)")
         if scoring.overridesModel {
-            let applied = processor.scorer.policy
+            let applied = scorer.policy
             logger.info("thresholds: review ≥ \(applied.high), decline ≥ \(applied.critical) (the model's own overridden)")
         }
 
@@ -157,8 +148,8 @@ struct Run: AsyncParsableCommand {
                     service: Supervised(name, state: state, logger: logger, body: body), successTerminationBehavior: .ignore,
                     failureTerminationBehavior: .ignore, serviceName: name))
         }
-        let processorService = ProcessorService(processor: handle, doorbell: state.arrivals)
-        supervised("processor") { try await processorService.run() }
+        let runtimeService = SteppedService(runtime, name: "partition-runtime", doorbell: state.arrivals)
+        supervised("processor") { try await runtimeService.run() }
         if !noGenerator {
             var config = GeneratorConfig()
             config.seed = seed
@@ -171,13 +162,13 @@ struct Run: AsyncParsableCommand {
         let interval = Duration.milliseconds(Int64(healthInterval * 1000))
         let health = HealthService(check: HealthCheck(store: store.monitoring, state: state), interval: interval, logger: logger)
         supervised("health") { try await health.run() }
-        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
+        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: runtime.models)
         job.windowDays = retrainDays
         job.scoring = scoring
         let retraining = RetrainingService(
             job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store.monitoring, logger: logger)
         supervised("retraining") { try await retraining.run() }
-        let follower = ModelFollower(registry: registry, models: handle.models, scoring: scoring, logger: logger)
+        let follower = ModelFollower(registry: registry, models: runtime.models, scoring: scoring, logger: logger)
         supervised("model-follower") { try await follower.run() }
 
         var settings = ServerSettings()
@@ -202,8 +193,8 @@ struct Run: AsyncParsableCommand {
         logger.info("HTTP: at most \(settings.limits.maxConnections) connections (open-file limit \(files))")
         var dependencies = ServerDependencies(
             serving: store.serving, monitoring: store.monitoring, models: registry,
-            decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
-            modelSwitch: handle.models)
+            decide: { batch in try runtime.ingestAndDecide(batch) }, doorbell: state.arrivals,
+            modelSwitch: runtime.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
         dependencies.ingestPolicy = ingestPolicy
@@ -225,7 +216,7 @@ struct Run: AsyncParsableCommand {
         logger.info("stopped: \(processed) transactions processed, \(alerts) alerts")
         // Append to the log → decision committed, in milliseconds (also what benchmarks/pipeline.sh reads).
         for alertsOnly in [false, true] {
-            let (n, q) = processor.latencies.quantiles([0.5, 0.99, 1], alertsOnly: alertsOnly)
+            let (n, q) = runtime.commits.latencies.quantiles([0.5, 0.99, 1], alertsOnly: alertsOnly)
             let ms = q.map { String(format: "%.2f", Double($0) / 1000) }
             let what = alertsOnly ? "alerts" : "decisions"
             printError("latency, append to committed \(what) (\(n)): p50 \(ms[0]) ms, p99 \(ms[1]) ms, max \(ms[2]) ms")

@@ -85,6 +85,9 @@ public final class PartitionRuntime: RebalanceListener {
     /// Joins the group.
     public func start() throws { try consumer.subscribe([.labels, .transactions], listener: self) }
 
+    /// Takes part in a rebalance without consuming anything: partitions gained are restored now.
+    public func rebalance() throws { _ = try consumer.poll(maxRecords: 0) }
+
     /// Leaves the group: each held partition is checkpointed and given up.
     public func stop() throws { try consumer.close() }
 
@@ -134,6 +137,7 @@ public final class PartitionRuntime: RebalanceListener {
             moved[p] = task
         }
         guard var batch = out else { return 0 }
+        AlertExplainer.explain(&batch.decisions, scorer: model)
         let now = Timestamp.now.microseconds
         for i in batch.decisions.indices { batch.decisions[i].decision.decidedAt = now }
         do {
@@ -303,7 +307,8 @@ public final class PartitionRuntime: RebalanceListener {
                 decidedNow[t.transactionID] = DecidedNow(decision: nil)
                 continue
             }
-            let (features, decision) = task.op.decide(t, model: model, rules: rules)
+            // Alerts are explained for the whole batch at once, on both cores (`AlertExplainer`).
+            let (features, decision) = task.op.decide(t, model: model, rules: rules, explain: false)
             decidedNow[t.transactionID] = DecidedNow(decision: out?.decisions.count)
             out?.decisions.append(
                 DecidedTransaction(

@@ -103,7 +103,7 @@ public struct RetrainingOutcome: Sendable, Equatable {
 public struct RetrainingJob: Sendable {
     public let store: any TrainingStore
     public let catalog: any ModelCatalog
-    public let models: ModelSwitch?
+    public let models: (any ModelTarget)?
     /// The operator's thresholds, applied to a promoted model as to every other.
     public var scoring = ScoringPolicy()
     public var windowDays = 30.0
@@ -111,7 +111,7 @@ public struct RetrainingJob: Sendable {
     public var minimumPerClass = 10
     public var request = TrainingRequest()
 
-    public init(store: any TrainingStore, catalog: any ModelCatalog, models: ModelSwitch?) {
+    public init(store: any TrainingStore, catalog: any ModelCatalog, models: (any ModelTarget)?) {
         self.store = store
         self.catalog = catalog
         self.models = models

@@ -111,35 +111,45 @@ public struct Supervised: Service {
     }
 }
 
-/// The processor stage as a service: steps on its own thread until graceful shutdown,
-/// idling briefly when the logs have nothing new, and checkpoints when it stops.
-public struct ProcessorService: Service {
-    public let processor: ProcessorHandle
-    /// Rung by in-process writers; without a ring the processor still looks every `idle`
+/// A stage that advances in steps on a thread of its own: the embedded runtime, the processor.
+public protocol SteppedStage: Sendable {
+    /// Does one step's work; how much it found (0: nothing new).
+    func step() throws -> Int
+    /// Called once when the stage stops cleanly (checkpoints, leaving a group).
+    func stop() throws
+}
+
+/// A stepped stage as a service: steps on its own thread until graceful shutdown, idling
+/// briefly when there is nothing new, and stops the stage when it ends.
+public struct SteppedService<Stage: SteppedStage>: Service {
+    public let stage: Stage
+    public let name: String
+    /// Rung by in-process writers; without a ring the stage still looks every `idle`
     /// (other processes may append to the log too).
     public let doorbell: Doorbell?
     public let idle: Double
 
-    public init(processor: ProcessorHandle, doorbell: Doorbell? = nil, idle: Double = 0.05) {
-        self.processor = processor
+    public init(_ stage: Stage, name: String, doorbell: Doorbell? = nil, idle: Double = 0.05) {
+        self.stage = stage
+        self.name = name
         self.doorbell = doorbell
         self.idle = idle
     }
 
     public func run() async throws {
         let stop = StopSignal()
-        let processor = processor
+        let stage = stage
         let doorbell = doorbell
         let idle = idle
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
-                try await runOnThread(name: "processor") {
+                try await runOnThread(name: name) {
                     while !stop.isStopped {
-                        if try processor.withProcessor({ try $0.step() }) == 0 {
+                        if try stage.step() == 0 {
                             if let doorbell { doorbell.wait(seconds: idle) } else { usleep(UInt32(idle * 1e6)) }
                         }
                     }
-                    try processor.withProcessor { try $0.checkpoint() }
+                    try stage.stop()
                 }
             } onCancel: {
                 stop.stop()
@@ -150,6 +160,20 @@ public struct ProcessorService: Service {
             doorbell?.ring()
         }
     }
+}
+
+/// The processor stage as a service (see `SteppedService`).
+public typealias ProcessorService = SteppedService<ProcessorHandle>
+
+extension SteppedService where Stage == ProcessorHandle {
+    public init(processor: ProcessorHandle, doorbell: Doorbell? = nil, idle: Double = 0.05) {
+        self.init(processor, name: "processor", doorbell: doorbell, idle: idle)
+    }
+}
+
+extension ProcessorHandle: SteppedStage {
+    public func step() throws -> Int { try withProcessor { try $0.step() } }
+    public func stop() throws { try withProcessor { try $0.checkpoint() } }
 }
 
 /// The processor behind a lock, so the stage thread, the retraining job and tests can

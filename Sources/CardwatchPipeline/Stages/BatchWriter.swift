@@ -80,10 +80,11 @@ struct CommitCallback: Sendable {
 /// Latencies of the last million decisions (and alerts): from the record's append to the
 /// log to the commit of its decision, in microseconds.
 public final class LatencyRecorder: Sendable {
+    public init() {}
     private static let capacity = 1 << 20
     private let samples = Locked<(all: [Int64], alerts: [Int64], next: Int, nextAlert: Int)>(([], [], 0, 0))
 
-    func record(_ batch: ProcessedBatch) {
+    public func record(_ batch: ProcessedBatch) {
         guard let decidedAt = batch.decidedAt, !batch.transactions.isEmpty else { return }
         let delay = max(0, Timestamp.now.microseconds - decidedAt)
         samples.withLock { s in

@@ -251,7 +251,7 @@ public final class Processor {
                 out.labels.append(ProcessedLabel(label: label, matched: known != nil, arrival: r.arrival))
             }
         }
-        explainAlerts(&out.transactions)
+        AlertExplainer.explain(&out.transactions, scorer: scorer)
         sinceCheckpoint += 1
         recordsSinceCheckpoint += records.count
         // Every `checkpointEvery` batches, but not before the records a restart would replay
@@ -311,29 +311,6 @@ public final class Processor {
         var lag: Int64 = 0
         for p in 0..<log.partitions { lag += try log.endOffset(.transactions, partition: p) - next[p] }
         return lag
-    }
-
-    /// TreeSHAP reasons for the batch's alerts, shared with the other core: explaining one
-    /// costs about as much as twenty-five feature updates and scorings. Each alert comes in
-    /// `Scorer.explanationParts` parts, so that even one alert (the HTTP API's groups have
-    /// one or none) is shared; when no other core is free, this thread takes every part
-    /// itself (`concurrentPerform` hands out iterations as they are asked for).
-    private func explainAlerts(_ rows: inout [ProcessedTransaction]) {
-        let alerts = rows.indices.filter { rows[$0].decision.isAlert }
-        guard !alerts.isEmpty else { return }
-        let row = Scorer.explanationParts * Feature.count
-        var parts = [Double](repeating: 0, count: alerts.count * row)
-        let scorer = scorer
-        rows.withUnsafeBufferPointer { rowsBuffer in
-            parts.withUnsafeMutableBufferPointer { out in
-                let task = ExplainTask(rows: rowsBuffer, alerts: alerts, out: out, scorer: scorer)
-                DispatchQueue.concurrentPerform(iterations: alerts.count * Scorer.explanationParts) { task.explain($0) }
-            }
-        }
-        for (k, i) in alerts.enumerated() {
-            rows[i].decision.reasons =
-                scorer.reasons(rows[i].features, parts: parts[k * row..<(k + 1) * row]) + rows[i].decision.reasons
-        }
     }
 
     // MARK: Internals
@@ -443,20 +420,4 @@ final class PendingModel: Sendable {
     /// The version in use when no swap waits (a new or rebuilt processor's).
     func setVersion(_ v: Int) { state.withLock { if $0.scorer == nil { $0.version = v } } }
     var version: Int? { state.withLock { $0.version } }
-}
-
-/// The buffers of one batch's explanations. `@unchecked Sendable` is sound: they outlive
-/// `concurrentPerform`, `rows` is only read, and iteration `k` (part `k % explanationParts`
-/// of alert `k / explanationParts`) writes only its own `Feature.count` values of `out`,
-/// each `k` taken once.
-private struct ExplainTask: @unchecked Sendable {
-    let rows: UnsafeBufferPointer<ProcessedTransaction>
-    let alerts: [Int]
-    let out: UnsafeMutableBufferPointer<Double>
-    let scorer: Scorer
-
-    func explain(_ k: Int) {
-        let phi = UnsafeMutableBufferPointer(rebasing: out[k * Feature.count..<(k + 1) * Feature.count])
-        scorer.accumulate(rows[alerts[k / Scorer.explanationParts]].features, part: k % Scorer.explanationParts, into: phi)
-    }
 }

@@ -121,6 +121,19 @@ public struct ProcessedTransaction: Sendable {
     public var partition: Int
     public var offset: Int64
     public var arrival: Int64
+
+    public init(
+        transaction: Transaction, features: FeatureVector, decision: Decision, latencyMicros: Int64, partition: Int,
+        offset: Int64, arrival: Int64
+    ) {
+        self.transaction = transaction
+        self.features = features
+        self.decision = decision
+        self.latencyMicros = latencyMicros
+        self.partition = partition
+        self.offset = offset
+        self.arrival = arrival
+    }
 }
 
 /// A label that reached the processor, with what it was matched to.
@@ -129,6 +142,12 @@ public struct ProcessedLabel: Sendable {
     /// Whether its transaction had been processed (and so counted in merchant fraud rates).
     public var matched: Bool
     public var arrival: Int64
+
+    public init(label: LabelEvent, matched: Bool, arrival: Int64) {
+        self.label = label
+        self.matched = matched
+        self.arrival = arrival
+    }
 }
 
 /// Everything one processor batch writes, committed in one transaction with the offsets.

@@ -34,28 +34,7 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
     }
 
     private func write(_ db: Database, _ batch: SinkBatch) throws {
-        for range in batch.consumed {
-            let stored = try storedOffsets(db, group: batch.group, partition: range.partition) ?? .start
-            guard stored == range.from else {
-                throw DecisionSinkError(
-                    .offsetConflict,
-                    "group \(batch.group) partition \(range.partition) is at \(stored), the batch starts at \(range.from)")
-            }
-        }
-        for range in batch.consumed where range.from != range.to {
-            try db.execute(
-                sql: """
-                    INSERT INTO sink_offsets ("group", "partition", transactions_offset, labels_offset) VALUES (?, ?, ?, ?)
-                    ON CONFLICT ("group", "partition") DO UPDATE SET
-                        transactions_offset = excluded.transactions_offset, labels_offset = excluded.labels_offset
-                    """,
-                arguments: [batch.group, range.partition, range.to.transactions, range.to.labels])
-            try db.execute(
-                sql: """
-                    INSERT INTO sink_batch_ends ("group", "partition", transactions_offset, labels_offset) VALUES (?, ?, ?, ?)
-                    """,
-                arguments: [batch.group, range.partition, range.to.transactions, range.to.labels])
-        }
+        try SinkOffsetsTable.advance(db, batch)
         let decision = try db.cachedStatement(
             sql: """
                 INSERT INTO decisions ("partition", "offset", transaction_id, card_id, merchant_id, event_time, amount,
@@ -102,35 +81,15 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
         }
     }
 
-    private func storedOffsets(_ db: Database, group: String, partition: Int) throws -> PartitionOffsets? {
-        try Row.fetchOne(
-            db,
-            sql: #"SELECT transactions_offset, labels_offset FROM sink_offsets WHERE "group" = ? AND "partition" = ?"#,
-            arguments: [group, partition]
-        ).map { PartitionOffsets(transactions: $0[0], labels: $0[1]) }
-    }
-
     public func offsets(group: String, partition: Int) throws -> PartitionOffsets? {
         try read("reading group \(group)'s offsets in partition \(partition)") {
-            try storedOffsets($0, group: group, partition: partition)
+            try SinkOffsetsTable.offsets($0, group: group, partition: partition)
         }
     }
 
     public func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
-        // Both offsets only grow, so their order is the order of the commits.
-        try read("reading group \(group)'s batch ends in partition \(partition)") { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT transactions_offset, labels_offset FROM sink_batch_ends
-                    WHERE "group" = ? AND "partition" = ? AND transactions_offset >= ? AND labels_offset >= ?
-                        AND (transactions_offset > ? OR labels_offset > ?)
-                    ORDER BY transactions_offset, labels_offset
-                    """,
-                arguments: [
-                    group, partition, after.transactions, after.labels, after.transactions, after.labels,
-                ]
-            ).map { PartitionOffsets(transactions: $0[0], labels: $0[1]) }
+        try read("reading group \(group)'s batch ends in partition \(partition)") {
+            try SinkOffsetsTable.batchEnds($0, group: group, partition: partition, after: after)
         }
     }
 
@@ -180,16 +139,7 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
         migrator.registerMigration("v1: the partitioned runtime's sink") { db in
             try db.execute(
                 sql: """
-                    CREATE TABLE sink_offsets (
-                        "group" TEXT NOT NULL, "partition" INTEGER NOT NULL,
-                        transactions_offset INTEGER NOT NULL, labels_offset INTEGER NOT NULL,
-                        PRIMARY KEY ("group", "partition")
-                    ) WITHOUT ROWID;
-                    CREATE TABLE sink_batch_ends (
-                        "group" TEXT NOT NULL, "partition" INTEGER NOT NULL,
-                        transactions_offset INTEGER NOT NULL, labels_offset INTEGER NOT NULL,
-                        PRIMARY KEY ("group", "partition", transactions_offset, labels_offset)
-                    ) WITHOUT ROWID;
+                    \(SinkOffsetsTable.schema)
                     CREATE TABLE decisions (
                         "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, transaction_id TEXT NOT NULL,
                         card_id TEXT NOT NULL, merchant_id TEXT NOT NULL, event_time INTEGER NOT NULL, amount REAL NOT NULL,

@@ -1,0 +1,172 @@
+public import CardwatchCore
+public import CardwatchPipeline
+import Foundation
+import Synchronization
+
+/// The partitioned runtime in the embedded topology: the SQLite log, consumed by one member
+/// of an in-process consumer group; the warehouse in the log's file as the decision sink;
+/// checkpoints beside it. `run`, `import`, the API and the tests share it, behind a lock: the
+/// runtime thread steps it, and the API's synchronous decisions go through it too.
+///
+/// A synchronous decision appends its records to the log (one transaction), then steps the
+/// runtime until their decisions are committed (a second one, which may take other records
+/// appended meanwhile with them): the operators decide in log order and never run inside a
+/// store transaction. A step that fails leaves the runtime consistent (the partitions it
+/// moved are rebuilt from the sink before the next batch); after a storage failure that
+/// passes by itself, uses are refused for `cooldown` (`StorageUnavailable`, HTTP 503).
+public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
+    // `@unchecked Sendable`: `runtime`, `started` and `retryAt` are touched only inside `lock`;
+    // every other property is immutable and Sendable.
+    private let lock = NSLock()
+    public let store: SQLiteEventLog
+    public let sink: SQLiteWarehouseSink
+    public let checkpoints: SQLiteCheckpointStore
+    /// The model every operator scores with from its next batch on.
+    public let models: ProductionModel
+    public let commits: CommitFanout
+    public let cooldown: Duration
+    private let runtime: PartitionRuntime
+    private var started = false
+    private var retryAt: (at: Int64, reason: String)?
+
+    /// The checkpoint file, beside the log.
+    public static let checkpointFile = "partition-checkpoints.sqlite"
+
+    public init(
+        store: SQLiteEventLog, scorer: Scorer, rules: RuleFile? = nil, options: PartitionRuntime.Options = .init(),
+        state: PipelineState? = nil, cooldown: Duration = .seconds(1)
+    ) throws {
+        self.store = store
+        self.cooldown = cooldown
+        let commits = CommitFanout(state: state)
+        self.commits = commits
+        sink = SQLiteWarehouseSink(log: store, observer: { commits.publish($0) })
+        let directory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
+        checkpoints = try SQLiteCheckpointStore(path: directory.appendingPathComponent(Self.checkpointFile).path)
+        models = ProductionModel(scorer)
+        runtime = PartitionRuntime(
+            consumer: GroupConsumer(group: options.group, log: store, groups: ConsumerGroups()), log: store, sink: sink,
+            index: nil, checkpoints: checkpoints, models: models, rules: rules, options: options)
+    }
+
+    /// The runtime's counters (decided, replayed, checkpoints, …).
+    public var counters: PartitionRuntime.Counters { lock.withLock { runtime.counters } }
+
+    /// Joins the group and takes the partitions, restoring each (checkpoint, replay); idempotent.
+    public func start() throws { try withRuntime { _ in } }
+
+    /// Decides and commits one batch of whatever waits in the log; how many records it took.
+    @discardableResult
+    public func step() throws -> Int { try withRuntime { try $0.step() } }
+
+    /// Steps until the log has nothing new.
+    public func drain() throws { try withRuntime { runtime in while try runtime.step() > 0 {} } }
+
+    /// Leaves the group (each partition checkpointed) and writes the card profiles folded in
+    /// behind, so a clean stop leaves nothing to replay and the aggregates complete.
+    public func stop() throws {
+        try lock.withLock {
+            guard started else { return }
+            started = false
+            try runtime.stop()
+            try sink.flush()
+        }
+    }
+
+    /// Appends `batch` and returns once its accepted records' decisions are committed: the
+    /// ingest's outcome and those decisions, in the order of the accepted records (nil when
+    /// none was accepted). They also reached `commits`.
+    public func ingestAndDecide(_ batch: IngestBatch) throws -> (IngestOutcome, ProcessedBatch?) {
+        try withRuntime { runtime in
+            let (outcome, places) = try store.ingestPlaced(batch)
+            guard !places.isEmpty else { return (outcome, nil) }
+            var waiting = Set(places)
+            var decided: [LogPosition: ProcessedTransaction] = [:]
+            var last: ProcessedBatch?
+            try commits.collecting { batches in
+                while !waiting.isEmpty {
+                    guard try runtime.step() > 0 else {
+                        throw PipelineError(
+                            "\(waiting.count) records appended to the log were not decided: the runtime does not hold their partitions")
+                    }
+                    for b in batches() {
+                        last = b
+                        for t in b.transactions {
+                            let place = LogPosition(partition: t.partition, offset: t.offset)
+                            if waiting.remove(place) != nil { decided[place] = t }
+                        }
+                    }
+                }
+            }
+            var out = last!
+            out.transactions = places.compactMap { decided[$0] }
+            out.labels = []
+            return (outcome, out)
+        }
+    }
+
+    private func withRuntime<T>(_ body: (PartitionRuntime) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        if let retryAt {
+            let now = Timestamp.now.microseconds
+            if now < retryAt.at {
+                throw StorageUnavailable(reason: retryAt.reason, retryAfter: .microseconds(retryAt.at - now))
+            }
+            self.retryAt = nil
+        }
+        do {
+            if !started {
+                try runtime.start()
+                started = true
+                try runtime.rebalance()
+            }
+            return try body(runtime)
+        } catch {
+            if StorageFailure.isTransient(error) {
+                let micros = cooldown.components.seconds * 1_000_000 + cooldown.components.attoseconds / 1_000_000_000_000
+                retryAt = (Timestamp.now.microseconds + micros, "\(error)")
+            }
+            throw error
+        }
+    }
+}
+
+/// What follows each commit of the embedded sink: latencies, the pipeline's counters, the
+/// live views' callback, and the batches a synchronous decision waits for.
+public final class CommitFanout: Sendable {
+    public let latencies = LatencyRecorder()
+    let state: PipelineState?
+    private let callback = Locked<(@Sendable (ProcessedBatch) -> Void)?>(nil)
+    /// Batches committed while a synchronous decision collects them (on the runtime's thread).
+    private let collected = Locked<[ProcessedBatch]?>(nil)
+
+    init(state: PipelineState?) { self.state = state }
+
+    /// Called with every committed batch, on the runtime's thread (metrics, WebSocket).
+    public func onCommit(_ body: (@Sendable (ProcessedBatch) -> Void)?) { callback.withLock { $0 = body } }
+
+    func publish(_ batch: ProcessedBatch) {
+        latencies.record(batch)
+        if let state {
+            state.processed.add(batch.transactions.count, ordering: .relaxed)
+            state.alerts.add(batch.transactions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }, ordering: .relaxed)
+            state.labels.add(batch.labels.count, ordering: .relaxed)
+        }
+        collected.withLock { $0?.append(batch) }
+        callback.withLock { $0 }?(batch)
+    }
+
+    /// Runs `body` with a function that hands out the batches committed since it last asked.
+    func collecting<T>(_ body: (_ batches: () -> [ProcessedBatch]) throws -> T) throws -> T {
+        collected.withLock { $0 = [] }
+        defer { collected.withLock { $0 = nil } }
+        return try body {
+            collected.withLock {
+                let out = $0 ?? []
+                $0 = []
+                return out
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import CardwatchCore
+import CardwatchFeatures
+public import CardwatchPipeline
+import Foundation
+import GRDB
+
+/// The embedded decision sink: the partitioned runtime's batches committed into the
+/// warehouse in the log's own file (silver, alerts and the `alerts` topic, gold, card
+/// profiles, labels, confirmed outcomes, dead letters), with the batch's input offsets, in
+/// one SQLite transaction: the log and the sink are one store, so exactly-once needs no
+/// two-phase commit.
+///
+/// The silver and alert rows' `arrival` is the commit's sequence number (one per batch,
+/// continuing the arrival numbers of data directories from before the runtime): the
+/// warehouse's tables stay appended to at their end, in the order decisions commit.
+///
+/// No `DecisionIndex` here: this log records every transaction id at its append and refuses
+/// a repeat there (`seen_transactions`), so each id reaches the runtime once.
+public final class SQLiteWarehouseSink: DecisionSink {
+    public let log: SQLiteEventLog
+    /// Called with each batch as the warehouse holds it, once committed (live views, latencies,
+    /// synchronous answers).
+    let observer: (@Sendable (ProcessedBatch) -> Void)?
+
+    public init(log: SQLiteEventLog, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) {
+        self.log = log
+        self.observer = observer
+    }
+
+    public func commit(_ batch: SinkBatch) throws {
+        let written = try SQLiteEventLog.perform("committing \(batch.decisions.count) decisions of group \(batch.group)") {
+            try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
+        }
+        observer?(written)
+    }
+
+    /// Writes the card profiles folded in behind (at a clean stop), so the warehouse's
+    /// aggregates are complete.
+    public func flush() throws {
+        try SQLiteEventLog.perform("writing the pending card profiles") {
+            try log.inBatchTransaction { db, cards in
+                var out = ProcessedBatch(
+                    arrivals: try Self.lastSequence(db)...Self.lastSequence(db), transactionOffsets: [], labelOffsets: [])
+                out.final = true
+                try log.cardProfiles.fold(db, out, into: &cards)
+            }
+        }
+    }
+
+    public func offsets(group: String, partition: Int) throws -> PartitionOffsets? {
+        try SQLiteEventLog.perform("reading group \(group)'s offsets in partition \(partition)") {
+            try log.pool.read { try SinkOffsetsTable.offsets($0, group: group, partition: partition) }
+        }
+    }
+
+    public func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
+        try SQLiteEventLog.perform("reading group \(group)'s batch ends in partition \(partition)") {
+            try log.pool.read { try SinkOffsetsTable.batchEnds($0, group: group, partition: partition, after: after) }
+        }
+    }
+
+    /// The last commit's sequence number (0: none).
+    static func lastSequence(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT arrival FROM processor_position WHERE id = 1")) ?? 0
+    }
+
+    private func write(_ db: Database, _ batch: SinkBatch, cards: inout CardProfiles.Pending) throws -> ProcessedBatch {
+        try SinkOffsetsTable.advance(db, batch)
+        let sequence = try Self.lastSequence(db) + 1
+        var out = ProcessedBatch(arrivals: sequence...sequence, transactionOffsets: [], labelOffsets: [])
+        out.decidedAt = batch.decisions.first?.decision.decidedAt
+        out.transactions = batch.decisions.map {
+            ProcessedTransaction(
+                transaction: $0.transaction, features: $0.features, decision: $0.decision,
+                latencyMicros: max(0, ($0.decision.decidedAt ?? $0.appendedAt) - $0.appendedAt), partition: $0.partition,
+                offset: $0.offset, arrival: sequence)
+        }
+        out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, arrival: sequence) }
+        try log.writeSilverAndAlerts(db, out)
+        try log.writeGold(db, out)
+        try log.cardProfiles.fold(db, out, into: &cards)
+        try log.writeLabels(db, out)
+        _ = try log.insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, SQLiteEventLog.deadLetterJSON($0)) })
+        for r in batch.repeats {
+            try db.execute(
+                sql: "INSERT INTO duplicates (transaction_id, source, line, detected_at, record) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    r.transactionID, "log:transactions[\(r.partition)]", r.offset, Timestamp.now.microseconds,
+                    #"{"first_partition":\#(r.first.partition),"first_offset":\#(r.first.offset)}"#,
+                ])
+        }
+        // The log's own offsets of the group follow the sink's: what `processorLag` and the
+        // monitoring read.
+        for range in batch.consumed where range.from != range.to {
+            if range.to.transactions != range.from.transactions {
+                try log.moveOffset(
+                    db, group: batch.group, topic: .transactions, partition: range.partition, to: range.to.transactions)
+            }
+            if range.to.labels != range.from.labels {
+                try log.moveOffset(db, group: batch.group, topic: .labels, partition: range.partition, to: range.to.labels)
+            }
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO processor_position (id, arrival) VALUES (1, ?)
+                ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
+                """
+        ).execute(arguments: [sequence])
+        return out
+    }
+
+    /// The sink's tables in the log's file, for data directories old and new: the offsets and
+    /// batch ends, and silver found by its place in the log. A data directory whose processor
+    /// committed before the runtime continues from that processor's offsets: its state is
+    /// rebuilt from the log up to them (the labels it stored keyed by transaction name no
+    /// card, and count in no merchant's fraud rate until retraining reads them).
+    static func register(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v7: the partitioned runtime's sink in the warehouse") { db in
+            try db.execute(sql: SinkOffsetsTable.schema)
+            try db.execute(
+                sql: """
+                    CREATE INDEX silver_by_place ON silver_transactions ("partition", "offset");
+                    INSERT INTO sink_offsets ("group", "partition", transactions_offset, labels_offset)
+                        SELECT 'processor', p, MAX(t), MAX(l) FROM (
+                            SELECT "partition" AS p, next_offset AS t, 0 AS l FROM offsets
+                                WHERE group_name = 'processor' AND topic = 'transactions'
+                            UNION ALL
+                            SELECT "partition", 0, next_offset FROM offsets
+                                WHERE group_name = 'processor' AND topic = 'labels'
+                        ) GROUP BY p;
+                    INSERT INTO sink_batch_ends SELECT * FROM sink_offsets;
+                    """)
+        }
+    }
+}
