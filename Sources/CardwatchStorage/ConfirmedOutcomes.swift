@@ -253,11 +253,11 @@ extension SQLiteEventLog {
                         sql: "UPDATE alerts SET feedback = ?, feedback_at = ? WHERE transaction_id = ?",
                         arguments: [label, feedback.at, feedback.transactionID])
                 }
-                // The verdict is a label event like a chargeback: same log, same processing, same training.
+                // The verdict is a label event like a chargeback: same log, same routing, same processing, same training.
                 let event = LabelEvent(
                     transactionID: feedback.transactionID, isFraud: feedback.fraud,
                     reportedAt: Timestamp(microseconds: feedback.at))
-                _ = try insert(db, .labels, [(feedback.transactionID, TransactionEncoder.jsonRecord(event))])
+                _ = try insert(db, .labels, try route(db, [event]).map { ($0.key, $0.payload) })
                 return alert
             }
         }

@@ -42,23 +42,22 @@ final class Fixture: @unchecked Sendable {
         artifact.createdAt = "2026-11-25T00:00:00Z"
         let version = try registry.register(artifact)
         _ = try registry.promote(version: version, rule: PromotionRule(), force: true)
-        let processor = try Processor(store: store, scorer: try Scorer(artifact: artifact, version: version))
+        let runtime = try EmbeddedRuntime(
+            store: store, scorer: try Scorer(artifact: artifact, version: version), state: state)
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
-        processor.onCommit = {
+        runtime.commits.onCommit {
             metrics.observe($0)
             feed.publish($0)
         }
-        processor.state = state
-        let handle = ProcessorHandle(processor)
         let stop = stop
         let stopped = stopped
         let doorbell = state.arrivals
         Thread {
             while !stop.isStopped {
-                if (try? handle.withProcessor({ try $0.step() })) ?? 0 == 0 { doorbell.wait(seconds: 0.01) }
+                if (try? runtime.step()) ?? 0 == 0 { doorbell.wait(seconds: 0.01) }
             }
-            try? handle.withProcessor { try $0.flush() }
+            try? runtime.stop()
             stopped.stop()
         }.start()
         var settings = ServerSettings()
@@ -67,8 +66,8 @@ final class Fixture: @unchecked Sendable {
         configure(&settings)
         var dependencies = ServerDependencies(
             serving: store.serving, monitoring: store.monitoring, models: registry,
-            decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
-            modelSwitch: handle.models)
+            decide: { batch in try runtime.ingestAndDecide(batch) }, doorbell: state.arrivals,
+            modelSwitch: runtime.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
         api = CardwatchAPI(dependencies: dependencies, settings: settings)

@@ -14,16 +14,16 @@ import Testing
 
 @testable import CardwatchStorage
 
-/// A pipeline as `cardwatch run` wires it, served over a real socket: the processor on its
-/// own thread behind a handle that rebuilds it after a failure, the stages' states, the
-/// operator's thresholds, a health interval.
+/// A pipeline as `cardwatch run` wires it, served over a real socket: the embedded runtime
+/// stepped on its own thread (it rebuilds what a failed batch moved by itself), the stages'
+/// states, the operator's thresholds, a health interval.
 final class PipelineFixture: @unchecked Sendable {
-    // `@unchecked Sendable`: the fields are set once in `init`; the processor is used only through `handle`.
+    // `@unchecked Sendable`: the fields are set once in `init` and are Sendable but for `store`, whose type is thread-safe.
     let dir: String
     let store: SQLiteEventLog
     let registry: ModelRegistry
     let state = PipelineState()
-    let handle: ProcessorHandle
+    let runtime: EmbeddedRuntime
     let api: CardwatchAPI
     private let stop = StopSignal()
     private let stopped = StopSignal()
@@ -50,27 +50,22 @@ final class PipelineFixture: @unchecked Sendable {
         let store = store
         let state = state
         let scorer = try scoring.scorer(artifact, version: version)
-        let processor: @Sendable () throws -> Processor = {
-            let p = try Processor(store: store, scorer: scorer)
-            p.state = state
-            return p
-        }
-        handle = ProcessorHandle(try processor(), cooldown: cooldown, rebuild: processor)
+        let runtime = try EmbeddedRuntime(store: store, scorer: scorer, state: state, cooldown: cooldown)
+        self.runtime = runtime
         for stage in stages { state.register(stage, policy: SupervisionPolicy()) }
-        let handle = handle
         let stop = stop
         let stopped = stopped
         Thread {
             while !stop.isStopped {
-                if (try? handle.withProcessor({ try $0.step() })) ?? 0 == 0 { state.arrivals.wait(seconds: 0.01) }
+                if (try? runtime.step()) ?? 0 == 0 { state.arrivals.wait(seconds: 0.01) }
             }
-            try? handle.withProcessor { try $0.flush() }
+            try? runtime.stop()
             stopped.stop()
         }.start()
         var dependencies = ServerDependencies(
             serving: store.serving, monitoring: store.monitoring, models: registry,
-            decide: { batch in try handle.withProcessor { try $0.ingestAndDecide(batch) } }, doorbell: state.arrivals,
-            modelSwitch: handle.models)
+            decide: { batch in try runtime.ingestAndDecide(batch) }, doorbell: state.arrivals,
+            modelSwitch: runtime.models)
         dependencies.scoring = scoring
         dependencies.state = state
         dependencies.healthInterval = healthInterval
@@ -279,7 +274,7 @@ func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) asy
                     uri: "/v1/transactions", method: .post, headers: jsonType, body: body(transaction("p1", amount: 900))))
             #expect(d["model_version"] as? Int == v2)
             #expect(d["risk_tier"] as? String == "high" && d["action"] as? String == "review")
-            let applied = try fixture.handle.withProcessor { $0.scorer.policy }
+            let applied = fixture.runtime.models.current.scorer.policy
             #expect(applied.high == 0.2 && applied.critical == 0.7)
         }
     }

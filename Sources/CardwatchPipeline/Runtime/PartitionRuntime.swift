@@ -83,7 +83,10 @@ public final class PartitionRuntime: RebalanceListener {
     }
 
     /// Joins the group.
-    public func start() throws { try consumer.subscribe([.labels, .transactions], listener: self) }
+    public func start() throws {
+        // Transactions are read before labels: see `inAppendOrder`.
+        try consumer.subscribe([.transactions, .labels], listener: self)
+    }
 
     /// Takes part in a rebalance without consuming anything: partitions gained are restored now.
     public func rebalance() throws { _ = try consumer.poll(maxRecords: 0) }
@@ -127,7 +130,15 @@ public final class PartitionRuntime: RebalanceListener {
             }
             let from = task.next
             do {
-                try fold(p, records.labels, records.transactions, &task, &decidedNow, &out, model: model, rules: rules)
+                let (labels, transactions) = try inAppendOrder(p, records.labels, records.transactions, next: from)
+                try fold(p, labels, transactions, &task, &decidedNow, &out, model: model, rules: rules)
+                // What was polled but waits for a record not polled yet is read again at the next poll.
+                if let last = records.labels.last, task.next.labels <= last.offset {
+                    try consumer.seek(.labels, partition: p, to: task.next.labels)
+                }
+                if let last = records.transactions.last, task.next.transactions <= last.offset {
+                    try consumer.seek(.transactions, partition: p, to: task.next.transactions)
+                }
             } catch {
                 moved[p] = task
                 try abandon(moved, polled: byPartition.keys)
@@ -137,6 +148,9 @@ public final class PartitionRuntime: RebalanceListener {
             moved[p] = task
         }
         guard var batch = out else { return 0 }
+        let consumed = batch.consumed.reduce(0) {
+            $0 + Int($1.to.transactions - $1.from.transactions + $1.to.labels - $1.from.labels)
+        }
         AlertExplainer.explain(&batch.decisions, scorer: model)
         let now = Timestamp.now.microseconds
         for i in batch.decisions.indices { batch.decisions[i].decision.decidedAt = now }
@@ -156,7 +170,44 @@ public final class PartitionRuntime: RebalanceListener {
         counters.labels += batch.labels.count
         counters.repeats += batch.repeats.count
         counters.deadLetters += batch.deadLetters.count
-        return records.count
+        return consumed
+    }
+
+    // MARK: Append order
+
+    /// Whether `a` was appended before `b` (the two topics of one partition): by append time,
+    /// a transaction before a label appended in the same microsecond, then by offset.
+    static func precedes(_ a: LogRecord, _ b: LogRecord) -> Bool {
+        if a.appendedAt != b.appendedAt { return a.appendedAt < b.appendedAt }
+        if a.topic != b.topic { return a.topic == .transactions }
+        return a.offset < b.offset
+    }
+
+    /// The polled records of a partition that come before every record of the other topic not
+    /// polled yet: folded in append order, they are a prefix of the partition's stream, so a
+    /// label takes effect between the same transactions however the polls cut the log. This
+    /// log commits appends in the order of their times, the consumer reads transactions before
+    /// labels, and the records after the polled ones are looked at last: whatever was appended
+    /// before a polled record is seen here.
+    private func inAppendOrder(
+        _ p: Int, _ labels: [LogRecord], _ transactions: [LogRecord], next: PartitionOffsets
+    ) throws -> (labels: ArraySlice<LogRecord>, transactions: ArraySlice<LogRecord>) {
+        var keptLabels = labels[...]
+        var keptTransactions = transactions[...]
+        if !labels.isEmpty,
+            let bound = try log.read(
+                .transactions, partition: p, from: transactions.last.map { $0.offset + 1 } ?? next.transactions, limit: 1
+            ).first
+        {
+            keptLabels = labels.prefix { Self.precedes($0, bound) }
+        }
+        if !transactions.isEmpty,
+            let bound = try log.read(.labels, partition: p, from: labels.last.map { $0.offset + 1 } ?? next.labels, limit: 1)
+                .first
+        {
+            keptTransactions = transactions.prefix { Self.precedes($0, bound) }
+        }
+        return (keptLabels, keptTransactions)
     }
 
     /// A batch that will not commit: the operators it moved are past what the sink holds and
@@ -225,7 +276,7 @@ public final class PartitionRuntime: RebalanceListener {
         for end in try sink.batchEnds(group: options.group, partition: p, after: task.next) where target.reaches(end) {
             let labels = try readExactly(.labels, p, from: task.next.labels, to: end.labels)
             let transactions = try readExactly(.transactions, p, from: task.next.transactions, to: end.transactions)
-            try fold(p, labels, transactions, &task, &decidedNow, &none, model: nil, rules: RuleBook())
+            try fold(p, labels[...], transactions[...], &task, &decidedNow, &none, model: nil, rules: RuleBook())
             counters.replayed += labels.count + transactions.count
         }
         guard task.next == target else {
@@ -257,18 +308,24 @@ public final class PartitionRuntime: RebalanceListener {
     /// transactions are decided with `model` and the outputs recorded; without (a replay),
     /// only the state changes, and repeats and undecodable records are skipped as they were.
     private func fold(
-        _ p: Int, _ labels: [LogRecord], _ transactions: [LogRecord], _ task: inout PartitionTask,
+        _ p: Int, _ labels: ArraySlice<LogRecord>, _ transactions: ArraySlice<LogRecord>, _ task: inout PartitionTask,
         _ decidedNow: inout [String: DecidedNow], _ out: inout SinkBatch?, model: Scorer?, rules: RuleBook
     ) throws {
-        for r in labels {
-            guard r.offset == task.next.labels else { throw gap(r, expected: task.next.labels) }
-            task.next.labels += 1
-            switch RoutedLabel.decode(r.payload) {
-            case .success(let label):
-                let matched = task.op.apply(label)
-                out?.labels.append(AppliedLabel(label: label, matched: matched, partition: p, offset: r.offset))
-            case .failure(let e):
-                out?.deadLetters.append(deadLetter(r, e))
+        var label = labels.startIndex
+        /// Folds the labels appended before `bound` (all that are left, without one).
+        func applyLabels(before bound: LogRecord?) throws {
+            while label < labels.endIndex, bound.map({ Self.precedes(labels[label], $0) }) ?? true {
+                let r = labels[label]
+                label += 1
+                guard r.offset == task.next.labels else { throw gap(r, expected: task.next.labels) }
+                task.next.labels += 1
+                switch RoutedLabel.decode(r.payload) {
+                case .success(let routed):
+                    let matched = task.op.apply(routed)
+                    out?.labels.append(AppliedLabel(label: routed, matched: matched, partition: p, offset: r.offset))
+                case .failure(let e):
+                    out?.deadLetters.append(deadLetter(r, e))
+                }
             }
         }
         var decoded: [Result<Transaction, RecordError>] = []
@@ -279,6 +336,7 @@ public final class PartitionRuntime: RebalanceListener {
             firsts = try index.firstDecisions(decoded.compactMap { try? $0.get().transactionID })
         }
         for (r, result) in zip(transactions, decoded) {
+            try applyLabels(before: r)
             guard r.offset == task.next.transactions else { throw gap(r, expected: task.next.transactions) }
             task.next.transactions += 1
             let t: Transaction
@@ -315,6 +373,7 @@ public final class PartitionRuntime: RebalanceListener {
                     transaction: t, features: features, decision: decision, partition: p, offset: r.offset,
                     appendedAt: r.appendedAt))
         }
+        try applyLabels(before: nil)
     }
 
     private func gap(_ r: LogRecord, expected: Int64) -> PipelineError {

@@ -7,6 +7,7 @@ public final class MemoryLog: EventLog {
     public let partitioner: KeyPartitioner
     private struct State {
         var records: [Topic: [[LogRecord]]] = [:]
+        var lastAppend: Int64 = 0
         var committed: [String: Int64] = [:]
     }
     private let state = Locked(State())
@@ -18,9 +19,11 @@ public final class MemoryLog: EventLog {
     }
 
     public func append(_ topic: Topic, _ records: [(key: String, payload: [UInt8])]) throws -> [LogPosition] {
-        let now = Timestamp.now.microseconds
         let targets = records.map { partition(forKey: $0.key) }
         return state.withLock { s in
+            // Taken under the lock, and never equal to an earlier append's: appends are ordered by their times.
+            let now = max(Timestamp.now.microseconds, s.lastAppend + 1)
+            s.lastAppend = now
             var log = s.records[topic] ?? Array(repeating: [], count: partitions)
             var positions: [LogPosition] = []
             positions.reserveCapacity(records.count)
