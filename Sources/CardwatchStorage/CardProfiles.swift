@@ -162,7 +162,7 @@ final class CardProfiles: Sendable {
                     ON CONFLICT (shard) DO UPDATE SET arrival = excluded.arrival
                     """))
         position.int(shard)
-        position.int(batch.arrivals.upperBound)
+        position.int(batch.sequence)
         try position.run(db)
         p.cards[shard].removeAll(keepingCapacity: true)
         p.written[shard] = now

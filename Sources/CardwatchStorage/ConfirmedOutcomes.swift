@@ -223,7 +223,7 @@ extension SQLiteEventLog {
         try Int64.fetchOne(
             db,
             sql: #"SELECT next_offset FROM offsets WHERE group_name = ? AND topic = 'labels' AND "partition" = ?"#,
-            arguments: [Processor.group, partition]) ?? 0
+            arguments: [PartitionRuntime.defaultGroup, partition]) ?? 0
     }
 
     /// Records `feedback` on a decided transaction (in `feedback`, and on its alert when it

@@ -17,16 +17,12 @@ public final class SQLiteEventLog: EventLog {
     public let partitioner: KeyPartitioner
     let pool: DatabasePool
     private let checkpointer: WALCheckpointer
-    /// Feature-state checkpoints, beside the database.
-    let checkpointFiles: CheckpointFiles
-    /// This process's committed appends of transactions, for the processor (see `RecentAppends`).
-    let recent = RecentAppends()
     /// The card profiles not yet in `gold_card_profiles`.
     let cardProfiles: CardProfiles
 
     /// Partitions of a new log when none are asked for. In this store partitions buy no
-    /// parallelism (one processor reads them all, in arrival order) and each one costs the
-    /// end page of its B-trees in every small commit (BENCHMARKS.md, issue 6).
+    /// parallelism (one runtime holds them all, on one writer) and each one costs the end
+    /// page of its B-trees in every small commit (BENCHMARKS.md, issue 6).
     public static let defaultPartitions = 1
 
     /// Opens (or creates) the log in `directory`: a new one with `partitions` (default
@@ -100,17 +96,12 @@ public final class SQLiteEventLog: EventLog {
         cardProfiles = CardProfiles(schedule: cardFlush)
         do {
             checkpointer = try WALCheckpointer(path: path, writer: pool)
-            checkpointFiles = try CheckpointFiles(
-                directory: URL(fileURLWithPath: directory).appendingPathComponent("checkpoints").path)
         } catch {
             throw EventLogError(.cannotOpen, "cannot open the log at \(path): \(error)")
         }
     }
 
-    deinit {
-        checkpointer.stop()
-        checkpointFiles.stop()
-    }
+    deinit { checkpointer.stop() }
 
     // MARK: EventLog
 
@@ -204,8 +195,7 @@ public final class SQLiteEventLog: EventLog {
         }
     }
 
-    /// Inserts the records with one prepared statement, and the append's arrival, in the
-    /// caller's transaction.
+    /// Inserts the records with one prepared statement, in the caller's transaction.
     func insert(
         _ db: Database, _ topic: Topic, _ records: [(key: String, payload: [UInt8])],
         appendedAt: Int64 = Timestamp.now.microseconds
@@ -221,7 +211,6 @@ public final class SQLiteEventLog: EventLog {
             positions.append(LogPosition(partition: partition, offset: offset))
         }
         try insertRecords(db, topic, records, at: positions, appendedAt: appendedAt)
-        try insertArrival(db, id: try lastArrival(db) + 1, topic: topic, positions)
         return positions
     }
 
@@ -246,31 +235,6 @@ public final class SQLiteEventLog: EventLog {
             row.int(appendedAt)
             try row.run(db)
         }
-    }
-
-    /// The newest arrival (0: none).
-    func lastArrival(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM arrivals")) ?? 0
-    }
-
-    /// The append's arrival, numbered `id` (the next one: none is ever deleted, so they have
-    /// no gaps), with its entries: the order the processor will read its records in, a
-    /// partition per record. Nothing (and `id` not evaluated: it may be a query) for a topic
-    /// that is not in the arrival order, such as the alerts and dead letters every batch may write.
-    func insertArrival(_ db: Database, id: @autoclosure () throws -> Int64, topic: Topic, _ positions: [LogPosition]) throws {
-        guard let bits = Arrival.entry(topic: topic, partition: 0) else { return }
-        let id = try id()
-        var entries: [UInt8] = []
-        entries.reserveCapacity(2 * positions.count)
-        for position in positions {
-            let e = bits | UInt16(position.partition)
-            entries.append(UInt8(e & 0xFF))
-            entries.append(UInt8(e >> 8))
-        }
-        var row = RowBinder(try db.cachedStatement(sql: "INSERT INTO arrivals (id, entries) VALUES (?, ?)"))
-        row.int(id)
-        row.blob(entries[...])
-        try row.run(db)
     }
 
     /// Moves a group's offset, in the caller's transaction.

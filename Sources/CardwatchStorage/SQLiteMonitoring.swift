@@ -250,13 +250,13 @@ extension SQLiteEventLog {
     /// The health check's and retraining's store over this log's file.
     public var monitoring: SQLiteMonitoring { SQLiteMonitoring(log: self) }
 
-    /// Transactions waiting for the processor (its consumer group's lag), over all partitions.
+    /// Transactions waiting for the runtime (its consumer group's lag), over all partitions.
     public func processorLag() throws -> Int64 {
         var lag: Int64 = 0
         for p in 0..<partitions {
             lag +=
                 try endOffset(.transactions, partition: p)
-                - (committedOffset(group: Processor.group, topic: .transactions, partition: p) ?? 0)
+                - (committedOffset(group: PartitionRuntime.defaultGroup, topic: .transactions, partition: p) ?? 0)
         }
         return lag
     }

@@ -4,8 +4,9 @@ public import CardwatchPipeline
 import Foundation
 import GRDB
 
-/// The embedded `PipelineStore`: ingest and processor batches are single SQLite
-/// transactions in the log's file, with the warehouse tables of `WarehouseSchema`.
+/// The embedded `PipelineStore`: ingest, label appends and the runtime's commits
+/// (`SQLiteWarehouseSink`) are single SQLite transactions in the log's file, with the
+/// warehouse tables of `WarehouseSchema`.
 extension SQLiteEventLog: PipelineStore {
     /// The log and the warehouse share one file, so a batch commits with its offsets.
     public var log: any EventLog { self }
@@ -14,76 +15,37 @@ extension SQLiteEventLog: PipelineStore {
 
     /// `ingest`, and where each accepted record went, in the order of the accepted records.
     public func ingestPlaced(_ batch: IngestBatch) throws -> (outcome: IngestOutcome, places: [LogPosition]) {
-        let (outcome, appended) = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
-            try pool.write { db in try append(db, batch, after: try lastArrival(db)) }
+        try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
+            try pool.write { db in try append(db, batch) }
         }
-        guard let appended else { return (outcome, []) }
-        recent.add(appended)  // committed: the processor may take it from memory
-        return (outcome, appended.transactions.map { LogPosition(partition: $0.partition, offset: $0.offset) })
-    }
-
-    public func ingest(
-        _ batch: IngestBatch, deciding decide: (_ previous: Int64, _ arrival: RecentArrival) throws -> ProcessedBatch?
-    ) throws -> IngestOutcome {
-        var decided: ProcessedBatch?
-        var decideError: (any Error)?
-        let outcome: IngestOutcome
-        do {
-            outcome = try Self.perform("ingesting and deciding \(batch.records.count) records from \(batch.source)") {
-                try inBatchTransaction { db, cards in
-                    let previous = try lastArrival(db)
-                    let (outcome, appended) = try append(db, batch, after: previous)
-                    if let appended {
-                        do { decided = try decide(previous, appended) } catch {
-                            decideError = error
-                            throw error
-                        }
-                        if let decided { try write(db, decided, cards: &cards) }
-                    }
-                    return outcome
-                }
-            }
-        } catch {
-            throw decideError ?? error  // the caller's own error as it threw it
-        }
-        if let engine = decided?.checkpoint, let arrivals = decided?.arrivals {
-            checkpointFiles.write(engine, after: arrivals.upperBound)
-        }
-        return outcome
     }
 
     /// An ingest batch's writes, in the caller's transaction: duplicates recorded, fresh records
-    /// appended (with their arrival), dead letters, the source's position.
-    private func append(_ db: Database, _ batch: IngestBatch, after previous: Int64) throws -> (IngestOutcome, RecentArrival?) {
+    /// appended, dead letters, the source's position; where the fresh records went.
+    private func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, [LogPosition]) {
         var outcome = IngestOutcome()
-        var kept: [Transaction] = []
-        // Each new id is recorded with the place its record gets, silver's key: the append's
-        // arrival, and the record's partition and offset.
+        // Each new id is recorded with the place its record gets, which finds its silver row.
         let seen = try db.cachedStatement(
             sql: """
-                INSERT OR IGNORE INTO seen_transactions (transaction_id, arrival, "partition", "offset") VALUES (?, ?, ?, ?)
+                INSERT OR IGNORE INTO seen_transactions (transaction_id, "partition", "offset") VALUES (?, ?, ?)
                 """)
         var fresh: [(key: String, payload: [UInt8])] = []
         var positions: [LogPosition] = []
         fresh.reserveCapacity(batch.records.count)
         positions.reserveCapacity(batch.records.count)
         var next = [Int64?](repeating: nil, count: partitions)
-        // Arrivals are numbered without gaps (none is ever deleted): this append's is the next.
-        let arrival = previous + 1
         let now = Self.nowMicros()
         var seenRow = RowBinder(seen)
         for record in batch.records {
             let partition = partition(forKey: record.transaction.cardID)
             let offset = try next[partition] ?? Self.endOffset(db, .transactions, partition)
             seenRow.text(record.transaction.transactionID)
-            seenRow.int(arrival)
             seenRow.int(partition)
             seenRow.int(offset)
             try seenRow.run(db)
             if db.changesCount == 1 {
                 fresh.append((record.transaction.cardID, record.payload))
                 positions.append(LogPosition(partition: partition, offset: offset))
-                kept.append(record.transaction)
                 next[partition] = offset + 1
             } else {
                 outcome.duplicates.append(record.transaction.transactionID)
@@ -97,16 +59,7 @@ extension SQLiteEventLog: PipelineStore {
                     ])
             }
         }
-        var appended: RecentArrival?
-        if !fresh.isEmpty {
-            try insertRecords(db, .transactions, fresh, at: positions, appendedAt: now)
-            try insertArrival(db, id: arrival, topic: .transactions, positions)
-            appended = RecentArrival(
-                id: arrival,
-                transactions: zip(kept, positions).map {
-                    AppendedTransaction(transaction: $0, partition: $1.partition, offset: $1.offset, appendedAt: now)
-                })
-        }
+        if !fresh.isEmpty { try insertRecords(db, .transactions, fresh, at: positions, appendedAt: now) }
         outcome.accepted = fresh.count
         _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
         outcome.deadLetters = batch.deadLetters.count
@@ -118,11 +71,7 @@ extension SQLiteEventLog: PipelineStore {
                     """,
                 arguments: [batch.source, resume, now])
         }
-        return (outcome, appended)
-    }
-
-    public func recentArrivals(after arrival: Int64, records: Int) -> [RecentArrival]? {
-        recent.take(after: arrival, records: records)
+        return (outcome, positions)
     }
 
     /// Each label is routed to its transaction's card (`RoutedLabel`): enriched here with the
@@ -184,24 +133,7 @@ extension SQLiteEventLog: PipelineStore {
         }
     }
 
-    public func commit(_ batch: ProcessedBatch) throws { try commit([batch]) }
-
-    public func commit(_ batches: [ProcessedBatch]) throws {
-        guard let first = batches.first, let last = batches.last else { return }
-        try Self.perform("committing processor arrivals \(first.arrivals.lowerBound)...\(last.arrivals.upperBound)") {
-            try inBatchTransaction { db, cards in
-                for batch in batches { try write(db, batch, cards: &cards) }
-            }
-        }
-        // Committed: the newest snapshot may now be written (outside the transaction, see `CheckpointFiles`).
-        if let batch = batches.last(where: { $0.checkpoint != nil }), let engine = batch.checkpoint {
-            checkpointFiles.write(engine, after: batch.arrivals.upperBound)
-        }
-    }
-
-    public func waitForCheckpoints() throws { try checkpointFiles.waitUntilWritten() }
-
-    /// A write transaction that commits processor batches: the pending card profiles are taken
+    /// A write transaction that commits the runtime's batches: the pending card profiles are taken
     /// for it and put back only once it has committed (a failed one leaves them to be rebuilt).
     func inBatchTransaction<T>(_ body: (Database, inout CardProfiles.Pending) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
@@ -213,109 +145,6 @@ extension SQLiteEventLog: PipelineStore {
             }
             cardProfiles.put(cards)
             return result!
-        }
-    }
-
-    /// One batch's outputs, offsets and position, in the caller's transaction.
-    private func write(_ db: Database, _ batch: ProcessedBatch, cards: inout CardProfiles.Pending) throws {
-        try writeSilverAndAlerts(db, batch)
-        try writeGold(db, batch)
-        try cardProfiles.fold(db, batch, into: &cards)
-        try writeLabels(db, batch)
-        // Only the offsets that moved; they are the processor's own, counted from what it read.
-        for (topic, start, end) in [
-            (Topic.transactions, batch.startTransactionOffsets, batch.transactionOffsets),
-            (.labels, batch.startLabelOffsets, batch.labelOffsets),
-        ] {
-            for p in end.indices where end[p] != start[p] {
-                guard end[p] > start[p] else {
-                    throw EventLogError(
-                        .offsetBackwards, "the processor's batch moves \(topic.rawValue)[\(p)] back from \(start[p]) to \(end[p])"
-                    )
-                }
-                try moveOffset(db, group: Processor.group, topic: topic, partition: p, to: end[p])
-            }
-        }
-        var position = RowBinder(
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO processor_position (id, arrival) VALUES (1, ?)
-                    ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
-                    """))
-        position.int(batch.arrivals.upperBound)
-        try position.run(db)
-    }
-
-    public func processorPosition() throws -> Int64 {
-        try Self.perform("reading the processor's position") {
-            try pool.read { db in
-                try Int64.fetchOne(db.cachedStatement(sql: "SELECT arrival FROM processor_position WHERE id = 1")) ?? 0
-            }
-        }
-    }
-
-    public func arrivals(after arrival: Int64, records: Int) throws -> [Arrival] {
-        try Self.perform("reading arrivals after \(arrival)") {
-            try pool.read { db in
-                var out: [Arrival] = []
-                var total = 0
-                let rows = try Row.fetchCursor(
-                    db.cachedStatement(sql: "SELECT id, entries FROM arrivals WHERE id > ? ORDER BY id"), arguments: [arrival])
-                while total < records, let row = try rows.next() {
-                    let blob: Data = row[1]
-                    var entries = [UInt16](repeating: 0, count: blob.count / 2)
-                    blob.withUnsafeBytes { raw in
-                        for i in entries.indices { entries[i] = UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8 }
-                    }
-                    total += entries.count
-                    out.append(Arrival(id: row[0], entries: entries))
-                }
-                return out
-            }
-        }
-    }
-
-    public func latestCheckpoint(atMost limit: Int64) throws -> Checkpoint? {
-        if let checkpoint = try checkpointFiles.latest(atMost: limit) { return checkpoint }
-        // A data directory from before checkpoints were files keeps its last one in the table.
-        return try Self.perform("reading the latest checkpoint") {
-            try pool.read { db in
-                guard
-                    let arrival = try Int64.fetchOne(
-                        db, sql: "SELECT MAX(arrival) FROM checkpoints WHERE arrival <= ?", arguments: [limit])
-                else { return nil }
-                var state: [UInt8] = []
-                let parts = try Row.fetchCursor(
-                    db, sql: "SELECT state FROM checkpoints WHERE arrival = ? ORDER BY part", arguments: [arrival])
-                while let part = try parts.next() {
-                    let data: Data = part[0]
-                    state.append(contentsOf: data)
-                }
-                return Checkpoint(arrival: arrival, state: state)
-            }
-        }
-    }
-
-    public func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (
-        merchantID: String, time: Timestamp
-    )] {
-        guard !ids.isEmpty else { return [:] }
-        return try Self.perform("looking up \(ids.count) processed transactions") {
-            try pool.read { db in
-                var found: [String: (merchantID: String, time: Timestamp)] = [:]
-                let statement = try db.cachedStatement(
-                    sql: """
-                        SELECT s.merchant_id, s.event_time FROM seen_transactions t
-                        JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
-                        WHERE t.transaction_id = ? AND s.arrival < ?
-                        """)
-                for id in Set(ids) {
-                    if let row = try Row.fetchOne(statement, arguments: [id, arrival]) {
-                        found[id] = (row[0], Timestamp(microseconds: row[1]))
-                    }
-                }
-                return found
-            }
         }
     }
 
@@ -367,7 +196,7 @@ extension SQLiteEventLog: PipelineStore {
             row.int(p.latencyMicros)
             row.int(t.isFraud.map { $0 ? 1 : 0 })
             row.text(t.fraudPattern)
-            row.int(p.arrival)
+            row.int(p.sequence)
             row.int(p.partition)
             row.int(p.offset)
             try row.run(db)
@@ -375,7 +204,7 @@ extension SQLiteEventLog: PipelineStore {
                 let reasons = Self.reasonsJSON(d.reasons)
                 try alert.execute(arguments: [
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
-                    d.tier.rawValue, d.action.rawValue, d.modelVersion, reasons, t.fraudPattern, p.arrival, decidedAt,
+                    d.tier.rawValue, d.action.rawValue, d.modelVersion, reasons, t.fraudPattern, p.sequence, decidedAt,
                 ])
                 published.append((t.cardID, Self.alertJSON(p, reasons: reasons, decidedAt: decidedAt)))
             }
@@ -523,7 +352,7 @@ extension SQLiteEventLog: PipelineStore {
         for l in batch.labels {
             try insert.execute(arguments: [
                 l.label.transactionID, l.label.isFraud ? 1 : 0, l.label.reportedAt.microseconds, l.matched ? 1 : 0,
-                l.arrival,
+                l.sequence,
             ])
             try ConfirmedOutcomes.apply(db, transactionID: l.label.transactionID, isFraud: l.label.isFraud)
         }

@@ -179,7 +179,7 @@ enum WarehouseSchema {
                 let blob: Data = row[1]
                 for i in stride(from: 0, to: blob.count - 1, by: 2) {
                     let e = UInt16(blob[blob.startIndex + i]) | UInt16(blob[blob.startIndex + i + 1]) << 8
-                    guard e & Arrival.labelBit == 0 else { continue }
+                    guard e & 0x8000 == 0 else { continue }  // a label (the arrival order's label bit)
                     let partition = Int(e)
                     try place.execute(arguments: [partition, next[partition, default: 0], id])
                     next[partition, default: 0] += 1

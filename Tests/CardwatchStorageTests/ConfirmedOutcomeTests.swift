@@ -17,10 +17,10 @@ import Testing
     @Test func aggregatesFollowEveryLabelAndRelabel() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 2)
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 150), version: 1))
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 150), version: 1))
             let txs = try history(days: 3, cards: 40, seed: 31)
             _ = try Ingestor(store: store).ingest(txs.map { IngestRecord(transaction: $0) }, source: "test")
-            try drain(processor)
+            try drain(runtime)
             var rng = SplitMix(seed: 31)
             var feedbacks = 0
             for round in 0..<6 {
@@ -41,7 +41,7 @@ import Testing
                 }
                 labels.append(LabelEvent(transactionID: "never-decided", isFraud: true, reportedAt: txs[0].timestamp))
                 try store.ingestLabels(labels, source: "chargebacks", resumeAt: Int64(round))
-                try drain(processor)
+                try drain(runtime)
             }
             #expect(
                 try store.recordFeedback(
@@ -163,14 +163,14 @@ import Testing
     @Test func theChargebacksStillOwedAreFound() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 2)
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1_000), version: 1))
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1_000), version: 1))
             let txs = try history(days: 4, cards: 60, seed: 41, fraudRate: 0.05).map { t -> Transaction in
                 var t = t
                 t.transactionID = "lv1_" + t.transactionID
                 return t
             }
             _ = try Ingestor(store: store).ingest(txs.map { IngestRecord(transaction: $0) }, source: "generator")
-            try drain(processor)
+            try drain(runtime)
             let frauds = txs.filter { $0.isFraud == true }
             #expect(frauds.count > 10)
             // One third confirmed and processed, one label waiting in the log, the rest owed.
@@ -178,7 +178,7 @@ import Testing
             try store.ingestLabels(
                 confirmed.map { LabelEvent(transactionID: $0.transactionID, isFraud: true, reportedAt: $0.timestamp) },
                 source: "generator-labels", resumeAt: 1)
-            try drain(processor)
+            try drain(runtime)
             let waiting = frauds[frauds.count / 3]
             try store.ingestLabels(
                 [LabelEvent(transactionID: waiting.transactionID, isFraud: true, reportedAt: waiting.timestamp)],

@@ -74,10 +74,9 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
             let b = try Ingestor(store: store).importFile(dir + "/in.csv", policy: policy)
             #expect(a.accepted == 2 && a.deadLettered == 5, "\(a)")
             #expect(b.accepted == 2 && b.deadLettered == 2, "\(b)")
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
-            try drain(processor)
-            try processor.checkpoint()
-            try store.waitForCheckpoints()
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(runtime)
+            try runtime.stop()
 
             let cards: [String] = try query(dir, "SELECT DISTINCT card_id FROM silver_transactions ORDER BY card_id")
             #expect(cards.count == 3 && cards.allSatisfy { $0.count == 64 }, "\(cards)")
@@ -114,8 +113,8 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
                 _ = try ingestor.ingest(records, source: "test")
                 _ = try ingestor.ingest([IngestRecord(transaction: poison)], source: "test")
             }
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
-            try drain(processor)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(runtime)
 
             let rows = try store.monitoring.trainingRows(days: 30)
             #expect(rows.rows == txs.count, "\(rows.rows) rows of \(txs.count)")
@@ -138,15 +137,15 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
             try writeLines(lines, to: dir + "/in.jsonl")
             let summary = try Ingestor(store: store).importFile(dir + "/in.jsonl")
             #expect(summary.accepted == 1 && summary.duplicates == 1, "\(summary)")
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
-            try drain(processor)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(runtime)
             let ids: [String] = try query(dir, "SELECT transaction_id FROM silver_transactions")
             #expect(ids.map { Array($0.utf8) } == [Array("caf\u{E9}".utf8)])
         }
     }
 
     /// A log written before the rules of issue 14 (a blank id, a card number in the stored
-    /// record, an amount below a cent) still replays: the processor reads the log as accepted.
+    /// record, an amount below a cent) still replays: the runtime reads the log as accepted.
     @Test func aLogFromBeforeTheNewRulesStillReplays() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 1)
@@ -160,9 +159,9 @@ func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
             legacy.currency = "USD"
             batch.records = [Array(old.utf8).withUnsafeBytes { IngestRecord(transaction: legacy, raw: $0) }]
             _ = try store.ingest(batch)
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
-            try drain(processor)
-            #expect(processor.processed == 1)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(runtime)
+            #expect(runtime.counters.decided == 1)
         }
     }
 }

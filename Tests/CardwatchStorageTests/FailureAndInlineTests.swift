@@ -3,29 +3,27 @@ import CardwatchFeatures
 import CardwatchGenerator
 import CardwatchModel
 import CardwatchPipeline
-import CardwatchStorage
 import Foundation
 import GRDB
 import Logging
 import Testing
 
+@testable import CardwatchStorage
+
 @Suite struct StageFailureTests {
-    /// A commit fails mid-stream; the handle rebuilds the processor from the store and the
-    /// warehouse ends as after a run without the failure.
+    /// A commit fails mid-stream (rolled back); the runtime rebuilds the partitions it moved
+    /// from the sink before its next batch, and the warehouse ends as after a run without the failure.
     @Test func aFailedCommitIsRecoveredExactlyOnce() throws {
         try withDirectory { root in
             let txs = try history(days: 6, cards: 120, seed: 12)
             var lastSilver: [[String]] = []
             for failAt in [0, 3] {  // 0: never fails
                 let dir = root + "/run\(failAt)"
-                let base = try SQLiteEventLog(directory: dir, partitions: 3)
-                let store = FlakyStore(base, failAt: failAt)
+                let store = try SQLiteEventLog(directory: dir, partitions: 3)
                 let scorer = try Scorer(artifact: amountModel(pivot: 700), version: 1)
-                let make: @Sendable () throws -> Processor = {
-                    try Processor(store: store, scorer: scorer, batchRecords: 300, checkpointEvery: 2)
-                }
-                let handle = ProcessorHandle(try make(), rebuild: make)
-                let ingest = Ingestor(store: base)
+                let runtime = try embeddedRuntime(store, scorer, batch: 300, checkpointEvery: 2)
+                runtime.sink.faults.withLock { $0.failAt = failAt }
+                let ingest = Ingestor(store: store)
                 for chunk in stride(from: 0, to: txs.count, by: 400) {
                     _ = try ingest.ingest(
                         txs[chunk..<min(txs.count, chunk + 400)].map { IngestRecord(transaction: $0) }, source: "t")
@@ -33,13 +31,9 @@ import Testing
                 var failures = 0
                 while true {
                     do {
-                        let n = try handle.withProcessor { p -> Int in
-                            let n = try p.step()
-                            try p.flush()
-                            return n
-                        }
-                        if n == 0 { break }
-                    } catch is StageFailure {
+                        if try runtime.step() == 0 { break }
+                    } catch {
+                        #expect("\(error)".contains("injected by a test"))
                         failures += 1
                     }
                 }
@@ -57,8 +51,8 @@ import Testing
 }
 
 @Suite struct InlineDecisionTests {
-    /// One append of the plan: transactions (decided in their append's transaction, or left to
-    /// the processor's loop) or labels.
+    /// One append of the plan: transactions (decided at once, as the HTTP API has them, or left
+    /// to the runtime's loop) or labels.
     enum Append {
         case transactions([Transaction], inline: Bool)
         case labels([LabelEvent])
@@ -91,7 +85,7 @@ import Testing
     static func warehouse(_ dir: String) throws -> [String] {
         let silver: [String] = try query(
             dir,
-            "SELECT transaction_id || ':' || arrival || ':' || printf('%.17g', fraud_probability) || ':' "
+            "SELECT transaction_id || ':' || printf('%.17g', fraud_probability) || ':' "
                 + "|| printf('%.17g', tx_count_1hr) || ':' || printf('%.17g', merchant_fraud_rate_7d) || ':' || risk_tier "
                 + "|| ':' || coalesce(label, '-') FROM silver_transactions ORDER BY transaction_id")
         let gold: [String] = try query(
@@ -101,7 +95,8 @@ import Testing
         let hourly: [String] = try query(
             dir, "SELECT hour || ':' || transactions || ':' || amount_micros || ':' || alerts FROM gold_hourly ORDER BY hour")
         let labels: [String] = try query(
-            dir, "SELECT transaction_id || ':' || is_fraud || ':' || matched || ':' || arrival FROM labels ORDER BY arrival")
+            dir,
+            "SELECT transaction_id || ':' || is_fraud || ':' || matched FROM labels ORDER BY transaction_id, is_fraud, matched")
         let alerts: [String] = try query(dir, "SELECT transaction_id || ':' || reasons FROM alerts ORDER BY transaction_id")
         let duplicates: [String] = try query(dir, "SELECT transaction_id FROM duplicates ORDER BY id")
         // The alerts topic: one record per alert (keyed by card, in its partition), whatever failed.
@@ -116,12 +111,11 @@ import Testing
             + published
     }
 
-    /// Batches decided in their append's transaction (the HTTP API's path), interleaved at
-    /// random with appends by other writers (transactions and labels, which the processor
-    /// catches up on first), and with one commit failing and its batch sent again: the
-    /// warehouse ends exactly as when every append goes to the log and the processor's loop
-    /// decides it.
-    @Test(arguments: [1, 2, 3, 4] as [UInt64]) func decidingInTheAppendEqualsTheProcessorsLoop(seed: UInt64) throws {
+    /// Batches decided at once (the HTTP API's path: appended, then stepped until their
+    /// decisions commit), interleaved at random with appends by other writers (transactions
+    /// and labels), and with one commit failing: the warehouse ends exactly as when every
+    /// append goes to the log and the runtime's loop decides it.
+    @Test(arguments: [1, 2, 3, 4] as [UInt64]) func decidingAtOnceEqualsTheRuntimesLoop(seed: UInt64) throws {
         try withDirectory { root in
             let txs = try history(days: 5, cards: 90, seed: 20 + seed)
             let plan = Self.plan(txs, seed: seed)
@@ -132,12 +126,9 @@ import Testing
             for run in ["loop", "inline"] {
                 let dir = root + "/" + run
                 let base = try SQLiteEventLog(directory: dir, partitions: 3)
-                // The loop run never fails; the inline one fails its seventh commit (inline or the writer's).
-                let store = FlakyStore(base, failAt: run == "loop" ? 0 : 7)
-                let make: @Sendable () throws -> Processor = {
-                    try Processor(store: store, scorer: scorer, batchRecords: 50, checkpointEvery: 3)
-                }
-                let handle = ProcessorHandle(try make(), rebuild: make)
+                let runtime = try embeddedRuntime(base, scorer, batch: 50, checkpointEvery: 3)
+                // The loop run never fails; the other one fails its seventh commit (at once or in the loop).
+                runtime.sink.faults.withLock { $0.failAt = run == "loop" ? nil : 7 }
                 var failures = 0
                 var labelsSent: Int64 = 0
                 for append in plan {
@@ -149,14 +140,13 @@ import Testing
                             _ = try base.ingest(batch)
                             continue
                         }
-                        while true {
-                            do {
-                                let (outcome, decided) = try handle.withProcessor { try $0.ingestAndDecide(batch) }
-                                #expect(decided?.transactions.count ?? 0 == outcome.accepted)
-                                break
-                            } catch is StageFailure {
-                                failures += 1  // rolled back: sent again, as a client would
-                            }
+                        do {
+                            let (outcome, decided) = try runtime.ingestAndDecide(batch)
+                            #expect(decided?.transactions.count ?? 0 == outcome.accepted)
+                        } catch {
+                            // The append committed, its decisions did not: the loop decides them.
+                            #expect("\(error)".contains("injected by a test"))
+                            failures += 1
                         }
                     case .labels(let labels):
                         labelsSent += Int64(labels.count)
@@ -165,26 +155,20 @@ import Testing
                 }
                 while true {
                     do {
-                        if try handle.withProcessor({ p -> Int in
-                            let n = try p.step()
-                            try p.flush()
-                            return n
-                        }) == 0 {
-                            break
-                        }
-                    } catch is StageFailure {
+                        if try runtime.step() == 0 { break }
+                    } catch {
                         failures += 1
                     }
                 }
                 #expect(failures == (run == "loop" ? 0 : 1))
-                try handle.withProcessor { try $0.checkpoint() }  // a clean stop: the gold tables complete
+                try runtime.stop()  // a clean stop: the gold tables complete
                 results.append(try Self.warehouse(dir))
             }
             #expect(results[0].count > txs.count)
             let differences = zip(results[0], results[1]).enumerated().filter { $0.element.0 != $0.element.1 }
             #expect(
                 results[0] == results[1],
-                "deciding inline left the warehouse as the processor's loop does; first differences: \(differences.prefix(3))")
+                "deciding at once left the warehouse as the runtime's loop does; first differences: \(differences.prefix(3))")
         }
     }
 }

@@ -57,57 +57,22 @@ func query<T: DatabaseValueConvertible>(_ dir: String, _ sql: String) throws -> 
     return try db.read { try T.fetchAll($0, sql: sql) }
 }
 
-/// Processes until the log is drained and every batch is committed.
-func drain(_ p: Processor) throws {
-    while try p.step() > 0 {}
-    try p.flush()
+/// The embedded runtime over `store`, its partitions taken.
+func embeddedRuntime(
+    _ store: SQLiteEventLog, _ scorer: Scorer, rules: RuleFile? = nil, batch: Int = 8192, checkpointEvery: Int = 64,
+    state: PipelineState? = nil
+) throws -> EmbeddedRuntime {
+    var options = PartitionRuntime.Options()
+    options.batchRecords = batch
+    options.checkpointEvery = checkpointEvery
+    let runtime = try EmbeddedRuntime(store: store, scorer: scorer, rules: rules, options: options, state: state)
+    try runtime.start()
+    return runtime
 }
+
+/// Decides and commits until the log has nothing new.
+func drain(_ runtime: EmbeddedRuntime) throws { try runtime.drain() }
 
 struct StageFailure: Error, CustomStringConvertible {
     var description: String { "the stage broke" }
-}
-
-/// The SQLite store, except that its `failAt`-th processor commit fails.
-final class FlakyStore: PipelineStore, @unchecked Sendable {
-    // `@unchecked Sendable`: `commits` is touched only under `lock`; `base` is Sendable.
-    let base: SQLiteEventLog
-    private let lock = NSLock()
-    private var commits = 0
-    let failAt: Int
-    init(_ base: SQLiteEventLog, failAt: Int) {
-        self.base = base
-        self.failAt = failAt
-    }
-    var log: any EventLog { base }
-    func ingest(_ batch: IngestBatch) throws -> IngestOutcome { try base.ingest(batch) }
-    func ingest(
-        _ batch: IngestBatch, deciding decide: (_ previous: Int64, _ arrival: RecentArrival) throws -> ProcessedBatch?
-    ) throws -> IngestOutcome {
-        try base.ingest(batch) { previous, arrival in
-            let decided = try decide(previous, arrival)
-            if decided != nil, countCommit() == failAt { throw StageFailure() }
-            return decided
-        }
-    }
-    func ingestLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
-        try base.ingestLabels(labels, source: source, resumeAt: resumeAt)
-    }
-    func resumePosition(source: String) throws -> Int64? { try base.resumePosition(source: source) }
-    func commit(_ batch: ProcessedBatch) throws {
-        if countCommit() == failAt { throw StageFailure() }
-        try base.commit(batch)
-    }
-    func countCommit() -> Int {
-        lock.withLock {
-            commits += 1
-            return commits
-        }
-    }
-    func processorPosition() throws -> Int64 { try base.processorPosition() }
-    func arrivals(after arrival: Int64, records: Int) throws -> [Arrival] { try base.arrivals(after: arrival, records: records) }
-    func latestCheckpoint(atMost arrival: Int64) throws -> Checkpoint? { try base.latestCheckpoint(atMost: arrival) }
-    func waitForCheckpoints() throws { try base.waitForCheckpoints() }
-    func processedTransactions(_ ids: [String], before arrival: Int64) throws -> [String: (
-        merchantID: String, time: Timestamp
-    )] { try base.processedTransactions(ids, before: arrival) }
 }

@@ -71,8 +71,8 @@ import Testing
             let b = try Ingestor(store: store).importFile(second)
             #expect(a.accepted == 50 && a.duplicates == 1)
             #expect(b.accepted == 30 && b.duplicates == 5)
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1))
-            try drain(processor)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1))
+            try drain(runtime)
             let silver: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
             let distinct: [Int] = try query(dir, "SELECT COUNT(DISTINCT transaction_id) FROM silver_transactions")
             let recorded: [String] = try query(dir, "SELECT transaction_id FROM duplicates ORDER BY id")
@@ -84,7 +84,7 @@ import Testing
 
 // MARK: Processing
 
-@Suite struct ProcessorTests {
+@Suite struct EmbeddedRuntimeTests {
     @Test func aModelSwapMidStreamLosesNothingAndEveryDecisionNamesItsModel() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 3)
@@ -92,13 +92,12 @@ import Testing
             let ingest = Ingestor(store: store)
             let half = txs.count / 2
             _ = try ingest.ingest(txs[..<half].map { IngestRecord(transaction: $0) }, source: "test")
-            let processor = try Processor(
-                store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1), batchRecords: 100)
-            #expect(try processor.step() > 0)  // v1 is serving
-            let before = processor.processed
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1), batch: 100)
+            #expect(try runtime.step() > 0)  // v1 is serving
+            let before = runtime.counters.decided
             _ = try ingest.ingest(txs[half...].map { IngestRecord(transaction: $0) }, source: "test")
-            processor.swapModel(try Scorer(artifact: amountModel(pivot: 50), version: 2))
-            try drain(processor)
+            runtime.models.publish(try Scorer(artifact: amountModel(pivot: 50), version: 2))
+            try drain(runtime)
 
             let ids: [String] = try query(
                 dir, "SELECT transaction_id FROM silver_transactions ORDER BY arrival, \"partition\", \"offset\"")
@@ -124,17 +123,16 @@ import Testing
             let rules = try RuleFile(path: rulesPath, checkEvery: 0)
             let txs = try history(days: 3, cards: 60)
             let ingest = Ingestor(store: store)
-            let processor = try Processor(
-                store: store, scorer: try Scorer(artifact: amountModel(pivot: 100_000), version: 1), rules: rules)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 100_000), version: 1), rules: rules)
             let half = txs.count / 2
             _ = try ingest.ingest(txs[..<half].map { IngestRecord(transaction: $0) }, source: "test")
-            try drain(processor)
+            try drain(runtime)
             // A new rule set, and a later modification time than the file had.
             try #"{"rules": [{"name": "tiny-online", "when": "amount < 5 and is_online == 1", "action": "decline"}]}"#
                 .write(toFile: rulesPath, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)], ofItemAtPath: rulesPath)
             _ = try ingest.ingest(txs[half...].map { IngestRecord(transaction: $0) }, source: "test")
-            try drain(processor)
+            try drain(runtime)
             #expect(rules.loads == 2)
 
             let firstHits: [Int] = try query(
@@ -202,8 +200,7 @@ import Testing
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 2)
             let state = PipelineState()
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 400), version: 1))
-            processor.state = state
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 400), version: 1), state: state)
             var check = HealthCheck(store: store.monitoring, state: state)
             let t0 = wallClock() - 1_000_000_000  // checks 1000, 700 and 400 s ago, then now
 
@@ -211,7 +208,7 @@ import Testing
             let normal = try history(days: 7, cards: 100, seed: 5, fraudRate: 0.02)
             _ = try Ingestor(store: store).ingest(normal.map { IngestRecord(transaction: $0) }, source: "test")
             _ = try check.run(now: t0)
-            try drain(processor)
+            try drain(runtime)
             let calm = try check.run(now: t0 + 300_000_000)
             #expect(calm.processed == normal.count)
             #expect(calm.alerts.isEmpty, "\(calm.alerts)")
@@ -225,7 +222,7 @@ import Testing
                 if i % 4 == 0 { spike[i].amount = 2_000 }
             }
             _ = try Ingestor(store: store).ingest(spike.map { IngestRecord(transaction: $0) }, source: "test")
-            try drain(processor)
+            try drain(runtime)
             let report = try check.run(now: t0 + 600_000_000)
             let kinds = Set(report.alerts.map(\.kind))
             #expect(kinds.contains(.alertRateHigh), "\(report)")
@@ -299,10 +296,9 @@ private final class Outcomes: @unchecked Sendable {
         first.metrics = nil
         let v1 = try registry.register(first)
         _ = try registry.promote(version: v1, rule: PromotionRule(), force: true)
-        let processor = try Processor(store: store, scorer: try Scorer(artifact: first, version: v1))
-        let handle = ProcessorHandle(processor)
+        let runtime = try embeddedRuntime(store, try Scorer(artifact: first, version: v1))
 
-        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
+        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: runtime.models)
         job.request.gbdt.trees = 40
         #expect(job.request.search != nil, "scheduled retraining selects its model as `train` does")
         job.request.search?.budget = 0.05  // a few candidates: a debug build is slow
@@ -312,7 +308,7 @@ private final class Outcomes: @unchecked Sendable {
 
         let txs = try history(days: 12, cards: 150, seed: 9, fraudRate: 0.03)
         _ = try Ingestor(store: store).ingest(txs.map { IngestRecord(transaction: $0) }, source: "test")
-        try handle.withProcessor { try drain($0) }
+        try drain(runtime)
 
         let clock = JumpingClock(Date(timeIntervalSince1970: 1_795_570_000))  // 2026-11-25T01:26:40Z
         var service = RetrainingService(
@@ -343,7 +339,7 @@ private final class Outcomes: @unchecked Sendable {
             return IngestRecord(transaction: t)
         }
         _ = try Ingestor(store: store).ingest(more, source: "test")
-        try handle.withProcessor { try drain($0) }
+        try drain(runtime)
         let versions: [Int] = try query(
             dir, "SELECT DISTINCT model_version FROM silver_transactions WHERE transaction_id LIKE 'after-%'")
         #expect(versions == [version])
@@ -372,7 +368,7 @@ private final class Attempts: @unchecked Sendable {
         let attempts = Attempts()
         let firstAttempt = Mutex<ContinuousClock.Instant?>(nil)
         let resumed = Attempts()
-        try await Supervised("processor", state: state, logger: Logger(label: "test")) {
+        try await Supervised("runtime", state: state, logger: Logger(label: "test")) {
             _ = attempts.next()
             // Full for the first two seconds of the stage's life (the suite may start it late).
             let first = firstAttempt.withLock { start in
@@ -380,7 +376,7 @@ private final class Attempts: @unchecked Sendable {
                 return start!
             }
             if ContinuousClock.now < first + .seconds(2) {
-                throw EventLogError(.storage, "committing processor arrivals failed: SQLite error 13: database or disk is full")
+                throw EventLogError(.storage, "committing runtime arrivals failed: SQLite error 13: database or disk is full")
             }
             _ = resumed.next()  // the disk has room again: the stage runs (and here returns)
         }.run()
@@ -389,17 +385,16 @@ private final class Attempts: @unchecked Sendable {
         #expect(state.isHealthy)
     }
 
-    @Test func ingestionWaitsWhileTheProcessorIsBehind() throws {
+    @Test func ingestionWaitsWhileTheRuntimeIsBehind() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 2)
             let txs = try history(days: 3, cards: 60)
             let path = dir + "/in.jsonl"
             try writeLines(txs.map(jsonLine), to: path)
-            let processor = try Processor(
-                store: store, scorer: try Scorer(artifact: amountModel(pivot: 1000), version: 1), batchRecords: 20)
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1), batch: 20)
             let maxLag: Int64 = 200
             let probe = PacingProbe()
-            // The pace `import` uses: wait while too many records wait for the processor.
+            // The pace `import` uses: wait while too many records wait for the runtime.
             let ingestor = Ingestor(store: store, batchSize: 50) {
                 while (try? store.processorLag()) ?? 0 > maxLag { usleep(200) }
                 probe.record(store)
@@ -410,12 +405,11 @@ private final class Attempts: @unchecked Sendable {
                 done.stop()
             }
             thread.start()
-            // A deliberately slow processor.
+            // A deliberately slow runtime.
             while try !done.isStopped || store.processorLag() > 0 {
-                if try processor.step() == 0 { usleep(200) } else { usleep(2_000) }
-                try processor.flush()
+                if try runtime.step() == 0 { usleep(200) } else { usleep(2_000) }
             }
-            #expect(processor.processed == txs.count)
+            #expect(runtime.counters.decided == txs.count)
             #expect(probe.writes >= (txs.count + 49) / 50)
             #expect(probe.maxSeenLag <= Int(maxLag), "every batch was written with the log at most \(maxLag) behind")
             #expect(probe.maxSeenLag > 0)

@@ -109,26 +109,22 @@ private final class Recorder<T: Sendable>: Sendable {
 
 @Suite struct StoreFullTests {
     /// Item 5 on a real store: SQLite's page limit makes the database full (SQLITE_FULL, as a
-    /// full disk does). Writes are refused as `unavailable` (a 503 over HTTP), the processor
-    /// handle refuses uses during its cooldown without rebuilding, and once there is room the
-    /// pipeline resumes by itself: every transaction decided exactly once.
+    /// full disk does). Writes are refused as `unavailable` (a 503 over HTTP), the runtime
+    /// refuses uses during its cooldown, and once there is room the pipeline resumes by
+    /// itself: every transaction decided exactly once.
     @Test func aFullStoreRefusesWritesForNowAndThePipelineResumesExactly() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 2)
             let scorer = try Scorer(artifact: amountModel(pivot: 1_000), version: 1)
-            let rebuilds = Mutex(0)
-            let handle = ProcessorHandle(
-                try Processor(store: store, scorer: scorer, batchRecords: 64), cooldown: .milliseconds(300)
-            ) {
-                rebuilds.withLock { $0 += 1 }
-                return try Processor(store: store, scorer: scorer, batchRecords: 64)
-            }
+            var options = PartitionRuntime.Options()
+            options.batchRecords = 64
+            let runtime = try EmbeddedRuntime(store: store, scorer: scorer, options: options, cooldown: .milliseconds(300))
             let txs = try history(days: 4, cards: 80, seed: 21)
             let third = txs.count / 3
             func send(_ slice: ArraySlice<Transaction>) throws {
                 var batch = IngestBatch(source: "http")
                 batch.records = slice.map { IngestRecord(transaction: $0) }
-                _ = try handle.withProcessor { try $0.ingestAndDecide(batch) }
+                _ = try runtime.ingestAndDecide(batch)
             }
             for chunk in stride(from: 0, to: third, by: 50) { try send(txs[chunk..<min(third, chunk + 50)]) }
 
@@ -141,17 +137,15 @@ private final class Recorder<T: Sendable>: Sendable {
             #expect {
                 try send(txs[third..<(third + 200)])
             } throws: { StorageFailure.isTransient($0) && $0 is EventLogError }
-            // Within the cooldown: refused at once, no rebuild.
+            // Within the cooldown: refused at once.
             #expect {
                 try send(txs[third..<(third + 200)])
             } throws: { $0 is StorageUnavailable }
-            #expect(rebuilds.withLock { $0 } == 0)
 
             try store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA max_page_count = 1073741823") }
             usleep(350_000)
             for chunk in stride(from: third, to: txs.count, by: 50) { try send(txs[chunk..<min(txs.count, chunk + 50)]) }
-            try handle.withProcessor { try drain($0) }
-            #expect(rebuilds.withLock { $0 } == 1)
+            try drain(runtime)
             let counts: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
             let distinct: [Int] = try query(dir, "SELECT COUNT(DISTINCT transaction_id) FROM silver_transactions")
             #expect(counts == [txs.count] && distinct == [txs.count])
@@ -162,40 +156,47 @@ private final class Recorder<T: Sendable>: Sendable {
 }
 
 @Suite struct CheckpointFailureTests {
-    /// Item 5: a feature checkpoint that cannot be written (a full disk; here a directory in
-    /// the way of its file) leaves the older ones, and a recovery uses them with a longer
-    /// replay instead of failing for good; the next checkpoint written clears the failure.
+    /// Item 5: a feature checkpoint that cannot be written (a full disk; here the checkpoint
+    /// file's page limit) leaves the older one and does not stop the stream; a restart
+    /// recovers from the older one with a longer replay instead of failing for good, and the
+    /// next checkpoint written clears the failure.
     @Test func aCheckpointThatCannotBeWrittenDoesNotStopARecovery() throws {
         try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 1)
             let scorer = try Scorer(artifact: amountModel(pivot: 1_000), version: 1)
             let txs = try history(days: 20, cards: 20, seed: 17)
             let half = txs.count / 2
-            let processor = try Processor(store: store, scorer: scorer, batchRecords: 40, checkpointEvery: 1)
+            let runtime = try embeddedRuntime(store, scorer, batch: 40, checkpointEvery: 1)
             func append(_ slice: ArraySlice<Transaction>) throws {
                 var batch = IngestBatch(source: "t")
                 batch.records = slice.map { IngestRecord(transaction: $0) }
                 _ = try store.ingest(batch)
             }
             for chunk in stride(from: 0, to: half, by: 40) { try append(txs[chunk..<min(half, chunk + 40)]) }
-            try drain(processor)
-            try processor.checkpoint()
-            let written = try #require(try store.latestCheckpoint(atMost: .max)).arrival
-            let blocked = (written + 1...written + 400).map {
-                dir + "/checkpoints/features-" + String(repeating: "0", count: 20 - String($0).count) + "\($0).snapshot.tmp"
+            try drain(runtime)
+            try runtime.stop()
+            let written = try #require(try runtime.checkpoints.latest(group: "processor", partition: 0))
+            #expect(written.offsets.transactions == Int64(half))
+            // Full: no page can be added or changed.
+            let pages = try runtime.checkpoints.queue.read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 1 }
+            try runtime.checkpoints.queue.writeWithoutTransaction {
+                try $0.execute(sql: "PRAGMA max_page_count = \(pages)")
             }
-            for path in blocked { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false) }
             for chunk in stride(from: half, to: txs.count, by: 40) {
                 try append(txs[chunk..<min(txs.count, chunk + 40)])
-                try drain(processor)
+                try drain(runtime)
             }
+            #expect(runtime.counters.checkpointFailures > 0)
+            #expect(try query(dir, "SELECT COUNT(*) FROM silver_transactions") == [txs.count])
             // The clean stop's checkpoint cannot be written: the stop says so.
-            #expect(throws: PipelineError.self) { try processor.checkpoint() }
+            #expect(throws: (any Error).self) { try runtime.stop() }
             // A restart (as after a failure) recovers from the older checkpoint.
-            let recovered = try Processor(store: store, scorer: scorer, batchRecords: 40, checkpointEvery: 1)
-            #expect(recovered.replayed == txs.count - half)
+            let recovered = try embeddedRuntime(store, scorer, batch: 40, checkpointEvery: 1)
+            #expect(recovered.counters.replayed == txs.count - half)
             // Room again: the next checkpoint is written, and the failure is behind.
-            for path in blocked { try FileManager.default.removeItem(atPath: path) }
+            try recovered.checkpoints.queue.writeWithoutTransaction {
+                try $0.execute(sql: "PRAGMA max_page_count = 1073741823")
+            }
             let more = try history(days: 1, cards: 20, seed: 18).map { t -> Transaction in
                 var t = t
                 t.transactionID = "more-" + t.transactionID
@@ -204,15 +205,16 @@ private final class Recorder<T: Sendable>: Sendable {
             }
             try append(more[...])
             try drain(recovered)
-            try recovered.checkpoint()
-            try store.waitForCheckpoints()
+            try recovered.stop()
+            let latest = try #require(try recovered.checkpoints.latest(group: "processor", partition: 0))
+            #expect(latest.offsets.transactions == Int64(txs.count + more.count))
         }
     }
 }
 
 @Suite struct ModelFollowerTests {
     /// Item 15 (and 17): another process promotes a model (here a second registry handle on
-    /// the same directory, as `cardwatch models promote` opens one): the running processor
+    /// the same directory, as `cardwatch models promote` opens one): the running runtime
     /// scores with it within 2 s, under the operator's thresholds.
     @Test func aPromotionByAnotherProcessReachesTheRunningScorerWithinTwoSeconds() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-follow-\(UUID().uuidString)").path
@@ -222,10 +224,9 @@ private final class Recorder<T: Sendable>: Sendable {
         let v1 = try serving.register(amountModel(pivot: 1_000))
         _ = try serving.promote(version: v1, rule: PromotionRule(), force: true)
         let policy = try ScoringPolicy(highThreshold: 0.3, criticalThreshold: 0.6)
-        let handle = ProcessorHandle(
-            try Processor(store: store, scorer: try policy.scorer(amountModel(pivot: 1_000), version: v1)))
+        let runtime = try embeddedRuntime(store, try policy.scorer(amountModel(pivot: 1_000), version: v1))
         let follower = ModelFollower(
-            registry: serving, models: handle.models, scoring: policy, every: .milliseconds(500), logger: Logger(label: "test"))
+            registry: serving, models: runtime.models, scoring: policy, every: .milliseconds(500), logger: Logger(label: "test"))
         let task = Task { try await follower.run() }
         defer { task.cancel() }
         try await Task.sleep(for: .milliseconds(300))
@@ -245,14 +246,14 @@ private final class Recorder<T: Sendable>: Sendable {
                         transactionID: "f\(k)", cardID: "c", amount: 100, timestamp: time, merchantID: "m"))
             ]
             k += 1
-            let (_, decided) = try handle.withProcessor { try $0.ingestAndDecide(batch) }
+            let (_, decided) = try runtime.ingestAndDecide(batch)
             version = try #require(decided?.transactions.first?.decision.modelVersion)
             // A blocking wait: the measurement must not depend on when the busy test pool resumes a task.
             if version != v2 { usleep(50_000) }
         }
         let elapsed = ContinuousClock.now - promoted
         #expect(version == v2 && elapsed < .seconds(2) * testTimeScale, "switched after \(elapsed)")
-        let applied = try handle.withProcessor { $0.scorer.policy }
+        let applied = runtime.models.current.scorer.policy
         #expect(applied.high == 0.3 && applied.critical == 0.6, "the operator's thresholds survive the swap")
         #expect(try follower.check() == nil, "nothing more to swap")
     }

@@ -84,13 +84,12 @@ private func withoutLabels(_ txs: [Transaction]) -> [Transaction] {
             let first = try stored.trainUnsupervised()
             let v1 = try registry.register(first.artifact)
             try registry.setStage(version: v1, stage: .production, reason: "bootstrap")
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: first.artifact, version: v1))
-            let handle = ProcessorHandle(processor)
-            try handle.withProcessor { try drain($0) }
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: first.artifact, version: v1))
+            try drain(runtime)
             let alerts: [Int] = try query(dir, "SELECT COUNT(*) FROM alerts")
             #expect(alerts[0] > 0, "the isolation forest raises alerts on its own")
 
-            var job = RetrainingJob(store: store.monitoring, catalog: registry, models: handle.models)
+            var job = RetrainingJob(store: store.monitoring, catalog: registry, models: runtime.models)
             job.request.gbdt.trees = 40
             let early = try job.run()
             #expect(!early.ran && early.gate != nil)
@@ -99,7 +98,7 @@ private func withoutLabels(_ txs: [Transaction]) -> [Transaction] {
                 LabelEvent(transactionID: $0.transactionID, isFraud: $0.isFraud!, reportedAt: $0.timestamp + 86_400)
             }
             try store.ingestLabels(labels, source: "test-labels", resumeAt: Int64(labels.count))
-            try handle.withProcessor { try drain($0) }
+            try drain(runtime)
             let outcome = try job.run()
             #expect(outcome.ran && outcome.promoted, "\(outcome.reason ?? outcome.gate ?? "")")
             #expect(outcome.reason?.contains("production v\(v1)'s") == true && outcome.reason?.contains("re-evaluated") == true)

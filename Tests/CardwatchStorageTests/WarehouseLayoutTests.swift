@@ -72,7 +72,7 @@ import Testing
 
     /// Processes lifetimes that end without a clean stop (the pending aggregates lost with
     /// them, to be rebuilt by the next), each with random batch sizes, checkpoint intervals,
-    /// flush schedules, and appends decided inline or left to the processor's loop; after a
+    /// flush schedules, and appends decided inline or left to the runtime's loop; after a
     /// last, clean stop the table equals the plain aggregate of every silver row.
     @Test(arguments: [1, 2, 3, 4] as [UInt64]) func foldedInBehindTheyEqualTheAggregateOfSilver(seed: UInt64) throws {
         try withDirectory { dir in
@@ -86,19 +86,18 @@ import Testing
                     cards: Int.random(in: 1...40, using: &rng),
                     micros: [0, 1_000, 1_000_000_000][Int.random(in: 0..<3, using: &rng)])
                 let store = try SQLiteEventLog(directory: dir, partitions: 3, cardFlush: schedule)
-                let processor = try Processor(
-                    store: store, scorer: scorer, batchRecords: Int.random(in: 1...200, using: &rng),
+                let runtime = try embeddedRuntime(
+                    store, scorer, batch: Int.random(in: 1...200, using: &rng),
                     checkpointEvery: Int.random(in: 1...30, using: &rng))
                 for _ in 0..<Int.random(in: 1...6, using: &rng) where i < txs.count {
                     let end = min(txs.count, i + Int.random(in: 1...80, using: &rng))
                     var batch = IngestBatch(source: "t")
                     batch.records = txs[i..<end].map { IngestRecord(transaction: $0) }
                     if Bool.random(using: &rng) {
-                        _ = try processor.ingestAndDecide(batch)
+                        _ = try runtime.ingestAndDecide(batch)
                     } else {
                         _ = try store.ingest(batch)
-                        while try processor.step() > 0 {}
-                        try processor.flush()
+                        while try runtime.step() > 0 {}
                     }
                     i = end
                 }
@@ -106,9 +105,9 @@ import Testing
             }
             #expect(lifetimes >= 3)
             let store = try SQLiteEventLog(directory: dir, partitions: 3)
-            let processor = try Processor(store: store, scorer: scorer)
-            while try processor.step() > 0 {}
-            try processor.checkpoint()
+            let runtime = try embeddedRuntime(store, scorer)
+            while try runtime.step() > 0 {}
+            try runtime.stop()
             let reference = try Self.reference(dir)
             let table = try Self.table(dir)
             #expect(reference.values.reduce(0) { $0 + $1.transactions } == txs.count)
@@ -125,7 +124,7 @@ import Testing
     /// A data directory written by the schema before v4 (silver keyed by transaction id,
     /// seen ids without their place in the log), one transaction still unprocessed: after
     /// the migration every id knows its place, silver rows are found by id, the card
-    /// profiles count as folded in, and the processor goes on where it was.
+    /// profiles count as folded in, and the runtime goes on where it was.
     @Test func aV3DataDirectoryIsMigrated() throws {
         try withDirectory { dir in
             let path = dir + "/log.sqlite"
@@ -183,10 +182,9 @@ import Testing
             #expect(try store.serving.decision(transactionID: txs[3].transactionID) == nil)
             let positions: [Int64] = try query(dir, "SELECT arrival FROM gold_card_positions ORDER BY shard")
             #expect(positions == [Int64](repeating: 1, count: CardProfiles.shards))
-            // The processor picks up arrival 2.
-            let processor = try Processor(store: store, scorer: try Scorer(artifact: amountModel(pivot: 300), version: 1))
-            #expect(try processor.step() == 2)
-            try processor.flush()
+            // The runtime picks up arrival 2.
+            let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 300), version: 1))
+            #expect(try runtime.step() == 2)
             #expect(try store.serving.decision(transactionID: txs[4].transactionID) != nil)
             let silver: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
             #expect(silver == [5])

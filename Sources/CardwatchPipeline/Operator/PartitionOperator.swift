@@ -94,10 +94,6 @@ public struct PartitionOperator: Sendable {
         return true
     }
 
-    /// Makes a resolved label known now (the single-partition processor resolves labels
-    /// itself, from the arrival order).
-    public mutating func apply(_ fact: LabelFact) { state.apply(fact) }
-
     /// Labels waiting for their `reported_at`.
     public var waitingLabels: Int { pending.count }
 

@@ -4,10 +4,10 @@ public import ServiceLifecycle
 /// Keeps the running pipeline on the registry's production model, whoever promoted it (this
 /// process's retraining or API, or another process: `cardwatch models promote` on the same
 /// data directory): every `every` it asks the registry which version is in production (one
-/// small query) and, when that is not the version the processor scores with, loads it,
+/// small query) and, when that is not the version the operators score with, loads it,
 /// builds its scorer under the operator's `ScoringPolicy` and swaps it in at the next batch
 /// boundary. A production model that cannot be loaded fails the stage (its supervisor
-/// retries, and health reports it) while the processor keeps its current model.
+/// retries, and health reports it) while the operators keep their current model.
 public struct ModelFollower: Service {
     public let registry: any ModelDirectory
     public let models: any ModelTarget
@@ -26,7 +26,7 @@ public struct ModelFollower: Service {
         self.logger = logger
     }
 
-    /// One look at the registry: the version swapped in, or nil when the processor already
+    /// One look at the registry: the version swapped in, or nil when the operators already
     /// scores with the production model (or there is none).
     @discardableResult
     public func check() throws -> Int? {
@@ -65,16 +65,14 @@ public struct ModelFollower: Service {
     }
 }
 
-/// Where a follower puts the production model: the processor's pending swap (`ModelSwitch`), or
-/// the model every partition operator reads at its next batch (`ProductionModel`).
+/// Where a follower puts the production model: the model every partition operator reads at
+/// its next batch (`ProductionModel`).
 public protocol ModelTarget: Sendable {
     /// The version scored with from the next batch on (nil: none yet).
     var version: Int? { get }
     /// Serves `scorer` from the next batch on.
     func swap(to scorer: Scorer)
 }
-
-extension ModelSwitch: ModelTarget {}
 
 extension ProductionModel: ModelTarget {
     public var version: Int? { current.scorer.modelVersion }

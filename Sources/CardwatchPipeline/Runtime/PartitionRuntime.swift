@@ -20,9 +20,12 @@ public import CardwatchFeatures
 ///
 /// Used from one thread.
 public final class PartitionRuntime: RebalanceListener {
+    /// The consumer group of Cardwatch's own runtimes.
+    public static let defaultGroup = "processor"
+
     public struct Options: Sendable {
         /// The consumer group, and the key of its offsets in the sink.
-        public var group = "processor"
+        public var group = PartitionRuntime.defaultGroup
         /// Records per poll, at most.
         public var batchRecords = 8192
         /// Batches of a partition between two of its checkpoints.
@@ -47,6 +50,8 @@ public final class PartitionRuntime: RebalanceListener {
         /// Records folded again to rebuild state (after an assignment or a failed commit).
         public var replayed = 0
         public var checkpoints = 0
+        /// Checkpoints that could not be written (the batch committed; the older checkpoint stays).
+        public var checkpointFailures = 0
     }
 
     /// A transaction decided earlier in the same batch or replay: where its decision is in the batch.
@@ -63,6 +68,8 @@ public final class PartitionRuntime: RebalanceListener {
     public let models: ProductionModel
     public let rules: RuleFile?
     public private(set) var counters = Counters()
+    /// Why the last checkpoint that failed did.
+    public private(set) var lastCheckpointFailure: String?
     private var tasks: [Int: PartitionTask] = [:]
     /// Held partitions whose operator must be rebuilt before the next batch.
     private var stale: Set<Int> = []
@@ -162,7 +169,15 @@ public final class PartitionRuntime: RebalanceListener {
         }
         for (p, var task) in moved {
             task.batchesSinceCheckpoint += 1
-            if task.batchesSinceCheckpoint >= options.checkpointEvery { try checkpoint(p, &task) }
+            if task.batchesSinceCheckpoint >= options.checkpointEvery {
+                // The batch is committed whatever happens here: a checkpoint that cannot be
+                // written (a full disk) leaves the older one and a longer replay, and is tried
+                // again after the next batch.
+                do { try checkpoint(p, &task) } catch {
+                    counters.checkpointFailures += 1
+                    lastCheckpointFailure = "\(error)"
+                }
+            }
             tasks[p] = task
         }
         counters.decided += batch.decisions.count

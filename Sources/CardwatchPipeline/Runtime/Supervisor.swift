@@ -111,7 +111,7 @@ public struct Supervised: Service {
     }
 }
 
-/// A stage that advances in steps on a thread of its own: the embedded runtime, the processor.
+/// A stage that advances in steps on a thread of its own (the embedded runtime).
 public protocol SteppedStage: Sendable {
     /// Does one step's work; how much it found (0: nothing new).
     func step() throws -> Int
@@ -162,82 +162,6 @@ public struct SteppedService<Stage: SteppedStage>: Service {
     }
 }
 
-/// The processor stage as a service (see `SteppedService`).
-public typealias ProcessorService = SteppedService<ProcessorHandle>
-
-extension SteppedService where Stage == ProcessorHandle {
-    public init(processor: ProcessorHandle, doorbell: Doorbell? = nil, idle: Double = 0.05) {
-        self.init(processor, name: "processor", doorbell: doorbell, idle: idle)
-    }
-}
-
-extension ProcessorHandle: SteppedStage {
-    public func step() throws -> Int { try withProcessor { try $0.step() } }
-    public func stop() throws { try withProcessor { try $0.checkpoint() } }
-}
-
-/// The processor behind a lock, so the stage thread, the retraining job and tests can
-/// share it. A processor whose step failed may have decided a batch that never committed:
-/// it is not used again; the next use rebuilds one with `rebuild` (which recovers from the
-/// store: checkpoint, replay), which is what makes a supervised restart exact. After a
-/// storage failure that passes (`StorageFailure.isTransient`: a full disk, an I/O error) the
-/// handle waits `cooldown` before rebuilding, refusing uses meanwhile with `StorageUnavailable`
-/// (HTTP 503 with Retry-After): a flood of requests against a full disk costs no rebuilds.
-public final class ProcessorHandle: @unchecked Sendable {
-    // `@unchecked Sendable`: `processor`, `broken` and `retryAt` are touched only inside `lock`.
-    private let lock = NSLock()
-    private var processor: Processor
-    private var broken = false
-    /// After a transient storage failure: no rebuild before this (µs since 1970), and why.
-    private var retryAt: (at: Int64, reason: String)?
-    private let rebuild: (@Sendable () throws -> Processor)?
-    private let pending = PendingModel()
-    public let cooldown: Duration
-    /// Model swaps, applied at the next batch boundary (they wait for no lock).
-    public var models: ModelSwitch { ModelSwitch(pending) }
-
-    public init(_ processor: Processor, cooldown: Duration = .seconds(1), rebuild: (@Sendable () throws -> Processor)? = nil) {
-        self.processor = processor
-        self.rebuild = rebuild
-        self.cooldown = cooldown
-        pending.setVersion(processor.scorer.modelVersion)
-    }
-
-    public func withProcessor<T>(_ body: (Processor) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        if broken {
-            if let retryAt {
-                let now = wallMicros()
-                if now < retryAt.at {
-                    throw StorageUnavailable(reason: retryAt.reason, retryAfter: .microseconds(retryAt.at - now))
-                }
-            }
-            guard let rebuild else { throw PipelineError("the processor failed earlier and cannot be rebuilt") }
-            do { processor = try rebuild() } catch {
-                noteFailure(error)
-                throw error
-            }
-            broken = false
-            retryAt = nil
-            pending.setVersion(processor.scorer.modelVersion)
-        }
-        if let scorer = pending.take() { processor.swapModel(scorer) }
-        do { return try body(processor) } catch {
-            broken = true
-            noteFailure(error)
-            throw error
-        }
-    }
-
-    /// Called under `lock`: a transient storage failure starts a cooldown.
-    private func noteFailure(_ error: any Error) {
-        if StorageFailure.isTransient(error) {
-            retryAt = (wallMicros() + cooldown.microseconds, "\(error)")
-        }
-    }
-}
-
 /// The storage refused a write for now and the pipeline waits before trying again.
 public struct StorageUnavailable: Error, CustomStringConvertible, Sendable {
     public var reason: String
@@ -259,15 +183,4 @@ public enum StorageFailure {
         if let e = error as? EventLogError { return e.kind == .unavailable }
         return false
     }
-}
-
-/// Swaps the model of a running processor without waiting for its lock: the swap takes
-/// effect at the next batch boundary.
-public struct ModelSwitch: Sendable {
-    let pending: PendingModel
-    init(_ pending: PendingModel) { self.pending = pending }
-    public func swap(to scorer: Scorer) { pending.set(scorer) }
-    /// The version of the last model swapped in (or of the processor's first one): what the
-    /// processor scores with from its next batch on.
-    public var version: Int? { pending.version }
 }

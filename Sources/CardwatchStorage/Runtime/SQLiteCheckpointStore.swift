@@ -7,7 +7,7 @@ import GRDB
 /// one). A checkpoint is megabytes, written every so many batches, off the log's file so
 /// that it never holds the log's write lock.
 public final class SQLiteCheckpointStore: CheckpointStore {
-    private let queue: DatabasePool
+    let queue: DatabasePool
     public let path: String
 
     public init(path: String) throws(EventLogError) {

@@ -9,9 +9,9 @@ import GRDB
 /// ended, written in one transaction (a batch that does not start at the stored offsets is
 /// refused whole). One file, WAL mode; several runtimes of one process share it.
 ///
-/// The embedded `run` and `import` still commit through `SQLiteEventLog`'s warehouse (its
-/// tables keep the global arrival order); this is the sink the partitioned runtime commits
-/// to over a SQLite log until the warehouse's tables move onto it.
+/// A sink of its own file, with its own idempotency index: for runtimes whose log is not the
+/// embedded one (the embedded `run` and `import` commit into the warehouse in the log's file,
+/// `SQLiteWarehouseSink`). The contract suites hold it to the same rules as every sink.
 public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
     private let pool: DatabasePool
     public let path: String

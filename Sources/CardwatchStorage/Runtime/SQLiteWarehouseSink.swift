@@ -21,6 +21,9 @@ public final class SQLiteWarehouseSink: DecisionSink {
     /// Called with each batch as the warehouse holds it, once committed (live views, latencies,
     /// synchronous answers).
     let observer: (@Sendable (ProcessedBatch) -> Void)?
+    /// Tests: commits counted, and the number of the one that fails after writing everything
+    /// (rolled back), as a full disk would fail it.
+    let faults = Locked<(commits: Int, failAt: Int?)>((0, nil))
 
     public init(log: SQLiteEventLog, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) {
         self.log = log
@@ -29,7 +32,15 @@ public final class SQLiteWarehouseSink: DecisionSink {
 
     public func commit(_ batch: SinkBatch) throws {
         let written = try SQLiteEventLog.perform("committing \(batch.decisions.count) decisions of group \(batch.group)") {
-            try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
+            try log.inBatchTransaction { db, cards in
+                let written = try write(db, batch, cards: &cards)
+                let fails = faults.withLock {
+                    $0.commits += 1
+                    return $0.commits == $0.failAt
+                }
+                if fails { throw InjectedCommitFailure(commit: faults.withLock { $0.commits }) }
+                return written
+            }
         }
         observer?(written)
     }
@@ -39,8 +50,7 @@ public final class SQLiteWarehouseSink: DecisionSink {
     public func flush() throws {
         try SQLiteEventLog.perform("writing the pending card profiles") {
             try log.inBatchTransaction { db, cards in
-                var out = ProcessedBatch(
-                    arrivals: try Self.lastSequence(db)...Self.lastSequence(db), transactionOffsets: [], labelOffsets: [])
+                var out = ProcessedBatch(sequence: try Self.lastSequence(db))
                 out.final = true
                 try log.cardProfiles.fold(db, out, into: &cards)
             }
@@ -67,15 +77,15 @@ public final class SQLiteWarehouseSink: DecisionSink {
     private func write(_ db: Database, _ batch: SinkBatch, cards: inout CardProfiles.Pending) throws -> ProcessedBatch {
         try SinkOffsetsTable.advance(db, batch)
         let sequence = try Self.lastSequence(db) + 1
-        var out = ProcessedBatch(arrivals: sequence...sequence, transactionOffsets: [], labelOffsets: [])
+        var out = ProcessedBatch(sequence: sequence)
         out.decidedAt = batch.decisions.first?.decision.decidedAt
         out.transactions = batch.decisions.map {
             ProcessedTransaction(
                 transaction: $0.transaction, features: $0.features, decision: $0.decision,
                 latencyMicros: max(0, ($0.decision.decidedAt ?? $0.appendedAt) - $0.appendedAt), partition: $0.partition,
-                offset: $0.offset, arrival: sequence)
+                offset: $0.offset, sequence: sequence)
         }
-        out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, arrival: sequence) }
+        out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }
         try log.writeSilverAndAlerts(db, out)
         try log.writeGold(db, out)
         try log.cardProfiles.fold(db, out, into: &cards)
@@ -132,4 +142,10 @@ public final class SQLiteWarehouseSink: DecisionSink {
                     """)
         }
     }
+}
+
+/// The failure a test asked a commit for (`SQLiteWarehouseSink.faults`).
+struct InjectedCommitFailure: Error, CustomStringConvertible {
+    var commit: Int
+    var description: String { "commit \(commit) failed (injected by a test)" }
 }
