@@ -31,7 +31,8 @@ import Testing
                 var failures = 0
                 while true {
                     do {
-                        if try runtime.step() == 0 { break }
+                        try runtime.drain()
+                        break
                     } catch {
                         #expect("\(error)".contains("injected by a test"))
                         failures += 1
@@ -155,7 +156,8 @@ import Testing
                 }
                 while true {
                     do {
-                        if try runtime.step() == 0 { break }
+                        try runtime.drain()
+                        break
                     } catch {
                         failures += 1
                     }

@@ -94,6 +94,7 @@ import Testing
             _ = try ingest.ingest(txs[..<half].map { IngestRecord(transaction: $0) }, source: "test")
             let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 1000), version: 1), batch: 100)
             #expect(try runtime.step() > 0)  // v1 is serving
+            try runtime.flush()
             let before = runtime.counters.decided
             _ = try ingest.ingest(txs[half...].map { IngestRecord(transaction: $0) }, source: "test")
             runtime.models.publish(try Scorer(artifact: amountModel(pivot: 50), version: 2))
@@ -409,6 +410,7 @@ private final class Attempts: @unchecked Sendable {
             while try !done.isStopped || store.processorLag() > 0 {
                 if try runtime.step() == 0 { usleep(200) } else { usleep(2_000) }
             }
+            try runtime.flush()
             #expect(runtime.counters.decided == txs.count)
             #expect(probe.writes >= (txs.count + 49) / 50)
             #expect(probe.maxSeenLag <= Int(maxLag), "every batch was written with the log at most \(maxLag) behind")

@@ -97,7 +97,7 @@ import Testing
                         _ = try runtime.ingestAndDecide(batch)
                     } else {
                         _ = try store.ingest(batch)
-                        while try runtime.step() > 0 {}
+                        try runtime.drain()
                     }
                     i = end
                 }
@@ -106,7 +106,7 @@ import Testing
             #expect(lifetimes >= 3)
             let store = try SQLiteEventLog(directory: dir, partitions: 3)
             let runtime = try embeddedRuntime(store, scorer)
-            while try runtime.step() > 0 {}
+            try runtime.drain()
             try runtime.stop()
             let reference = try Self.reference(dir)
             let table = try Self.table(dir)
@@ -185,6 +185,7 @@ import Testing
             // The runtime picks up arrival 2.
             let runtime = try embeddedRuntime(store, try Scorer(artifact: amountModel(pivot: 300), version: 1))
             #expect(try runtime.step() == 2)
+            try runtime.flush()
             #expect(try store.serving.decision(transactionID: txs[4].transactionID) != nil)
             let silver: [Int] = try query(dir, "SELECT COUNT(*) FROM silver_transactions")
             #expect(silver == [5])

@@ -31,6 +31,10 @@ public final class PartitionRuntime: RebalanceListener {
         /// Batches of a partition between two of its checkpoints.
         public var checkpointEvery = 64
         public var features = FeatureConfig()
+        /// Commits on a thread of their own while the next batch is decided (one batch in
+        /// flight, one waiting): deciding and committing overlap on two cores. A failed commit
+        /// then rebuilds every held partition from the sink, since later batches may have moved them.
+        public var pipelined = false
         public init() {}
     }
 
@@ -52,6 +56,15 @@ public final class PartitionRuntime: RebalanceListener {
         public var checkpoints = 0
         /// Checkpoints that could not be written (the batch committed; the older checkpoint stays).
         public var checkpointFailures = 0
+
+        /// A committed batch counted in.
+        mutating func add(_ batch: SinkBatch) {
+            decided += batch.decisions.count
+            alerts += batch.decisions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }
+            labels += batch.labels.count
+            repeats += batch.repeats.count
+            deadLetters += batch.deadLetters.count
+        }
     }
 
     /// A transaction decided earlier in the same batch or replay: where its decision is in the batch.
@@ -67,7 +80,11 @@ public final class PartitionRuntime: RebalanceListener {
     public let checkpoints: any CheckpointStore
     public let models: ProductionModel
     public let rules: RuleFile?
-    public private(set) var counters = Counters()
+    /// The counters, committed batches only (the committer thread adds to them).
+    public var counters: Counters { tally.withLock { $0 } }
+    private let tally = Locked(Counters())
+    /// Pipelined commits: the thread they run on, made again after a failure.
+    private var committer: BatchingWorker<SinkBatch>?
     /// Why the last checkpoint that failed did.
     public private(set) var lastCheckpointFailure: String?
     private var tasks: [Int: PartitionTask] = [:]
@@ -89,6 +106,8 @@ public final class PartitionRuntime: RebalanceListener {
         self.options = options
     }
 
+    deinit { committer?.stop() }
+
     /// Joins the group.
     public func start() throws {
         // Transactions are read before labels: see `inAppendOrder`.
@@ -98,8 +117,52 @@ public final class PartitionRuntime: RebalanceListener {
     /// Takes part in a rebalance without consuming anything: partitions gained are restored now.
     public func rebalance() throws { _ = try consumer.poll(maxRecords: 0) }
 
+    /// Waits until every batch decided so far is committed. After a failed commit, every held
+    /// partition is rebuilt from the sink before the next batch, and the error is thrown.
+    public func flush() throws {
+        guard let committer else { return }
+        do { try committer.flush() } catch {
+            pipelineFailed()
+            throw error
+        }
+    }
+
+    /// A pipelined commit failed: later batches folded into the operators on top of it.
+    private func pipelineFailed() {
+        committer?.stop()
+        committer = nil
+        stale.formUnion(tasks.keys)
+    }
+
+    /// Commits `batch`, or hands it to the committer thread.
+    private func commit(_ batch: SinkBatch) throws {
+        guard options.pipelined else {
+            try sink.commit(batch)
+            tally.withLock { $0.add(batch) }
+            return
+        }
+        if committer == nil {
+            let sink = sink
+            let tally = tally
+            committer = BatchingWorker(name: "sink-commits", capacity: 2) { batches in
+                // Whatever waits goes in one store transaction.
+                let merged = batches.count == 1 ? batches[0] : SinkBatch(merging: batches)
+                try sink.commit(merged)
+                tally.withLock { $0.add(merged) }
+            }
+        }
+        try committer!.submit(batch)
+    }
+
     /// Leaves the group: each held partition is checkpointed and given up.
-    public func stop() throws { try consumer.close() }
+    public func stop() throws {
+        var failure: (any Error)?
+        do { try flush() } catch { failure = error }
+        committer?.stop()
+        committer = nil
+        try consumer.close()  // stale partitions are given up without a checkpoint
+        if let failure { throw failure }
+    }
 
     /// The partitions this runtime holds now.
     public var partitions: [Int] { tasks.keys.sorted() }
@@ -110,6 +173,7 @@ public final class PartitionRuntime: RebalanceListener {
     /// Polls, decides and commits one batch; how many records it consumed (0: nothing new).
     @discardableResult
     public func step() throws -> Int {
+        if !stale.isEmpty { try flush() }  // restored from what the sink holds
         for p in stale.sorted() {
             try restore(p)
             stale.remove(p)
@@ -162,9 +226,14 @@ public final class PartitionRuntime: RebalanceListener {
         let now = Timestamp.now.microseconds
         for i in batch.decisions.indices { batch.decisions[i].decision.decidedAt = now }
         do {
-            try sink.commit(batch)
+            try commit(batch)
+            // A checkpoint holds only committed state.
+            if options.pipelined, moved.values.contains(where: { $0.batchesSinceCheckpoint + 1 >= options.checkpointEvery }) {
+                try committer?.flush()
+            }
         } catch {
             try abandon(moved, polled: byPartition.keys)
+            if options.pipelined { pipelineFailed() }
             throw error
         }
         for (p, var task) in moved {
@@ -174,17 +243,12 @@ public final class PartitionRuntime: RebalanceListener {
                 // written (a full disk) leaves the older one and a longer replay, and is tried
                 // again after the next batch.
                 do { try checkpoint(p, &task) } catch {
-                    counters.checkpointFailures += 1
+                    tally.withLock { $0.checkpointFailures += 1 }
                     lastCheckpointFailure = "\(error)"
                 }
             }
             tasks[p] = task
         }
-        counters.decided += batch.decisions.count
-        counters.alerts += batch.decisions.reduce(0) { $0 + ($1.decision.isAlert ? 1 : 0) }
-        counters.labels += batch.labels.count
-        counters.repeats += batch.repeats.count
-        counters.deadLetters += batch.deadLetters.count
         return consumed
     }
 
@@ -243,6 +307,7 @@ public final class PartitionRuntime: RebalanceListener {
     // MARK: Rebalancing
 
     public func assigned(_ partitions: [Int]) throws {
+        try flush()
         for p in partitions {
             stale.remove(p)
             try restore(p)
@@ -251,6 +316,8 @@ public final class PartitionRuntime: RebalanceListener {
 
     public func revoked(_ partitions: [Int]) throws {
         var failure: (any Error)?
+        // Checkpoints hold committed state only: a failure here makes every partition stale.
+        do { try flush() } catch { failure = error }
         for p in partitions {
             // A stale operator holds state its sink never got: given up without a checkpoint.
             let wasStale = stale.remove(p) != nil
@@ -268,7 +335,7 @@ public final class PartitionRuntime: RebalanceListener {
         try checkpoints.save(
             PartitionCheckpoint(partition: p, offsets: task.next, state: task.op.checkpoint()), group: options.group)
         task.batchesSinceCheckpoint = 0
-        counters.checkpoints += 1
+        tally.withLock { $0.checkpoints += 1 }
     }
 
     /// The partition's operator from its latest checkpoint and a replay up to the sink's
@@ -292,7 +359,7 @@ public final class PartitionRuntime: RebalanceListener {
             let labels = try readExactly(.labels, p, from: task.next.labels, to: end.labels)
             let transactions = try readExactly(.transactions, p, from: task.next.transactions, to: end.transactions)
             try fold(p, labels[...], transactions[...], &task, &decidedNow, &none, model: nil, rules: RuleBook())
-            counters.replayed += labels.count + transactions.count
+            tally.withLock { $0.replayed += labels.count + transactions.count }
         }
         guard task.next == target else {
             throw PipelineError(

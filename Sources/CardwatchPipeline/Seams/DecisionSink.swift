@@ -78,6 +78,27 @@ public struct SinkBatch: Sendable {
     /// Records in the log that do not decode, with their reasons.
     public var deadLetters: [DeadLetter] = []
     public init(group: String) { self.group = group }
+
+    /// Consecutive batches of one group as one: each partition's ranges joined end to end,
+    /// the outputs in order.
+    public init(merging batches: [SinkBatch]) {
+        group = batches.first?.group ?? ""
+        var at: [Int: Int] = [:]
+        for b in batches {
+            for range in b.consumed {
+                if let i = at[range.partition] {
+                    consumed[i].to = range.to
+                } else {
+                    at[range.partition] = consumed.count
+                    consumed.append(range)
+                }
+            }
+            decisions += b.decisions
+            labels += b.labels
+            repeats += b.repeats
+            deadLetters += b.deadLetters
+        }
+    }
     public var isEmpty: Bool { consumed.allSatisfy { $0.from == $0.to } }
 }
 

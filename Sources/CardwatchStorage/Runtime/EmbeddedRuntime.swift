@@ -44,6 +44,9 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
         let directory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
         checkpoints = try SQLiteCheckpointStore(path: directory.appendingPathComponent(Self.checkpointFile).path)
         models = ProductionModel(scorer)
+        // Commits overlap the next batch's decisions (the log and the warehouse are one writer).
+        var options = options
+        options.pipelined = true
         runtime = PartitionRuntime(
             consumer: GroupConsumer(group: options.group, log: store, groups: ConsumerGroups()), log: store, sink: sink,
             index: nil, checkpoints: checkpoints, models: models, rules: rules, options: options)
@@ -60,7 +63,15 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     public func step() throws -> Int { try withRuntime { try $0.step() } }
 
     /// Steps until the log has nothing new.
-    public func drain() throws { try withRuntime { runtime in while try runtime.step() > 0 {} } }
+    public func drain() throws {
+        try withRuntime { runtime in
+            while try runtime.step() > 0 {}
+            try runtime.flush()
+        }
+    }
+
+    /// Waits until every batch decided so far is committed.
+    public func flush() throws { try withRuntime { try $0.flush() } }
 
     /// Leaves the group (each partition checkpointed) and writes the card profiles folded in
     /// behind, so a clean stop leaves nothing to replay and the aggregates complete.
@@ -88,7 +99,9 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
                 while !waiting.isEmpty {
                     // A step may take nothing when a label appended meanwhile comes first and is not
                     // read yet (`PartitionRuntime.inAppendOrder`): the next one takes it.
-                    if try runtime.step() == 0 {
+                    let taken = try runtime.step()
+                    try runtime.flush()
+                    if taken == 0 {
                         idle += 1
                         guard idle < 100 else {
                             throw PipelineError(
