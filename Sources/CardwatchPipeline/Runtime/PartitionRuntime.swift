@@ -43,6 +43,16 @@ public final class PartitionRuntime: RebalanceListener {
         var op: PartitionOperator
         var next: PartitionOffsets
         var batchesSinceCheckpoint = 0
+        var recordsSinceCheckpoint: Int64 = 0
+        /// The size of the partition's last checkpoint.
+        var checkpointBytes = 0
+
+        /// Every `every` batches, but not before the records a restore would replay (about a
+        /// microsecond each) outweigh writing the state again: with a million cards a
+        /// checkpoint is a gigabyte, and the HTTP API commits a batch per handful of requests.
+        func checkpointDue(every: Int) -> Bool {
+            batchesSinceCheckpoint >= every && recordsSinceCheckpoint >= Int64(checkpointBytes / 64)
+        }
     }
 
     public struct Counters: Sendable, Equatable {
@@ -135,8 +145,10 @@ public final class PartitionRuntime: RebalanceListener {
     }
 
     /// Commits `batch`, or hands it to the committer thread.
-    private func commit(_ batch: SinkBatch) throws {
-        guard options.pipelined else {
+    private func commit(_ batch: SinkBatch, waiting: Bool) throws {
+        guard options.pipelined && !waiting else {
+            // Batches handed over before commit first: the sink takes them in order.
+            if waiting { try committer?.flush() }
             try sink.commit(batch)
             tally.withLock { $0.add(batch) }
             return
@@ -172,7 +184,10 @@ public final class PartitionRuntime: RebalanceListener {
 
     /// Polls, decides and commits one batch; how many records it consumed (0: nothing new).
     @discardableResult
-    public func step() throws -> Int {
+    /// `waiting`: the batch is committed on this thread before the step returns, even when
+    /// commits are pipelined (a caller that answers once its records are committed saves the
+    /// hand-over to the committer's thread).
+    public func step(waiting: Bool = false) throws -> Int {
         if !stale.isEmpty { try flush() }  // restored from what the sink holds
         for p in stale.sorted() {
             try restore(p)
@@ -225,10 +240,15 @@ public final class PartitionRuntime: RebalanceListener {
         AlertExplainer.explain(&batch.decisions, scorer: model)
         let now = Timestamp.now.microseconds
         for i in batch.decisions.indices { batch.decisions[i].decision.decidedAt = now }
+        for range in batch.consumed {
+            moved[range.partition]?.batchesSinceCheckpoint += 1
+            moved[range.partition]?.recordsSinceCheckpoint +=
+                range.to.transactions - range.from.transactions + range.to.labels - range.from.labels
+        }
         do {
-            try commit(batch)
+            try commit(batch, waiting: waiting)
             // A checkpoint holds only committed state.
-            if options.pipelined, moved.values.contains(where: { $0.batchesSinceCheckpoint + 1 >= options.checkpointEvery }) {
+            if options.pipelined, moved.values.contains(where: { $0.checkpointDue(every: options.checkpointEvery) }) {
                 try committer?.flush()
             }
         } catch {
@@ -237,8 +257,7 @@ public final class PartitionRuntime: RebalanceListener {
             throw error
         }
         for (p, var task) in moved {
-            task.batchesSinceCheckpoint += 1
-            if task.batchesSinceCheckpoint >= options.checkpointEvery {
+            if task.checkpointDue(every: options.checkpointEvery) {
                 // The batch is committed whatever happens here: a checkpoint that cannot be
                 // written (a full disk) leaves the older one and a longer replay, and is tried
                 // again after the next batch.
@@ -332,9 +351,11 @@ public final class PartitionRuntime: RebalanceListener {
     }
 
     private func checkpoint(_ p: Int, _ task: inout PartitionTask) throws {
-        try checkpoints.save(
-            PartitionCheckpoint(partition: p, offsets: task.next, state: task.op.checkpoint()), group: options.group)
+        let state = task.op.checkpoint()
+        try checkpoints.save(PartitionCheckpoint(partition: p, offsets: task.next, state: state), group: options.group)
         task.batchesSinceCheckpoint = 0
+        task.recordsSinceCheckpoint = 0
+        task.checkpointBytes = state.count
         tally.withLock { $0.checkpoints += 1 }
     }
 
@@ -346,7 +367,7 @@ public final class PartitionRuntime: RebalanceListener {
         var task = PartitionTask(
             op: try checkpoint.map { try PartitionOperator(checkpoint: $0.state) }
                 ?? PartitionOperator(config: options.features),
-            next: checkpoint?.offsets ?? .start)
+            next: checkpoint?.offsets ?? .start, checkpointBytes: checkpoint?.state.count ?? 0)
         let target = try sink.offsets(group: options.group, partition: p) ?? .start
         guard target.reaches(task.next) else {
             throw PipelineError(

@@ -99,9 +99,7 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
                 while !waiting.isEmpty {
                     // A step may take nothing when a label appended meanwhile comes first and is not
                     // read yet (`PartitionRuntime.inAppendOrder`): the next one takes it.
-                    let taken = try runtime.step()
-                    try runtime.flush()
-                    if taken == 0 {
+                    if try runtime.step(waiting: true) == 0 {
                         idle += 1
                         guard idle < 100 else {
                             throw PipelineError(
