@@ -22,7 +22,7 @@ extension SQLiteEventLog: PipelineStore {
 
     /// An ingest batch's writes, in the caller's transaction: duplicates recorded, fresh records
     /// appended, dead letters, the source's position; where the fresh records went.
-    private func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, [LogPosition]) {
+    func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, [LogPosition]) {
         var outcome = IngestOutcome()
         // Each new id is recorded with the place its record gets, which finds its silver row.
         let seen = try db.cachedStatement(

@@ -156,7 +156,7 @@ struct Run: AsyncParsableCommand {
             config.cards = cards
             config.fraudRate = fraudRate
             let generator = LiveGeneratorService(
-                store: store, config: config, tps: tps, maxLag: Int64(maxLag), state: state, logger: logger)
+                store: store, runtime: runtime, config: config, tps: tps, maxLag: Int64(maxLag), state: state, logger: logger)
             supervised("generator") { try await generator.run() }
         }
         let interval = Duration.milliseconds(Int64(healthInterval * 1000))
@@ -249,6 +249,9 @@ extension Run {
 struct LiveGeneratorService: Sendable {
     static let source = "generator"
     let store: SQLiteEventLog
+    /// Appends go through the runtime, so that they never land between the plan and the
+    /// append of a synchronous decision (`EmbeddedRuntime.ingestAndDecide`).
+    let runtime: EmbeddedRuntime
     let config: GeneratorConfig
     let tps: Double
     let maxLag: Int64
@@ -289,6 +292,7 @@ struct LiveGeneratorService: Sendable {
     func run() async throws {
         let stop = StopSignal()
         let store = store
+        let runtime = runtime
         let config = config
         let tps = tps
         let maxLag = maxLag
@@ -331,7 +335,7 @@ struct LiveGeneratorService: Sendable {
                         // The simulated clock, committed with the records it covers.
                         batch.resumeAt = last.microseconds
                         while (try? store.processorLag()) ?? 0 > maxLag && !stop.isStopped { usleep(1_000) }
-                        let outcome = try store.ingest(batch)
+                        let outcome = try runtime.append(batch)
                         state.arrivals.ring()
                         state.ingested.add(outcome.accepted, ordering: .relaxed)
                         state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
@@ -344,7 +348,7 @@ struct LiveGeneratorService: Sendable {
                         }
                         if !labels.isEmpty {
                             labelsSent += Int64(labels.count)
-                            try store.ingestLabels(labels, source: "generator-labels", resumeAt: labelsSent)
+                            try runtime.appendLabels(labels, source: "generator-labels", resumeAt: labelsSent)
                         }
                     }
                 }

@@ -141,13 +141,17 @@ import Testing
                             _ = try base.ingest(batch)
                             continue
                         }
-                        do {
-                            let (outcome, decided) = try runtime.ingestAndDecide(batch)
-                            #expect(decided?.transactions.count ?? 0 == outcome.accepted)
-                        } catch {
-                            // The append committed, its decisions did not: the loop decides them.
-                            #expect("\(error)".contains("injected by a test"))
-                            failures += 1
+                        while true {
+                            do {
+                                let (outcome, decided) = try runtime.ingestAndDecide(batch)
+                                #expect(decided?.transactions.count ?? 0 == outcome.accepted)
+                                break
+                            } catch {
+                                // Nothing written (the append and its decisions are one transaction):
+                                // sent again, as a client would.
+                                #expect("\(error)".contains("injected by a test"))
+                                failures += 1
+                            }
                         }
                     case .labels(let labels):
                         labelsSent += Int64(labels.count)

@@ -1,4 +1,4 @@
-import CardwatchCore
+public import CardwatchCore
 public import CardwatchFeatures
 
 /// The runtime around the per-partition operators: it polls a consumer group member, folds
@@ -95,8 +95,43 @@ public final class PartitionRuntime: RebalanceListener {
     private let tally = Locked(Counters())
     /// Pipelined commits: the thread they run on, made again after a failure.
     private var committer: BatchingWorker<SinkBatch>?
-    /// Why the last checkpoint that failed did.
-    public private(set) var lastCheckpointFailure: String?
+    /// Checkpoints are serialized and written on a thread of their own from a copy of the
+    /// operator (its arrays shared until the live one changes them): with a million cards a
+    /// snapshot takes a second, which would otherwise hold up the batch (and the HTTP
+    /// requests waiting for it). Only committed state is handed over.
+    private var checkpointWriter: BatchingWorker<PendingCheckpoint>?
+
+    private func checkpointWriterStarted() -> BatchingWorker<PendingCheckpoint> {
+        if let checkpointWriter { return checkpointWriter }
+        let store = checkpoints
+        let group = options.group
+        let tally = tally
+        let writer = BatchingWorker<PendingCheckpoint>(name: "checkpoints", capacity: 4, onFailure: .isRemembered) { pending in
+            // The newest of each partition; an older one waiting is superseded.
+            var newest: [Int: PendingCheckpoint] = [:]
+            for c in pending { newest[c.partition] = c }
+            var failure: (any Error)?
+            for c in newest.values.sorted(by: { $0.partition < $1.partition }) {
+                do {
+                    try store.save(
+                        PartitionCheckpoint(partition: c.partition, offsets: c.offsets, state: c.op.checkpoint()), group: group)
+                    tally.withLock { $0.checkpoints += 1 }
+                } catch {
+                    tally.withLock { $0.checkpointFailures += 1 }
+                    failure = error
+                }
+            }
+            if let failure { throw failure }
+        }
+        checkpointWriter = writer
+        return writer
+    }
+
+    struct PendingCheckpoint: Sendable {
+        var partition: Int
+        var offsets: PartitionOffsets
+        var op: PartitionOperator
+    }
     private var tasks: [Int: PartitionTask] = [:]
     /// Held partitions whose operator must be rebuilt before the next batch.
     private var stale: Set<Int> = []
@@ -116,7 +151,10 @@ public final class PartitionRuntime: RebalanceListener {
         self.options = options
     }
 
-    deinit { committer?.stop() }
+    deinit {
+        committer?.stop()
+        checkpointWriter?.stop()
+    }
 
     /// Joins the group.
     public func start() throws {
@@ -130,11 +168,14 @@ public final class PartitionRuntime: RebalanceListener {
     /// Waits until every batch decided so far is committed. After a failed commit, every held
     /// partition is rebuilt from the sink before the next batch, and the error is thrown.
     public func flush() throws {
-        guard let committer else { return }
-        do { try committer.flush() } catch {
-            pipelineFailed()
-            throw error
+        if let committer {
+            do { try committer.flush() } catch {
+                pipelineFailed()
+                throw error
+            }
         }
+        // Written or not (counted in `checkpointFailures`): the stream goes on either way.
+        try? checkpointWriter?.flush()
     }
 
     /// A pipelined commit failed: later batches folded into the operators on top of it.
@@ -174,6 +215,7 @@ public final class PartitionRuntime: RebalanceListener {
         committer = nil
         try consumer.close()  // stale partitions are given up without a checkpoint
         if let failure { throw failure }
+        try checkpointWriter?.flush()  // the last checkpoints written, or why not
     }
 
     /// The partitions this runtime holds now.
@@ -183,18 +225,71 @@ public final class PartitionRuntime: RebalanceListener {
     public func partitionOperator(_ partition: Int) -> PartitionOperator? { tasks[partition]?.op }
 
     /// Polls, decides and commits one batch; how many records it consumed (0: nothing new).
-    @discardableResult
     /// `waiting`: the batch is committed on this thread before the step returns, even when
     /// commits are pipelined (a caller that answers once its records are committed saves the
     /// hand-over to the committer's thread).
+    @discardableResult
     public func step(waiting: Bool = false) throws -> Int {
-        if !stale.isEmpty { try flush() }  // restored from what the sink holds
+        try restoreStale()
+        let records = try consumer.poll(maxRecords: options.batchRecords)
+        guard !records.isEmpty else { return 0 }
+        return try process(records, polled: true) { try self.commit($0, waiting: waiting) }
+    }
+
+    /// Where a held partition's operator stands (nil: not held, or to be rebuilt).
+    public func position(_ partition: Int) -> PartitionOffsets? {
+        stale.contains(partition) ? nil : tasks[partition]?.next
+    }
+
+    /// Decides transactions the caller appended itself, next in their partitions (each
+    /// partition's first at `position(p)`, no label of it unfolded), without polling them:
+    /// `commit` writes the batch, with the append where the store can (one transaction for
+    /// the embedded log and warehouse). It is called once the operators have decided, never
+    /// while they run; when it throws, the partitions it would have moved are rebuilt before
+    /// the next batch. The batches handed to the committer before are committed first.
+    /// `decoded`: the records' transactions, when the caller has them (they are not decoded again).
+    public func decide(
+        appended records: [LogRecord], decoded: [Transaction]? = nil, commit: (SinkBatch) throws -> Void
+    ) throws -> Int {
+        if let decoded, decoded.count != records.count {
+            throw PipelineError("\(records.count) records appended, \(decoded.count) transactions given for them")
+        }
+        try restoreStale()
+        for r in records where r.topic != .transactions || position(r.partition) == nil {
+            throw PipelineError("\(r.topic.rawValue)[\(r.partition)] offset \(r.offset) is not a transaction of a held partition")
+        }
+        try committer?.flush()
+        let consumed = try process(records, polled: false, decoded: decoded) { batch in
+            try commit(batch)
+            tally.withLock { $0.add(batch) }
+        }
+        // Never polled: the consumer goes past them.
+        for p in Set(records.map(\.partition)) {
+            if let next = position(p) { try consumer.seek(.transactions, partition: p, to: next.transactions) }
+        }
+        return consumed
+    }
+
+    /// Rebuilds the partitions a failed batch moved, from what the sink holds.
+    private func restoreStale() throws {
+        guard !stale.isEmpty else { return }
+        try flush()
         for p in stale.sorted() {
             try restore(p)
             stale.remove(p)
         }
-        let records = try consumer.poll(maxRecords: options.batchRecords)
-        guard !records.isEmpty else { return 0 }
+    }
+
+    /// Folds `records` (polled: cut to a prefix of each partition's append order) into their
+    /// partitions' operators and commits the batch with `commit`.
+    private func process(
+        _ records: [LogRecord], polled: Bool, decoded: [Transaction]? = nil, commit: (SinkBatch) throws -> Void
+    ) throws -> Int {
+        // The given transactions, by place (records come in any order of partitions).
+        var given: [LogPosition: Transaction] = [:]
+        if let decoded {
+            for (r, t) in zip(records, decoded) { given[LogPosition(partition: r.partition, offset: r.offset)] = t }
+        }
         let model = models.current.scorer
         let rules = rules?.current() ?? RuleBook()
         var byPartition: [Int: (labels: [LogRecord], transactions: [LogRecord])] = [:]
@@ -216,8 +311,11 @@ public final class PartitionRuntime: RebalanceListener {
             }
             let from = task.next
             do {
-                let (labels, transactions) = try inAppendOrder(p, records.labels, records.transactions, next: from)
-                try fold(p, labels, transactions, &task, &decidedNow, &out, model: model, rules: rules)
+                let (labels, transactions) =
+                    polled
+                    ? try inAppendOrder(p, records.labels, records.transactions, next: from)
+                    : (records.labels[...], records.transactions[...])
+                try fold(p, labels, transactions, &task, &decidedNow, &out, model: model, rules: rules, given: given)
                 // What was polled but waits for a record not polled yet is read again at the next poll.
                 if let last = records.labels.last, task.next.labels <= last.offset {
                     try consumer.seek(.labels, partition: p, to: task.next.labels)
@@ -246,25 +344,23 @@ public final class PartitionRuntime: RebalanceListener {
                 range.to.transactions - range.from.transactions + range.to.labels - range.from.labels
         }
         do {
-            try commit(batch, waiting: waiting)
+            try commit(batch)
             // A checkpoint holds only committed state.
             if options.pipelined, moved.values.contains(where: { $0.checkpointDue(every: options.checkpointEvery) }) {
                 try committer?.flush()
             }
         } catch {
             try abandon(moved, polled: byPartition.keys)
-            if options.pipelined { pipelineFailed() }
+            // A pipelined commit that failed may have been an earlier batch's: every operator
+            // folded on top of it. (Appended records are committed after a flush, on this thread.)
+            if options.pipelined && polled { pipelineFailed() }
             throw error
         }
         for (p, var task) in moved {
             if task.checkpointDue(every: options.checkpointEvery) {
-                // The batch is committed whatever happens here: a checkpoint that cannot be
-                // written (a full disk) leaves the older one and a longer replay, and is tried
-                // again after the next batch.
-                do { try checkpoint(p, &task) } catch {
-                    tally.withLock { $0.checkpointFailures += 1 }
-                    lastCheckpointFailure = "\(error)"
-                }
+                // The batch is committed whatever happens to this: a checkpoint that cannot be
+                // written (a full disk) leaves the older one and a longer replay.
+                try checkpoint(p, &task)
             }
             tasks[p] = task
         }
@@ -350,13 +446,12 @@ public final class PartitionRuntime: RebalanceListener {
         if let failure { throw failure }
     }
 
+    /// Hands the partition's committed state to the checkpoint writer.
     private func checkpoint(_ p: Int, _ task: inout PartitionTask) throws {
-        let state = task.op.checkpoint()
-        try checkpoints.save(PartitionCheckpoint(partition: p, offsets: task.next, state: state), group: options.group)
+        try checkpointWriterStarted().submit(PendingCheckpoint(partition: p, offsets: task.next, op: task.op))
         task.batchesSinceCheckpoint = 0
         task.recordsSinceCheckpoint = 0
-        task.checkpointBytes = state.count
-        tally.withLock { $0.checkpoints += 1 }
+        task.checkpointBytes = task.op.state.snapshotSizeEstimate
     }
 
     /// The partition's operator from its latest checkpoint and a replay up to the sink's
@@ -412,7 +507,8 @@ public final class PartitionRuntime: RebalanceListener {
     /// only the state changes, and repeats and undecodable records are skipped as they were.
     private func fold(
         _ p: Int, _ labels: ArraySlice<LogRecord>, _ transactions: ArraySlice<LogRecord>, _ task: inout PartitionTask,
-        _ decidedNow: inout [String: DecidedNow], _ out: inout SinkBatch?, model: Scorer?, rules: RuleBook
+        _ decidedNow: inout [String: DecidedNow], _ out: inout SinkBatch?, model: Scorer?, rules: RuleBook,
+        given: [LogPosition: Transaction] = [:]
     ) throws {
         var label = labels.startIndex
         /// Folds the labels appended before `bound` (all that are left, without one).
@@ -433,7 +529,13 @@ public final class PartitionRuntime: RebalanceListener {
         }
         var decoded: [Result<Transaction, RecordError>] = []
         decoded.reserveCapacity(transactions.count)
-        for r in transactions { decoded.append(r.payload.withUnsafeBytes { transactionDecoder.decode($0) }) }
+        for r in transactions {
+            if let t = given.isEmpty ? nil : given[LogPosition(partition: r.partition, offset: r.offset)] {
+                decoded.append(.success(t))
+            } else {
+                decoded.append(r.payload.withUnsafeBytes { transactionDecoder.decode($0) })
+            }
+        }
         var firsts: [String: FirstDecision] = [:]
         if let index {
             firsts = try index.firstDecisions(decoded.compactMap { try? $0.get().transactionID })

@@ -87,40 +87,95 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     /// Appends `batch` and returns once its accepted records' decisions are committed: the
     /// ingest's outcome and those decisions, in the order of the accepted records (nil when
     /// none was accepted). They also reached `commits`.
+    ///
+    /// The log and the warehouse are one store, so the append and the commit are folded into
+    /// one transaction: the records are planned (their places, read without writing), decided
+    /// by the operators, then appended with their decisions, which holds only if the log is
+    /// still as planned. When another writer came first, or the runtime is behind in a
+    /// partition, it catches up and plans again; after two tries it appends, then steps.
     public func ingestAndDecide(_ batch: IngestBatch) throws -> (IngestOutcome, ProcessedBatch?) {
         try withRuntime { runtime in
-            let (outcome, places) = try store.ingestPlaced(batch)
-            guard !places.isEmpty else { return (outcome, nil) }
-            var waiting = Set(places)
-            var decided: [LogPosition: ProcessedTransaction] = [:]
-            var last: ProcessedBatch?
-            try commits.collecting { batches in
-                var idle = 0
-                while !waiting.isEmpty {
-                    // A step may take nothing when a label appended meanwhile comes first and is not
-                    // read yet (`PartitionRuntime.inAppendOrder`): the next one takes it.
-                    if try runtime.step(waiting: true) == 0 {
-                        idle += 1
-                        guard idle < 100 else {
-                            throw PipelineError(
-                                "\(waiting.count) records appended to the log were not decided: the runtime does not take them")
+            for _ in 0..<2 {
+                let plan = try store.planIngest(batch)
+                guard !plan.places.isEmpty else { break }  // nothing to decide: a plain append
+                guard plan.ends.allSatisfy({ runtime.position($0.key) == $0.value }) else {
+                    while try runtime.step(waiting: true) > 0 {}  // records or labels not folded yet
+                    continue
+                }
+                let now = Timestamp.now.microseconds
+                let records = zip(plan.fresh, plan.places).map { i, place in
+                    LogRecord(
+                        topic: .transactions, partition: place.partition, offset: place.offset,
+                        key: batch.records[i].transaction.cardID, payload: batch.records[i].payload, appendedAt: now)
+                }
+                var outcome = IngestOutcome()
+                do {
+                    let committed = try commits.collecting { batches in
+                        _ = try runtime.decide(
+                            appended: records, decoded: plan.fresh.map { batch.records[$0].transaction }
+                        ) { decisions in
+                            outcome = try sink.commit(decisions, appending: batch, as: plan)
                         }
-                        usleep(100)
+                        return batches()
                     }
-                    for b in batches() {
-                        last = b
-                        for t in b.transactions {
-                            let place = LogPosition(partition: t.partition, offset: t.offset)
-                            if waiting.remove(place) != nil { decided[place] = t }
-                        }
-                    }
+                    return (outcome, Self.answer(plan.places, from: committed))
+                } catch is IngestPlanConflict {
+                    continue  // nothing written; the partitions it moved are rebuilt at the next step
                 }
             }
-            var out = last!
-            out.transactions = places.compactMap { decided[$0] }
-            out.labels = []
-            return (outcome, out)
+            return try appendThenStep(batch, runtime)
         }
+    }
+
+    /// Appends `batch` to the log for the runtime to decide when it steps (the live generator):
+    /// under the runtime's lock, so that it never lands between the plan and the append of a
+    /// synchronous decision.
+    public func append(_ batch: IngestBatch) throws -> IngestOutcome { try withRuntime { _ in try store.ingest(batch) } }
+
+    /// Appends label events (routed to their cards) under the runtime's lock, as `append`.
+    public func appendLabels(_ labels: [LabelEvent], source: String, resumeAt: Int64) throws {
+        try withRuntime { _ in try store.ingestLabels(labels, source: source, resumeAt: resumeAt) }
+    }
+
+    /// The decisions of the records at `places`, in their order, from the committed batches.
+    private static func answer(_ places: [LogPosition], from batches: [ProcessedBatch]) -> ProcessedBatch? {
+        guard var out = batches.last else { return nil }
+        var decided: [LogPosition: ProcessedTransaction] = [:]
+        for b in batches {
+            for t in b.transactions { decided[LogPosition(partition: t.partition, offset: t.offset)] = t }
+        }
+        out.transactions = places.compactMap { decided[$0] }
+        out.labels = []
+        return out
+    }
+
+    /// The unfolded way: the append, then steps until the appended records are committed.
+    private func appendThenStep(_ batch: IngestBatch, _ runtime: PartitionRuntime) throws -> (IngestOutcome, ProcessedBatch?) {
+        let (outcome, places) = try store.ingestPlaced(batch)
+        guard !places.isEmpty else { return (outcome, nil) }
+        var waiting = Set(places)
+        let committed = try commits.collecting { batches in
+            var all: [ProcessedBatch] = []
+            var idle = 0
+            while !waiting.isEmpty {
+                // A step may take nothing when a label appended meanwhile comes first and is not
+                // read yet (`PartitionRuntime.inAppendOrder`): the next one takes it.
+                if try runtime.step(waiting: true) == 0 {
+                    idle += 1
+                    guard idle < 100 else {
+                        throw PipelineError(
+                            "\(waiting.count) records appended to the log were not decided: the runtime does not take them")
+                    }
+                    usleep(100)
+                }
+                for b in batches() {
+                    all.append(b)
+                    for t in b.transactions { waiting.remove(LogPosition(partition: t.partition, offset: t.offset)) }
+                }
+            }
+            return all
+        }
+        return (outcome, Self.answer(places, from: committed))
     }
 
     private func withRuntime<T>(_ body: (PartitionRuntime) throws -> T) throws -> T {
@@ -155,14 +210,20 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
 public final class CommitFanout: Sendable {
     public let latencies = LatencyRecorder()
     let state: PipelineState?
-    private let callback = Locked<(@Sendable (ProcessedBatch) -> Void)?>(nil)
+    /// In a struct: a closure kept in a generic container and read back through `inout` came
+    /// back wrapped in one more reabstraction thunk at every read, a chain that grew with
+    /// every commit (a quarter of the HTTP path's time after a minute, perf).
+    private let callback = Locked<Callback?>(nil)
+    private struct Callback: Sendable {
+        let call: @Sendable (ProcessedBatch) -> Void
+    }
     /// Batches committed while a synchronous decision collects them (on the runtime's thread).
     private let collected = Locked<[ProcessedBatch]?>(nil)
 
     init(state: PipelineState?) { self.state = state }
 
     /// Called with every committed batch, on the runtime's thread (metrics, WebSocket).
-    public func onCommit(_ body: (@Sendable (ProcessedBatch) -> Void)?) { callback.withLock { $0 = body } }
+    public func onCommit(_ body: (@Sendable (ProcessedBatch) -> Void)?) { callback.withLock { $0 = body.map(Callback.init) } }
 
     func publish(_ batch: ProcessedBatch) {
         latencies.record(batch)
@@ -172,7 +233,7 @@ public final class CommitFanout: Sendable {
             state.labels.add(batch.labels.count, ordering: .relaxed)
         }
         collected.withLock { $0?.append(batch) }
-        callback.withLock { $0 }?(batch)
+        callback.withLock { $0 }?.call(batch)
     }
 
     /// Runs `body` with a function that hands out the batches committed since it last asked.

@@ -32,15 +32,7 @@ public final class SQLiteWarehouseSink: DecisionSink {
 
     public func commit(_ batch: SinkBatch) throws {
         let written = try SQLiteEventLog.perform("committing \(batch.decisions.count) decisions of group \(batch.group)") {
-            try log.inBatchTransaction { db, cards in
-                let written = try write(db, batch, cards: &cards)
-                let fails = faults.withLock {
-                    $0.commits += 1
-                    return $0.commits == $0.failAt
-                }
-                if fails { throw InjectedCommitFailure(commit: faults.withLock { $0.commits }) }
-                return written
-            }
+            try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
         }
         observer?(written)
     }
@@ -74,7 +66,8 @@ public final class SQLiteWarehouseSink: DecisionSink {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT arrival FROM processor_position WHERE id = 1")) ?? 0
     }
 
-    private func write(_ db: Database, _ batch: SinkBatch, cards: inout CardProfiles.Pending) throws -> ProcessedBatch {
+    /// A batch's writes, in the caller's transaction; what the warehouse now holds of it.
+    func write(_ db: Database, _ batch: SinkBatch, cards: inout CardProfiles.Pending) throws -> ProcessedBatch {
         try SinkOffsetsTable.advance(db, batch)
         let sequence = try Self.lastSequence(db) + 1
         var out = ProcessedBatch(sequence: sequence)
@@ -116,6 +109,11 @@ public final class SQLiteWarehouseSink: DecisionSink {
                 ON CONFLICT (id) DO UPDATE SET arrival = excluded.arrival
                 """
         ).execute(arguments: [sequence])
+        let fails = faults.withLock {
+            $0.commits += 1
+            return $0.commits == $0.failAt
+        }
+        if fails { throw InjectedCommitFailure(commit: faults.withLock { $0.commits }) }
         return out
     }
 
