@@ -31,8 +31,15 @@ public final class SQLiteWarehouseSink: DecisionSink {
     }
 
     public func commit(_ batch: SinkBatch) throws {
-        let written = try SQLiteEventLog.perform("committing \(batch.decisions.count) decisions of group \(batch.group)") {
-            try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
+        let written: ProcessedBatch
+        do {
+            written = try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
+        } catch let conflict as DecisionSinkError {
+            throw conflict  // a batch not starting at the stored offsets: refused whole, as every sink says
+        } catch {
+            throw EventLogError(
+                SQLiteEventLog.isTransient(error) ? .unavailable : .storage,
+                "committing \(batch.decisions.count) decisions of group \(batch.group) failed: \(error)")
         }
         observer?(written)
     }
