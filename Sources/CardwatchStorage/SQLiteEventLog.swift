@@ -17,6 +17,8 @@ public final class SQLiteEventLog: EventLog {
     public let partitioner: KeyPartitioner
     let pool: DatabasePool
     private let checkpointer: WALCheckpointer
+    /// The newest transactions this process appended, for reads right behind the appends.
+    let tail: TailCache
     /// The card profiles not yet in `gold_card_profiles`.
     let cardProfiles: CardProfiles
 
@@ -93,6 +95,7 @@ public final class SQLiteEventLog: EventLog {
         self.pool = pool
         partitions = stored
         self.partitioner = partitioner
+        tail = TailCache(partitions: stored)
         cardProfiles = CardProfiles(schedule: cardFlush)
         do {
             checkpointer = try WALCheckpointer(path: path, writer: pool)
@@ -118,6 +121,7 @@ public final class SQLiteEventLog: EventLog {
         guard offset >= 0 else { throw EventLogError(.invalidArgument, "cannot read from negative offset \(offset)") }
         guard limit >= 0 else { throw EventLogError(.invalidArgument, "cannot read a negative number (\(limit)) of records") }
         guard limit > 0 else { return [] }
+        if topic == .transactions, let cached = tail.read(partition: partition, from: offset, limit: limit) { return cached }
         return try Self.perform("reading \(topic.rawValue)[\(partition)] from offset \(offset)") {
             try pool.read { db in
                 let rows = try Row.fetchCursor(

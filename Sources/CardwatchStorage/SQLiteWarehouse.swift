@@ -15,14 +15,23 @@ extension SQLiteEventLog: PipelineStore {
 
     /// `ingest`, and where each accepted record went, in the order of the accepted records.
     public func ingestPlaced(_ batch: IngestBatch) throws -> (outcome: IngestOutcome, places: [LogPosition]) {
-        try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
+        let appended = try Self.perform("ingesting \(batch.records.count) records from \(batch.source)") {
             try pool.write { db in try append(db, batch) }
         }
+        tail.add(appended.records)  // committed
+        return (appended.outcome, appended.places)
+    }
+
+    /// What an ingest appended: its outcome, and the fresh records as the log holds them.
+    struct Appended {
+        var outcome: IngestOutcome
+        var places: [LogPosition]
+        var records: [LogRecord]
     }
 
     /// An ingest batch's writes, in the caller's transaction: duplicates recorded, fresh records
     /// appended, dead letters, the source's position; where the fresh records went.
-    func append(_ db: Database, _ batch: IngestBatch) throws -> (IngestOutcome, [LogPosition]) {
+    func append(_ db: Database, _ batch: IngestBatch) throws -> Appended {
         var outcome = IngestOutcome()
         // Each new id is recorded with the place its record gets, which finds its silver row.
         let seen = try db.cachedStatement(
@@ -71,7 +80,12 @@ extension SQLiteEventLog: PipelineStore {
                     """,
                 arguments: [batch.source, resume, now])
         }
-        return (outcome, positions)
+        let records = zip(fresh, positions).map {
+            LogRecord(
+                topic: .transactions, partition: $1.partition, offset: $1.offset, key: $0.key, payload: $0.payload,
+                appendedAt: now)
+        }
+        return Appended(outcome: outcome, places: positions, records: records)
     }
 
     /// Each label is routed to its transaction's card (`RoutedLabel`): enriched here with the

@@ -68,13 +68,13 @@ extension SQLiteWarehouseSink {
     /// records) in one transaction; throws `IngestPlanConflict`, having written nothing, when
     /// the log is no longer as planned.
     public func commit(_ decisions: SinkBatch, appending batch: IngestBatch, as plan: IngestPlan) throws -> IngestOutcome {
-        let (outcome, written): (IngestOutcome, ProcessedBatch)
+        let (appended, written): (SQLiteEventLog.Appended, ProcessedBatch)
         do {
-            (outcome, written) = try log.inBatchTransaction { db, cards in
+            (appended, written) = try log.inBatchTransaction { db, cards in
                 for (p, end) in plan.ends where try log.ends(db, p) != end { throw IngestPlanConflict() }
-                let (outcome, places) = try log.append(db, batch)
-                guard places == plan.places else { throw IngestPlanConflict() }
-                return (outcome, try write(db, decisions, cards: &cards))
+                let appended = try log.append(db, batch)
+                guard appended.places == plan.places else { throw IngestPlanConflict() }
+                return (appended, try write(db, decisions, cards: &cards))
             }
         } catch let conflict as IngestPlanConflict {
             throw conflict
@@ -85,7 +85,8 @@ extension SQLiteWarehouseSink {
                 SQLiteEventLog.isTransient(error) ? .unavailable : .storage,
                 "appending \(batch.records.count) records from \(batch.source) with their decisions failed: \(error)")
         }
+        log.tail.add(appended.records)  // committed
         observer?(written)
-        return outcome
+        return appended.outcome
     }
 }
