@@ -6,7 +6,7 @@ import CardwatchPipeline
 /// from memory instead of read back and copied out of SQLite, a tenth of an import's time on
 /// the runtime's thread. Records are immutable once committed, so a cached one is the stored
 /// one; a read that starts outside the cache goes to SQLite. At most `capacity` records per
-/// partition are kept; appends by other processes are simply not cached.
+/// partition are kept (a share of 65,536 over all); appends by other processes are not cached.
 final class TailCache: Sendable {
     private struct Partition {
         var first: Int64 = 0
@@ -17,8 +17,9 @@ final class TailCache: Sendable {
     let capacity: Int
     private let partitions: Locked<[Partition]>
 
-    init(partitions count: Int, capacity: Int = 32_768) {
-        self.capacity = capacity
+    /// `records`: kept over all partitions (about 300 bytes each), a share per partition.
+    init(partitions count: Int, records: Int = 65_536) {
+        capacity = max(1_024, records / max(1, count))
         partitions = Locked([Partition](repeating: Partition(), count: count))
     }
 
