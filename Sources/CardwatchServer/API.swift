@@ -11,10 +11,10 @@ public struct ServerDependencies: Sendable {
     public var serving: any ServingStore
     public var monitoring: any MonitoringStore
     public var models: any ModelDirectory
-    /// Appends a batch to the log and decides it in the same store transaction, on the
-    /// calling thread (`Processor.ingestAndDecide`): the synchronous answers.
+    /// Appends a batch to the log and returns once its decisions are committed, on the
+    /// calling thread (`EmbeddedRuntime.ingestAndDecide`): the synchronous answers.
     public var decide: @Sendable (IngestBatch) throws -> (IngestOutcome, ProcessedBatch?)
-    /// Rung after an append of labels (feedback), so the processor picks it up at once.
+    /// Rung after an append of labels (feedback), so the runtime picks it up at once.
     public var doorbell: Doorbell?
     /// For hot swaps after a promotion through the API.
     public var modelSwitch: (any ModelTarget)?

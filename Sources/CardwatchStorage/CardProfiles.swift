@@ -85,7 +85,7 @@ final class CardProfiles: Sendable {
             let shard: Int = row[0]
             if (0..<Self.shards).contains(shard) { folded[shard] = row[1] }
         }
-        // In arrival order (a card lives in one log partition, so its rows come in processing order).
+        // In commit order (a card lives in one log partition, so its rows come in processing order).
         let rows = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """

@@ -5,7 +5,7 @@ import GRDB
 
 /// What is known afterwards about decided transactions: label events (chargebacks, analyst
 /// feedback) and the aggregates built from them. A transaction's outcome is its latest
-/// label; every label the processor commits moves the aggregates by the difference between
+/// label; every label the runtime commits moves the aggregates by the difference between
 /// the transaction's previous outcome and its new one, in the batch's transaction, so they
 /// always equal a count over the silver rows' current labels:
 ///
@@ -227,7 +227,7 @@ extension SQLiteEventLog {
     }
 
     /// Records `feedback` on a decided transaction (in `feedback`, and on its alert when it
-    /// raised one) and appends it to the `labels` log, where the processor takes it like a
+    /// raised one) and appends it to the `labels` log, where the runtime takes it like a
     /// chargeback (silver label, aggregates, merchant fraud rates, training). Returns whether
     /// the transaction raised an alert; nil when it was never decided (or, `alertsOnly`, raised
     /// no alert), and then nothing is written.

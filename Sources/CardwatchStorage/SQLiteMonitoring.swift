@@ -195,7 +195,7 @@ public final class SQLiteMonitoring: MonitoringStore, TrainingStore {
     static let watermarkSample = 1_001
 
     /// Where "now" is in event time for the training window: the 90th percentile of the event
-    /// times of the latest `watermarkSample` transactions decided (in arrival order). Not the
+    /// times of the latest `watermarkSample` transactions decided (in commit order). Not the
     /// wall clock: the live generator's simulated clock runs ahead of it, an import of history
     /// lies behind it. Not `MAX(event_time)`: one record dated 9999-12-31 would move the window
     /// past all the data. The percentile stands until a tenth of the latest arrivals are

@@ -112,7 +112,7 @@ public struct ProcessedTransaction: Sendable {
     }
 }
 
-/// A label that reached the processor, with what it was matched to.
+/// A label the runtime committed, with whether its transaction was known.
 public struct ProcessedLabel: Sendable {
     public var label: LabelEvent
     /// Whether its transaction had been processed (and so counted in merchant fraud rates).
