@@ -167,7 +167,11 @@ struct PipelineOptions: ParsableArguments {
 
     /// The store, the registry, and the runtime with the production model (bootstrapped when
     /// there is none) and the rules, its partitions restored to the last commit.
-    func openPipeline(store opened: SQLiteEventLog? = nil) throws -> (
+    /// `pipelined`: commits overlap the next batch's decisions (`import`). `run` commits on the
+    /// runtime's thread: in its full-disk test (`scripts/disk-full-test.py`) the writer's
+    /// connection failed every commit with SQLITE_FULL after the disk had room again in one run
+    /// of three when commits were pipelined, and never in six without (cause not found yet).
+    func openPipeline(store opened: SQLiteEventLog? = nil, pipelined: Bool = false) throws -> (
         store: SQLiteEventLog, registry: ModelRegistry, runtime: EmbeddedRuntime, state: PipelineState, rules: RuleFile?
     ) {
         let store = try opened ?? openStore()
@@ -177,6 +181,7 @@ struct PipelineOptions: ParsableArguments {
         var options = PartitionRuntime.Options()
         options.batchRecords = batch
         options.checkpointEvery = checkpointEvery
+        options.pipelined = pipelined
         let runtime = try EmbeddedRuntime(
             store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
             state: state)

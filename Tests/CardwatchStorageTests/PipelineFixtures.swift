@@ -65,6 +65,7 @@ func embeddedRuntime(
     var options = PartitionRuntime.Options()
     options.batchRecords = batch
     options.checkpointEvery = checkpointEvery
+    options.pipelined = true  // as `import` has it: the failure paths of pipelined commits are exercised
     let runtime = try EmbeddedRuntime(store: store, scorer: scorer, rules: rules, options: options, state: state)
     try runtime.start()
     return runtime

@@ -44,9 +44,6 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
         let directory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
         checkpoints = try SQLiteCheckpointStore(path: directory.appendingPathComponent(Self.checkpointFile).path)
         models = ProductionModel(scorer)
-        // Commits overlap the next batch's decisions (the log and the warehouse are one writer).
-        var options = options
-        options.pipelined = true
         runtime = PartitionRuntime(
             consumer: GroupConsumer(group: options.group, log: store, groups: ConsumerGroups()), log: store, sink: sink,
             index: nil, checkpoints: checkpoints, models: models, rules: rules, options: options)

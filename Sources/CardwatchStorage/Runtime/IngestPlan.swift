@@ -24,7 +24,10 @@ extension SQLiteEventLog {
     /// The plan of `ingest(batch)` as the log stands now.
     public func planIngest(_ batch: IngestBatch) throws -> IngestPlan {
         try Self.perform("planning the ingest of \(batch.records.count) records") {
-            try pool.writeWithoutTransaction { db in
+            // On a reader, in a read transaction: statements left on the writer's connection outside
+            // a transaction kept its pager in SQLite's error state after a full disk (SQLITE_FULL
+            // at a commit), and every later commit failed although the disk had room again.
+            try pool.read { db in
                 let ids = batch.records.map(\.transaction.transactionID)
                 var known = Set<String>()
                 for start in stride(from: 0, to: ids.count, by: 500) {

@@ -37,9 +37,10 @@ public final class SQLiteWarehouseSink: DecisionSink {
         } catch let conflict as DecisionSinkError {
             throw conflict  // a batch not starting at the stored offsets: refused whole, as every sink says
         } catch {
+            let code = (error as? DatabaseError).map { " (extended code \($0.extendedResultCode.rawValue))" } ?? ""
             throw EventLogError(
                 SQLiteEventLog.isTransient(error) ? .unavailable : .storage,
-                "committing \(batch.decisions.count) decisions of group \(batch.group) failed: \(error)")
+                "committing \(batch.decisions.count) decisions of group \(batch.group) failed: \(error)\(code)")
         }
         observer?(written)
     }
