@@ -8,12 +8,13 @@ import Synchronization
 /// checkpoints beside it. `run`, `import`, the API and the tests share it, behind a lock: the
 /// runtime thread steps it, and the API's synchronous decisions go through it too.
 ///
-/// A synchronous decision appends its records to the log (one transaction), then steps the
-/// runtime until their decisions are committed (a second one, which may take other records
-/// appended meanwhile with them): the operators decide in log order and never run inside a
-/// store transaction. A step that fails leaves the runtime consistent (the partitions it
-/// moved are rebuilt from the sink before the next batch); after a storage failure that
-/// passes by itself, uses are refused for `cooldown` (`StorageUnavailable`, HTTP 503).
+/// A synchronous decision is planned, decided, then appended with its decisions in one
+/// transaction (`ingestAndDecide`); when the log moved meanwhile, it is appended, then the
+/// runtime steps until its decisions are committed. Either way the operators decide in log
+/// order and never run inside a store transaction. A step that fails leaves the runtime
+/// consistent (the partitions it moved are rebuilt from the sink before the next batch);
+/// after a storage failure that passes by itself, uses are refused for `cooldown`
+/// (`StorageUnavailable`, HTTP 503).
 public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     // `@unchecked Sendable`: `runtime`, `started` and `retryAt` are touched only inside `lock`;
     // every other property is immutable and Sendable.
