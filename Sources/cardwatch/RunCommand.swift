@@ -290,7 +290,6 @@ struct LiveGeneratorService: Sendable {
     }
 
     func run() async throws {
-        let stop = StopSignal()
         let store = store
         let runtime = runtime
         let config = config
@@ -298,65 +297,57 @@ struct LiveGeneratorService: Sendable {
         let maxLag = maxLag
         let state = state
         let logger = logger
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await runOnThread(name: "generator") {
-                    let start = try Self.start(store)
-                    var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: nil))
-                    let owed = try Self.owedChargebacks(store, config: config, start: start)
-                    var nextOwed = 0
-                    // A backfill numbers its transactions from 1 for a seed: prefix this start so they never
-                    // repeat an earlier run's (or the bootstrap history's) ids, and their labels follow. Starts
-                    // strictly increase (each resumes after the last commit), so prefixes never repeat.
-                    let prefix = "lv\(start.microseconds)_"
-                    logger.info(
-                        "generator: simulated clock starts at \(start.rfc3339); \(owed.count) chargebacks owed from before")
+        try await runOnThreadUntilShutdown(name: "generator") { stop, _ in
+            let start = try Self.start(store)
+            var generator = try TransactionGenerator(config: config, mode: .backfill(start: start, end: nil))
+            let owed = try Self.owedChargebacks(store, config: config, start: start)
+            var nextOwed = 0
+            // A backfill numbers its transactions from 1 for a seed: prefix this start so they never
+            // repeat an earlier run's (or the bootstrap history's) ids, and their labels follow. Starts
+            // strictly increase (each resumes after the last commit), so prefixes never repeat.
+            let prefix = "lv\(start.microseconds)_"
+            logger.info(
+                "generator: simulated clock starts at \(start.rfc3339); \(owed.count) chargebacks owed from before")
 
-                    let began = wallClockMicroseconds()
-                    var emitted = 0
-                    var labelsSent: Int64 = 0
-                    while !stop.isStopped {
-                        // Everything due by now (the k-th transaction is due k/tps seconds after the start),
-                        // at most 20 ms of it; at low rates that is one transaction, sent as soon as it is due.
-                        let due = Int(Double(wallClockMicroseconds() - began) * tps / 1e6)
-                        if due <= emitted {
-                            let next = began + Int64(Double(emitted + 1) / tps * 1e6)
-                            usleep(UInt32(max(50, min(next - wallClockMicroseconds(), 100_000))))
-                            continue
-                        }
-                        var batch = IngestBatch(source: Self.source)
-                        var last = start
-                        while emitted < due, batch.records.count < max(1, Int(tps / 50)), var tx = generator.next() {
-                            tx.transactionID = prefix + tx.transactionID
-                            batch.records.append(IngestRecord(transaction: tx))
-                            last = tx.timestamp
-                            emitted += 1
-                        }
-                        // The simulated clock, committed with the records it covers.
-                        batch.resumeAt = last.microseconds
-                        while (try? store.processorLag()) ?? 0 > maxLag && !stop.isStopped { usleep(1_000) }
-                        let outcome = try runtime.append(batch)
-                        state.arrivals.ring()
-                        state.ingested.add(outcome.accepted, ordering: .relaxed)
-                        state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
-                        var labels = generator.labels(reportedBy: last).map {
-                            LabelEvent(transactionID: prefix + $0.transactionID, isFraud: $0.isFraud, reportedAt: $0.reportedAt)
-                        }
-                        while nextOwed < owed.count, owed[nextOwed].reportedAt <= last {
-                            labels.append(owed[nextOwed])
-                            nextOwed += 1
-                        }
-                        if !labels.isEmpty {
-                            labelsSent += Int64(labels.count)
-                            try runtime.appendLabels(labels, source: "generator-labels", resumeAt: labelsSent)
-                        }
-                    }
+            let began = wallClockMicroseconds()
+            var emitted = 0
+            var labelsSent: Int64 = 0
+            while !stop.isStopped {
+                // Everything due by now (the k-th transaction is due k/tps seconds after the start),
+                // at most 20 ms of it; at low rates that is one transaction, sent as soon as it is due.
+                let due = Int(Double(wallClockMicroseconds() - began) * tps / 1e6)
+                if due <= emitted {
+                    let next = began + Int64(Double(emitted + 1) / tps * 1e6)
+                    usleep(UInt32(max(50, min(next - wallClockMicroseconds(), 100_000))))
+                    continue
                 }
-            } onCancel: {
-                stop.stop()
+                var batch = IngestBatch(source: Self.source)
+                var last = start
+                while emitted < due, batch.records.count < max(1, Int(tps / 50)), var tx = generator.next() {
+                    tx.transactionID = prefix + tx.transactionID
+                    batch.records.append(IngestRecord(transaction: tx))
+                    last = tx.timestamp
+                    emitted += 1
+                }
+                // The simulated clock, committed with the records it covers.
+                batch.resumeAt = last.microseconds
+                while (try? store.processorLag()) ?? 0 > maxLag && !stop.isStopped { usleep(1_000) }
+                let outcome = try runtime.append(batch)
+                state.arrivals.ring()
+                state.ingested.add(outcome.accepted, ordering: .relaxed)
+                state.duplicates.add(outcome.duplicates.count, ordering: .relaxed)
+                var labels = generator.labels(reportedBy: last).map {
+                    LabelEvent(transactionID: prefix + $0.transactionID, isFraud: $0.isFraud, reportedAt: $0.reportedAt)
+                }
+                while nextOwed < owed.count, owed[nextOwed].reportedAt <= last {
+                    labels.append(owed[nextOwed])
+                    nextOwed += 1
+                }
+                if !labels.isEmpty {
+                    labelsSent += Int64(labels.count)
+                    try runtime.appendLabels(labels, source: "generator-labels", resumeAt: labelsSent)
+                }
             }
-        } onGracefulShutdown: {
-            stop.stop()
         }
     }
 }

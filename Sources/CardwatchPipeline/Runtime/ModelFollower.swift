@@ -42,25 +42,13 @@ public struct ModelFollower: Service {
     /// Looks on a thread of its own, so the 2-second promise holds however busy Swift's
     /// cooperative pool is (HTTP requests, other services) until shutdown.
     public func run() async throws {
-        let stop = StopSignal()
-        let wake = Doorbell()
         let follower = self
         let seconds = Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await runOnThread(name: "model-follower") {
-                    while !stop.isStopped {
-                        try follower.check()
-                        wake.wait(seconds: seconds)
-                    }
-                }
-            } onCancel: {
-                stop.stop()
-                wake.ring()
+        try await runOnThreadUntilShutdown(name: "model-follower") { stop, wake in
+            while !stop.isStopped {
+                try follower.check()
+                wake.wait(seconds: seconds)
             }
-        } onGracefulShutdown: {
-            stop.stop()
-            wake.ring()
         }
     }
 }

@@ -21,31 +21,19 @@ public struct PartitionRuntimeService: Service {
     }
 
     public func run() async throws {
-        let stop = StopSignal()
-        let wake = doorbell ?? Doorbell()
         let service = self
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await runOnThread(name: "partition-runtime") {
-                    let runtime = try service.makeRuntime()
-                    try runtime.start()
-                    do {
-                        while !stop.isStopped {
-                            if try runtime.step() == 0 { wake.wait(seconds: service.idle) }
-                        }
-                    } catch {
-                        try? runtime.stop()
-                        throw error
-                    }
-                    try runtime.stop()
+        try await runOnThreadUntilShutdown(name: "partition-runtime", wake: doorbell ?? Doorbell()) { stop, wake in
+            let runtime = try service.makeRuntime()
+            try runtime.start()
+            do {
+                while !stop.isStopped {
+                    if try runtime.step() == 0 { wake.wait(seconds: service.idle) }
                 }
-            } onCancel: {
-                stop.stop()
-                wake.ring()
+            } catch {
+                try? runtime.stop()
+                throw error
             }
-        } onGracefulShutdown: {
-            stop.stop()
-            wake.ring()
+            try runtime.stop()
         }
     }
 }

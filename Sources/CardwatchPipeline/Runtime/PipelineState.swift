@@ -1,5 +1,6 @@
 import CardwatchCore
 import Foundation
+import ServiceLifecycle
 public import Synchronization
 
 /// What the running pipeline shares between its stages and its monitors: counters that
@@ -208,7 +209,7 @@ public final class PipelineState: Sendable {
 
 extension Duration {
     /// Whole microseconds.
-    var microseconds: Int64 {
+    public var microseconds: Int64 {
         components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
     }
 }
@@ -226,6 +227,26 @@ public func runOnThread(name: String, _ body: @escaping @Sendable () throws -> V
                 continuation.resume(throwing: error)
             }
         }
+    }
+}
+
+/// `runOnThread` until graceful shutdown or cancellation: `body` runs on the thread with a
+/// stop signal to check and a doorbell to wait on, and a stop sets the one and rings the other,
+/// so a stage waiting for work ends at once.
+public func runOnThreadUntilShutdown(
+    name: String, wake: Doorbell = Doorbell(), _ body: @escaping @Sendable (_ stop: StopSignal, _ wake: Doorbell) throws -> Void
+) async throws {
+    let stop = StopSignal()
+    try await withGracefulShutdownHandler {
+        try await withTaskCancellationHandler {
+            try await runOnThread(name: name) { try body(stop, wake) }
+        } onCancel: {
+            stop.stop()
+            wake.ring()
+        }
+    } onGracefulShutdown: {
+        stop.stop()
+        wake.ring()
     }
 }
 

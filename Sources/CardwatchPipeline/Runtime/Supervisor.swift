@@ -137,27 +137,13 @@ public struct SteppedService<Stage: SteppedStage>: Service {
     }
 
     public func run() async throws {
-        let stop = StopSignal()
         let stage = stage
-        let doorbell = doorbell
         let idle = idle
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await runOnThread(name: name) {
-                    while !stop.isStopped {
-                        if try stage.step() == 0 {
-                            if let doorbell { doorbell.wait(seconds: idle) } else { usleep(UInt32(idle * 1e6)) }
-                        }
-                    }
-                    try stage.stop()
-                }
-            } onCancel: {
-                stop.stop()
-                doorbell?.ring()
+        try await runOnThreadUntilShutdown(name: name, wake: doorbell ?? Doorbell()) { stop, wake in
+            while !stop.isStopped {
+                if try stage.step() == 0 { wake.wait(seconds: idle) }
             }
-        } onGracefulShutdown: {
-            stop.stop()
-            doorbell?.ring()
+            try stage.stop()
         }
     }
 }

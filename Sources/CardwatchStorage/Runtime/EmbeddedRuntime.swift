@@ -195,8 +195,7 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
             return try body(runtime)
         } catch {
             if StorageFailure.isTransient(error) {
-                let micros = cooldown.components.seconds * 1_000_000 + cooldown.components.attoseconds / 1_000_000_000_000
-                retryAt = (Timestamp.now.microseconds + micros, "\(error)")
+                retryAt = (Timestamp.now.microseconds + cooldown.microseconds, "\(error)")
             }
             throw error
         }

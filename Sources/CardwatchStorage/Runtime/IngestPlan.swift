@@ -71,22 +71,13 @@ extension SQLiteWarehouseSink {
     /// records) in one transaction; throws `IngestPlanConflict`, having written nothing, when
     /// the log is no longer as planned.
     public func commit(_ decisions: SinkBatch, appending batch: IngestBatch, as plan: IngestPlan) throws -> IngestOutcome {
-        let (appended, written): (SQLiteEventLog.Appended, ProcessedBatch)
-        do {
-            (appended, written) = try log.inBatchTransaction { db, cards in
-                for (p, end) in plan.ends where try log.ends(db, p) != end { throw IngestPlanConflict() }
-                let appended = try log.append(db, batch)
-                guard appended.places == plan.places else { throw IngestPlanConflict() }
-                return (appended, try write(db, decisions, cards: &cards))
-            }
-        } catch let conflict as IngestPlanConflict {
-            throw conflict
-        } catch let error as EventLogError {
-            throw error
-        } catch {
-            throw EventLogError(
-                SQLiteEventLog.isTransient(error) ? .unavailable : .storage,
-                "appending \(batch.records.count) records from \(batch.source) with their decisions failed: \(error)")
+        let (appended, written) = try transaction(
+            "appending \(batch.records.count) records from \(batch.source) with their decisions"
+        ) { db, cards in
+            for (p, end) in plan.ends where try log.ends(db, p) != end { throw IngestPlanConflict() }
+            let appended = try log.append(db, batch)
+            guard appended.places == plan.places else { throw IngestPlanConflict() }
+            return (appended, try write(db, decisions, cards: &cards))
         }
         log.tail.add(appended.records)  // committed
         observer?(written)

@@ -31,29 +31,41 @@ public final class SQLiteWarehouseSink: DecisionSink {
     }
 
     public func commit(_ batch: SinkBatch) throws {
-        let written: ProcessedBatch
+        let written = try transaction("committing \(batch.decisions.count) decisions of group \(batch.group)") {
+            db, cards in try write(db, batch, cards: &cards)
+        }
+        observer?(written)
+    }
+
+    /// A transaction of the warehouse (`SQLiteEventLog.inBatchTransaction`). SQLite's errors
+    /// become `EventLogError`s named by `what` and SQLite's extended code (the passing ones
+    /// `unavailable`); a refused batch (`DecisionSinkError`) and a moved log
+    /// (`IngestPlanConflict`) are thrown as they are.
+    func transaction<T>(
+        _ what: @autoclosure () -> String, _ body: (Database, inout CardProfiles.Pending) throws -> T
+    ) throws -> T {
         do {
-            written = try log.inBatchTransaction { db, cards in try write(db, batch, cards: &cards) }
-        } catch let conflict as DecisionSinkError {
-            throw conflict  // a batch not starting at the stored offsets: refused whole, as every sink says
+            return try log.inBatchTransaction(body)
+        } catch let error as DecisionSinkError {
+            throw error
+        } catch let error as IngestPlanConflict {
+            throw error
+        } catch let error as EventLogError {
+            throw error
         } catch {
             let code = (error as? DatabaseError).map { " (extended code \($0.extendedResultCode.rawValue))" } ?? ""
             throw EventLogError(
-                SQLiteEventLog.isTransient(error) ? .unavailable : .storage,
-                "committing \(batch.decisions.count) decisions of group \(batch.group) failed: \(error)\(code)")
+                SQLiteEventLog.isTransient(error) ? .unavailable : .storage, "\(what()) failed: \(error)\(code)")
         }
-        observer?(written)
     }
 
     /// Writes the card profiles folded in behind (at a clean stop), so the warehouse's
     /// aggregates are complete.
     public func flush() throws {
-        try SQLiteEventLog.perform("writing the pending card profiles") {
-            try log.inBatchTransaction { db, cards in
-                var out = ProcessedBatch(sequence: try Self.lastSequence(db))
-                out.final = true
-                try log.cardProfiles.fold(db, out, into: &cards)
-            }
+        try transaction("writing the pending card profiles") { db, cards in
+            var out = ProcessedBatch(sequence: try Self.lastSequence(db))
+            out.final = true
+            try log.cardProfiles.fold(db, out, into: &cards)
         }
     }
 
