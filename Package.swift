@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "CardwatchStorage", targets: ["CardwatchStorage"]),
         .library(name: "CardwatchPipeline", targets: ["CardwatchPipeline"]),
         .library(name: "CardwatchServer", targets: ["CardwatchServer"]),
+        .library(name: "CardwatchPostgres", targets: ["CardwatchPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Crypto derives card_id from a PAN by a keyed hash (HMAC-SHA256); the PAN is never kept.
@@ -68,6 +70,16 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // The warehouse, checkpoints and decision sink on PostgreSQL (the shared store of many instances).
+        .target(
+            name: "CardwatchPostgres",
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchPipeline", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
         .target(
             name: "CardwatchServer",
             dependencies: [
@@ -88,7 +100,8 @@ let package = Package(
             name: "cardwatch",
             dependencies: [
                 "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
-                "CardwatchPipeline", "CardwatchServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CardwatchPipeline", "CardwatchServer", "CardwatchPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -129,8 +142,8 @@ let package = Package(
             name: "CardwatchStorageTests",
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
-                "CardwatchStorage", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
+                "CardwatchStorage", "CardwatchPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming

@@ -12,6 +12,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+echo "== a throwaway PostgreSQL (fsync on) for the PostgreSQL warehouse's tests"
+PG_PORT=${CARDWATCH_PG_PORT:-55432}
+PG_DIR=$(scripts/postgres.sh start "$PG_PORT")
+trap 'scripts/postgres.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
+export CARDWATCH_TEST_POSTGRES="postgres://ci@127.0.0.1:$PG_PORT/postgres" CARDWATCH_REQUIRE_POSTGRES=1
+export CARDWATCH_PG_DIR="$PG_DIR"
+
 echo "== swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
 

@@ -101,7 +101,7 @@ final class CardProfiles: Sendable {
             let tier = RiskTier(rawValue: row[4]) ?? .low
             let action: String = row[5]
             p.cards[shard][card, default: Card()].add(
-                amount: SQLiteEventLog.micros(row[2]), alert: tier >= .high, decline: action == Action.decline.rawValue,
+                amount: WarehouseRows.micros(row[2]), alert: tier >= .high, decline: action == Action.decline.rawValue,
                 probability: row[3], time: row[6], tier: tier)
         }
         return p
@@ -114,7 +114,7 @@ final class CardProfiles: Sendable {
         for t in batch.transactions {
             let d = t.decision
             p.cards[Self.shard(t.transaction.cardID)][t.transaction.cardID, default: Card()].add(
-                amount: SQLiteEventLog.micros(t.transaction.amount), alert: d.isAlert, decline: d.action == .decline,
+                amount: WarehouseRows.micros(t.transaction.amount), alert: d.isAlert, decline: d.action == .decline,
                 probability: d.probability, time: t.transaction.timestamp.microseconds, tier: d.tier)
         }
         let now = Timestamp.now.microseconds

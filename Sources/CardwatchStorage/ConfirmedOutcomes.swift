@@ -144,7 +144,7 @@ enum ConfirmedOutcomes {
         let old: Int64? = row[0]
         let eventTime: Int64 = row[1]
         let amount: Double = row[2] ?? 0
-        let delta = Delta(old: old, new: new, alert: row[3], amountMicros: SQLiteEventLog.micros(amount))
+        let delta = Delta(old: old, new: new, alert: row[3], amountMicros: WarehouseRows.micros(amount))
         try db.cachedStatement(
             sql: #"UPDATE silver_transactions SET label = ? WHERE arrival = ? AND "partition" = ? AND "offset" = ?"#
         ).execute(arguments: [new, row[6], row[7], row[8]])

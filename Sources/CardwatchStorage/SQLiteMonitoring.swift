@@ -79,7 +79,7 @@ extension ModelRegistry: ModelCatalog {
     }
 }
 
-extension SQLiteEventLog {
+extension SQLiteEventLog: AlertCounting {
     /// Alerts in the warehouse.
     public func alertCount() throws -> Int {
         try Self.perform("counting alerts") { try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alerts")! } }

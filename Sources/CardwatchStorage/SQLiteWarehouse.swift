@@ -70,7 +70,7 @@ extension SQLiteEventLog: PipelineStore {
         }
         if !fresh.isEmpty { try insertRecords(db, .transactions, fresh, at: positions, appendedAt: now) }
         outcome.accepted = fresh.count
-        _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, Self.deadLetterJSON($0)) })
+        _ = try insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, WarehouseRows.deadLetterJSON($0)) })
         outcome.deadLetters = batch.deadLetters.count
         if let resume = batch.resumeAt {
             try db.execute(
@@ -204,9 +204,7 @@ extension SQLiteEventLog: PipelineStore {
             row.text(d.tier.rawValue)
             row.text(d.action.rawValue)
             row.int(d.modelVersion)
-            row.text(
-                d.reasons.contains { $0.kind == .rule }
-                    ? d.reasons.filter { $0.kind == .rule }.map(\.name).joined(separator: ",") : nil)
+            row.text(WarehouseRows.ruleHits(d))
             row.int(p.latencyMicros)
             row.int(t.isFraud.map { $0 ? 1 : 0 })
             row.text(t.fraudPattern)
@@ -215,7 +213,7 @@ extension SQLiteEventLog: PipelineStore {
             row.int(p.offset)
             try row.run(db)
             if d.isAlert {
-                let reasons = Self.reasonsJSON(d.reasons)
+                let reasons = WarehouseRows.reasonsJSON(d.reasons)
                 try alert.execute(arguments: [
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
                     d.tier.rawValue, d.action.rawValue, d.modelVersion, reasons, t.fraudPattern, p.sequence, decidedAt,
@@ -257,49 +255,9 @@ extension SQLiteEventLog: PipelineStore {
         return out
     }
 
-    /// Amounts and probabilities are summed as integers (micro-dollars, nano-units of
-    /// probability), so a sum does not depend on how the stream was cut into batches: a
-    /// restarted run's aggregates equal an uninterrupted run's to the last digit.
-    static func micros(_ amount: Double) -> Int64 { Int64((amount * 1e6).rounded()) }
-    static func nanos(_ probability: Double) -> Int64 { Int64((probability * 1e9).rounded()) }
-
     func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {
         guard !batch.transactions.isEmpty else { return }
-        struct Hour {
-            var transactions = 0
-            var amount: Int64 = 0
-            var alerts = 0
-            var reviews = 0
-            var declines = 0
-            var probability: Int64 = 0
-            var latency: Int64 = 0
-            var latencyMax: Int64 = 0
-
-            mutating func add(amount: Int64, alert: Int, review: Int, decline: Int, probability: Int64, latency: Int64) {
-                transactions += 1
-                self.amount += amount
-                alerts += alert
-                reviews += review
-                declines += decline
-                self.probability += probability
-                self.latency += latency
-                latencyMax = max(latencyMax, latency)
-            }
-        }
-        var hours: [Int64: Hour] = [:]
-        for p in batch.transactions {
-            let t = p.transaction
-            let d = p.decision
-            let micros = t.timestamp.microseconds
-            let hour = micros - ((micros % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
-            let amount = Self.micros(t.amount)
-            let isAlert = d.isAlert ? 1 : 0
-            let isDecline = d.action == .decline ? 1 : 0
-            // In place (`_modify`): one hash lookup per table and transaction.
-            hours[hour, default: Hour()].add(
-                amount: amount, alert: isAlert, review: d.action == .review ? 1 : 0, decline: isDecline,
-                probability: Self.nanos(d.probability), latency: p.latencyMicros)
-        }
+        let hours = GoldTotals.hourly(batch.transactions)
         let hourly = try db.cachedStatement(
             sql: """
                 INSERT INTO gold_hourly (hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos,
@@ -312,7 +270,7 @@ extension SQLiteEventLog: PipelineStore {
                     latency_max_us = MAX(latency_max_us, excluded.latency_max_us)
                 """)
         var row = RowBinder(hourly)
-        for (hour, h) in hours.sorted(by: { $0.key < $1.key }) {
+        for (hour, h) in hours {
             row.int(hour)
             row.int(h.transactions)
             row.int(h.amount)
@@ -325,16 +283,7 @@ extension SQLiteEventLog: PipelineStore {
             try row.run(db)
         }
         // Per minute of processing time (the batch's decision time).
-        var minute = Hour()
-        for h in hours.values {
-            minute.transactions += h.transactions
-            minute.alerts += h.alerts
-            minute.reviews += h.reviews
-            minute.declines += h.declines
-            minute.probability += h.probability
-            minute.latency += h.latency
-            minute.latencyMax = max(minute.latencyMax, h.latencyMax)
-        }
+        let minute = GoldTotals(summing: hours.map(\.totals))
         let decided = batch.decidedAt ?? Self.nowMicros()
         row = RowBinder(
             try db.cachedStatement(
@@ -376,56 +325,4 @@ extension SQLiteEventLog: PipelineStore {
 
     static func nowMicros() -> Int64 { Timestamp.now.microseconds }
 
-    /// The dead-letter record: source, line, every reason, and the raw record (as text when
-    /// it is UTF-8, else base64), as one JSON object.
-    static func deadLetterJSON(_ d: DeadLetter) -> [UInt8] {
-        var out: [UInt8] = Array(#"{"source":"#.utf8)
-        TransactionEncoder.appendJSONString(d.source, to: &out)
-        if let line = d.line { out.append(contentsOf: Array(#","line":\#(line)"#.utf8)) }
-        out.append(contentsOf: Array(#","reasons":["#.utf8))
-        for (i, issue) in d.issues.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: Array(#"{"field":"#.utf8))
-            TransactionEncoder.appendJSONString(issue.field, to: &out)
-            out.append(contentsOf: Array(#","problem":"#.utf8))
-            TransactionEncoder.appendJSONString(issue.problem, to: &out)
-            out.append(UInt8(ascii: "}"))
-        }
-        out.append(UInt8(ascii: "]"))
-        if let text = String(validating: d.raw, as: UTF8.self) {
-            out.append(contentsOf: Array(#","raw":"#.utf8))
-            TransactionEncoder.appendJSONString(text, to: &out)
-        } else {
-            out.append(contentsOf: Array(#","raw_base64":""#.utf8))
-            out.append(contentsOf: Array(Data(d.raw).base64EncodedString().utf8))
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
-
-    /// An alert's reasons as a JSON array.
-    static func reasonsJSON(_ reasons: [Reason]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (i, r) in reasons.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: Array(#"{"kind":""#.utf8) + Array(r.kind.rawValue.utf8) + Array(#"","name":"#.utf8))
-            TransactionEncoder.appendJSONString(r.name, to: &out)
-            if let v = r.value {
-                out.append(contentsOf: Array(#","value":"#.utf8))
-                TransactionEncoder.appendNumber(v, to: &out)
-            }
-            if let c = r.contribution {
-                out.append(contentsOf: Array(#","contribution":"#.utf8))
-                TransactionEncoder.appendNumber(c, to: &out)
-            }
-            if let d = r.detail {
-                out.append(contentsOf: Array(#","detail":"#.utf8))
-                TransactionEncoder.appendJSONString(d, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
-    }
 }

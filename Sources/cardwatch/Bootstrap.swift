@@ -4,6 +4,7 @@ import CardwatchFeatures
 import CardwatchGenerator
 import CardwatchModel
 import CardwatchPipeline
+import CardwatchPostgres
 import CardwatchStorage
 import Foundation
 
@@ -28,6 +29,13 @@ struct PipelineOptions: ParsableArguments {
             "The log's backend (the warehouse commits with it): sqlite, in --data-dir (the default and, in this build, the only one)."
     )
     var log: String?
+    @Option(
+        help: ArgumentHelp(
+            "Where decisions commit: sqlite, the log's file (the default), or postgres://USER@HOST:PORT/DB.",
+            discussion:
+                "PostgreSQL's password comes from PGPASSWORD or a password file (PGPASSFILE, ~/.pgpass), never the URL; "
+                + "PGHOST, PGPORT, PGUSER and PGDATABASE fill what the URL leaves out. Checkpoints go there too."))
+    var warehouse: String?
     @Flag(help: "Print the pipeline's topology (sources, log, processor, sinks, stores) and exit.") var printTopology = false
     @Option(help: "Records per runtime batch, at most.") var batch = 32768
     @Option(help: "Checkpoint a partition's feature state every this many of its batches.") var checkpointEvery = 64
@@ -50,7 +58,8 @@ struct PipelineOptions: ParsableArguments {
 
     /// The pipeline's shape from these options: the one place it is declared.
     func topology(sources: [Topology.Source]) throws -> Topology {
-        do { return try Topology.parse(log: log, dataDirectory: dataDir, partitions: partitions, sources: sources) } catch {
+        do { return try Topology.parse(
+                log: log, warehouse: warehouse, dataDirectory: dataDir, partitions: partitions, sources: sources) } catch {
             throw ValidationError("\(error)")
         }
     }
@@ -174,6 +183,7 @@ struct PipelineOptions: ParsableArguments {
     func openPipeline(store opened: SQLiteEventLog? = nil, pipelined: Bool = false) throws -> (
         store: SQLiteEventLog, registry: ModelRegistry, runtime: EmbeddedRuntime, state: PipelineState, rules: RuleFile?
     ) {
+        let sinks = try runtimeWarehouse()
         let store = try opened ?? openStore()
         let registry = try ModelRegistry(directory: dataDir)
         let state = PipelineState()
@@ -184,11 +194,30 @@ struct PipelineOptions: ParsableArguments {
         options.pipelined = pipelined
         let runtime = try EmbeddedRuntime(
             store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
-            state: state)
+            state: state, warehouse: sinks)
         try runtime.start()
         let replayed = runtime.counters.replayed
         if replayed > 0 { say("resumed: replayed \(grouped(replayed)) records committed after the last checkpoints") }
         return (store, registry, runtime, state, rules)
+    }
+
+    /// The PostgreSQL pool of `--warehouse`, when it names one (connected and migrated).
+    func postgresWarehouse() throws -> PostgresPool? {
+        guard case .postgres(let url) = try topology(sources: []).warehouse else { return nil }
+        let endpoint: PostgresEndpoint
+        do { endpoint = try PostgresEndpoint.parse(url) } catch { throw ValidationError("--warehouse: \(error)") }
+        let pool = PostgresPool(endpoint, size: 4)
+        do { try PostgresSchema.migrate(pool) } catch {
+            throw CLIError("the warehouse \(endpoint) cannot be used: \(error)")
+        }
+        return pool
+    }
+
+    /// Where the runtime commits: the embedded warehouse, or PostgreSQL's.
+    func runtimeWarehouse() throws -> EmbeddedRuntime.Warehouse {
+        guard let pool = try postgresWarehouse() else { return .embedded }
+        return .external(
+            sink: { try PostgresWarehouseSink(pool: pool, observer: $0) }, checkpoints: try PostgresCheckpointStore(pool: pool))
     }
 
     func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {

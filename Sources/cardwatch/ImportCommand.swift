@@ -58,7 +58,7 @@ struct Import: ParsableCommand {
                 ? nil : try storeFirst(store, format: recordFormat, policy: policy)
         } catch { throw ValidationError("\(file): \(error)") }
         let (_, _, runtime, state, _) = try pipeline.openPipeline(store: store, pipelined: true)
-        let alertsBefore = try store.alertCount()
+        let alertsBefore = try runtime.alertCount()
 
         // Ingest on its own thread; process here until the ingest is done and the log is drained.
         let done = StopSignal()
@@ -102,7 +102,7 @@ struct Import: ParsableCommand {
         case .failure(let error): throw ValidationError("\(file): \(error)")
         }
         let seconds = monotonicSeconds() - began
-        let alerts = try store.alertCount() - alertsBefore
+        let alerts = try runtime.alertCount() - alertsBefore
         if !pipeline.quiet && isatty(2) != 0 { printError("") }
         if json {
             let object: [String: Any] = [

@@ -124,6 +124,11 @@ struct Run: AsyncParsableCommand {
         let lock = try pipeline.lockDataDirectory(command: "cardwatch run")
         defer { withExtendedLifetime(lock) {} }
         let scoring = try pipeline.scoringPolicy
+        if case .postgres(let url) = try pipeline.topology(sources: sources).warehouse {
+            throw ValidationError(
+                "--warehouse \(url): in this build `run` serves its API, dashboard, monitoring and retraining from the "
+                    + "embedded warehouse; decide into PostgreSQL with `cardwatch import FILE --warehouse \(url)`")
+        }
         let (store, registry, runtime, state, _) = try pipeline.openPipeline()
         var topology = try pipeline.topology(sources: sources)
         topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)

@@ -22,7 +22,7 @@ import Testing
                 let store = try SQLiteEventLog(directory: dir, partitions: 3)
                 let scorer = try Scorer(artifact: amountModel(pivot: 700), version: 1)
                 let runtime = try embeddedRuntime(store, scorer, batch: 300, checkpointEvery: 2)
-                runtime.sink.faults.withLock { $0.failAt = failAt }
+                runtime.warehouse!.faults.withLock { $0.failAt = failAt }
                 let ingest = Ingestor(store: store)
                 for chunk in stride(from: 0, to: txs.count, by: 400) {
                     _ = try ingest.ingest(
@@ -129,7 +129,7 @@ import Testing
                 let base = try SQLiteEventLog(directory: dir, partitions: 3)
                 let runtime = try embeddedRuntime(base, scorer, batch: 50, checkpointEvery: 3)
                 // The loop run never fails; the other one fails its seventh commit (at once or in the loop).
-                runtime.sink.faults.withLock { $0.failAt = run == "loop" ? nil : 7 }
+                runtime.warehouse!.faults.withLock { $0.failAt = run == "loop" ? nil : 7 }
                 var failures = 0
                 var labelsSent: Int64 = 0
                 for append in plan {

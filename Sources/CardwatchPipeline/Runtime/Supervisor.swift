@@ -163,9 +163,15 @@ public struct StorageUnavailable: Error, CustomStringConvertible, Sendable {
 /// Which failures of the storage pass by themselves (a full disk freed, an I/O error, a
 /// lock held by another process, a read-only file made writable): worth a retry, and an
 /// HTTP 503 rather than a 500.
+/// A failure of a backend that may say it passes by itself (a database away, restarting, full).
+public protocol TransientFailure: Error {
+    var isTransient: Bool { get }
+}
+
 public enum StorageFailure {
     public static func isTransient(_ error: any Error) -> Bool {
         if error is StorageUnavailable { return true }
+        if let e = error as? any TransientFailure { return e.isTransient }
         if let e = error as? EventLogError { return e.kind == .unavailable }
         return false
     }

@@ -133,3 +133,8 @@ public protocol DecisionSink: Sendable {
     /// labels and transactions exactly as they were decided.
     func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets]
 }
+
+/// A warehouse that can say how many alerts it holds (the import's summary).
+public protocol AlertCounting: Sendable {
+    func alertCount() throws -> Int
+}

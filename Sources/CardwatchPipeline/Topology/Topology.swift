@@ -17,11 +17,14 @@ public struct Topology: Sendable, Equatable {
         case sqlite(path: String)
         /// Files in a directory.
         case files(directory: String)
+        /// A PostgreSQL database (its URL, which holds no password).
+        case postgres(url: String)
 
         public var description: String {
             switch self {
             case .sqlite(let path): "sqlite:\(path)"
             case .files(let directory): "files:\(directory)"
+            case .postgres(let url): url
             }
         }
     }
@@ -77,12 +80,24 @@ public struct Topology: Sendable, Equatable {
             sources: sources)
     }
 
-    /// The topology a `--log` value asks for: `sqlite` (the data directory's log, whose file the
-    /// warehouse shares; the default and, in this build, the only backend).
-    public static func parse(log: String?, dataDirectory: String, partitions: Int?, sources: [Source]) throws(TopologyError)
-        -> Topology
-    {
-        let topology = embedded(dataDirectory: dataDirectory, partitions: partitions, sources: sources)
+    /// The topology `--log` and `--warehouse` values ask for: the log `sqlite` (the data
+    /// directory's; the default and, in this build, the only backend), the warehouse that
+    /// log's file (the default) or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
+    /// which then holds the checkpoints too). `warehouse` must hold no password.
+    public static func parse(
+        log: String?, warehouse: String? = nil, dataDirectory: String, partitions: Int?, sources: [Source]
+    ) throws(TopologyError) -> Topology {
+        var topology = embedded(dataDirectory: dataDirectory, partitions: partitions, sources: sources)
+        if let warehouse, warehouse.lowercased() != "sqlite" {
+            let lower = warehouse.lowercased()
+            guard lower.hasPrefix("postgres://") || lower.hasPrefix("postgresql://") else {
+                throw TopologyError(
+                    "--warehouse \(warehouse): unknown backend; use sqlite (the log's file, the default) or "
+                        + "postgres://USER@HOST:PORT/DATABASE")
+            }
+            topology.warehouse = .postgres(url: warehouse)
+            topology.checkpoints = .postgres(url: warehouse)
+        }
         guard let log, log.lowercased() != "sqlite" else { return topology }
         let scheme = log.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? log
         switch scheme {
@@ -101,6 +116,7 @@ public struct Topology: Sendable, Equatable {
         switch log {
         case .sqlite(let path): URL(fileURLWithPath: path).deletingLastPathComponent().path
         case .files(let directory): directory
+        case .postgres: dataDirectory
         }
     }
 

@@ -20,8 +20,13 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     // every other property is immutable and Sendable.
     private let lock = NSLock()
     public let store: SQLiteEventLog
-    public let sink: SQLiteWarehouseSink
-    public let checkpoints: SQLiteCheckpointStore
+    /// The embedded warehouse, when the decisions commit into the log's file (nil: into an
+    /// external warehouse, `Warehouse.external`).
+    public let warehouse: SQLiteWarehouseSink?
+    /// Where the decisions commit.
+    public let sink: any DecisionSink
+    public let checkpoints: any CheckpointStore
+    private let alerts: (any AlertCounting)?
     /// The model every operator scores with from its next batch on.
     public let models: ProductionModel
     public let commits: CommitFanout
@@ -33,22 +38,50 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     /// The checkpoint file, beside the log.
     public static let checkpointFile = "partition-checkpoints.sqlite"
 
+    /// Where the runtime's decisions and checkpoints go.
+    public enum Warehouse {
+        /// The warehouse in the log's file (one SQLite transaction per batch, appends of
+        /// synchronous decisions folded in), checkpoints in a file beside it.
+        case embedded
+        /// Another store (PostgreSQL): the sink made with the callback each commit must reach,
+        /// and its checkpoint store. The log's own offsets of the group follow the sink's
+        /// after each commit (lag, backpressure); synchronous decisions are appended, then decided.
+        case external(
+            sink: (_ observer: @escaping @Sendable (ProcessedBatch) -> Void) throws -> any DecisionSink,
+            checkpoints: any CheckpointStore)
+    }
+
     public init(
         store: SQLiteEventLog, scorer: Scorer, rules: RuleFile? = nil, options: PartitionRuntime.Options = .init(),
-        state: PipelineState? = nil, cooldown: Duration = .seconds(1)
+        state: PipelineState? = nil, cooldown: Duration = .seconds(1), warehouse: Warehouse = .embedded
     ) throws {
         self.store = store
         self.cooldown = cooldown
         let commits = CommitFanout(state: state)
         self.commits = commits
-        sink = SQLiteWarehouseSink(log: store, observer: { commits.publish($0) })
-        let directory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
-        checkpoints = try SQLiteCheckpointStore(path: directory.appendingPathComponent(Self.checkpointFile).path)
+        switch warehouse {
+        case .embedded:
+            let embedded = SQLiteWarehouseSink(log: store, observer: { commits.publish($0) })
+            self.warehouse = embedded
+            sink = embedded
+            alerts = store
+            let directory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
+            checkpoints = try SQLiteCheckpointStore(path: directory.appendingPathComponent(Self.checkpointFile).path)
+        case .external(let make, let store2):
+            self.warehouse = nil
+            let external = try make { commits.publish($0) }
+            sink = LogOffsetMirror(sink: external, log: store)
+            alerts = external as? any AlertCounting
+            checkpoints = store2
+        }
         models = ProductionModel(scorer)
         runtime = PartitionRuntime(
             consumer: GroupConsumer(group: options.group, log: store, groups: ConsumerGroups()), log: store, sink: sink,
             index: nil, checkpoints: checkpoints, models: models, rules: rules, options: options)
     }
+
+    /// The alerts the warehouse holds.
+    public func alertCount() throws -> Int { try alerts?.alertCount() ?? 0 }
 
     /// The runtime's counters (decided, replayed, checkpoints, …).
     public var counters: PartitionRuntime.Counters { lock.withLock { runtime.counters } }
@@ -78,7 +111,7 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
             guard started else { return }
             started = false
             try runtime.stop()
-            try sink.flush()
+            try warehouse?.flush()
         }
     }
 
@@ -93,6 +126,7 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
     /// partition, it catches up and plans again; after two tries it appends, then steps.
     public func ingestAndDecide(_ batch: IngestBatch) throws -> (IngestOutcome, ProcessedBatch?) {
         try withRuntime { runtime in
+            guard let warehouse else { return try appendThenStep(batch, runtime) }
             for _ in 0..<2 {
                 let plan = try store.planIngest(batch)
                 guard !plan.places.isEmpty else { break }  // nothing to decide: a plain append
@@ -112,7 +146,7 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
                         _ = try runtime.decide(
                             appended: records, decoded: plan.fresh.map { batch.records[$0].transaction }
                         ) { decisions in
-                            outcome = try sink.commit(decisions, appending: batch, as: plan)
+                            outcome = try warehouse.commit(decisions, appending: batch, as: plan)
                         }
                         return batches()
                     }
@@ -199,6 +233,33 @@ public final class EmbeddedRuntime: SteppedStage, @unchecked Sendable {
             }
             throw error
         }
+    }
+}
+
+/// A sink whose commits also move the log's own offsets of the group, afterwards (what the
+/// log's lag and the import's backpressure read): as a Kafka consumer commits to Kafka after
+/// its sink, for lag tools. The sink's offsets stay the truth; a mirror that fails to move is
+/// moved by the next commit.
+struct LogOffsetMirror: DecisionSink {
+    let sink: any DecisionSink
+    let log: SQLiteEventLog
+
+    func commit(_ batch: SinkBatch) throws {
+        try sink.commit(batch)
+        for range in batch.consumed where range.from != range.to {
+            for (topic, from, to) in [
+                (Topic.transactions, range.from.transactions, range.to.transactions),
+                (Topic.labels, range.from.labels, range.to.labels),
+            ] where from != to {
+                try? log.commit(group: batch.group, topic: topic, partition: range.partition, offset: to, allowBackwards: true)
+            }
+        }
+    }
+    func offsets(group: String, partition: Int) throws -> PartitionOffsets? {
+        try sink.offsets(group: group, partition: partition)
+    }
+    func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
+        try sink.batchEnds(group: group, partition: partition, after: after)
     }
 }
 

@@ -50,7 +50,7 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
             try decision.execute(arguments: [
                 d.partition, d.offset, t.transactionID, t.cardID, t.merchantID, t.timestamp.microseconds, t.amount,
                 features, d.decision.probability, d.decision.tier.rawValue, d.decision.action.rawValue,
-                d.decision.modelVersion, SQLiteEventLog.reasonsJSON(d.decision.reasons), d.appendedAt,
+                d.decision.modelVersion, WarehouseRows.reasonsJSON(d.decision.reasons), d.appendedAt,
                 d.decision.decidedAt,
             ])
             try first.execute(arguments: [t.transactionID, d.partition, d.offset])
@@ -77,7 +77,7 @@ public final class SQLiteDecisionSink: DecisionSink, DecisionIndex {
         for d in batch.deadLetters {
             try db.execute(
                 sql: "INSERT INTO sink_dead_letters (record) VALUES (?)",
-                arguments: [String(decoding: SQLiteEventLog.deadLetterJSON(d), as: UTF8.self)])
+                arguments: [String(decoding: WarehouseRows.deadLetterJSON(d), as: UTF8.self)])
         }
     }
 

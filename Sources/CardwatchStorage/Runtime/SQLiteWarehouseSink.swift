@@ -103,7 +103,7 @@ public final class SQLiteWarehouseSink: DecisionSink {
         try log.writeGold(db, out)
         try log.cardProfiles.fold(db, out, into: &cards)
         try log.writeLabels(db, out)
-        _ = try log.insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, SQLiteEventLog.deadLetterJSON($0)) })
+        _ = try log.insert(db, .transactionsDLQ, batch.deadLetters.map { ($0.source, WarehouseRows.deadLetterJSON($0)) })
         for r in batch.repeats {
             try db.execute(
                 sql: "INSERT INTO duplicates (transaction_id, source, line, detected_at, record) VALUES (?, ?, ?, ?, ?)",

@@ -1,18 +1,22 @@
 import CardwatchCore
 import CardwatchFeatures
 import CardwatchPipeline
+import CardwatchPostgres
 import CardwatchStorage
 import Foundation
 import Testing
 
 /// A decision sink (with its idempotency index) under test.
 enum SinkBackend: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var testDescription: String { rawValue }
+    /// PostgreSQL when the test server is there (`testPostgresURL`).
+    static var allCases: [SinkBackend] { testPostgresURL == nil ? [.memory, .sqlite] : [.memory, .sqlite, .postgres] }
     func with<T>(_ body: (any DecisionSink & DecisionIndex) throws -> T) throws -> T {
         switch self {
         case .memory: try body(MemorySink())
         case .sqlite: try withDirectory { try body(try SQLiteDecisionSink(path: $0 + "/sink.sqlite")) }
+        case .postgres: try withPostgresDatabase { try body(try PostgresWarehouseSink(pool: $0)) }
         }
     }
 }
@@ -20,11 +24,15 @@ enum SinkBackend: String, CaseIterable, CustomTestStringConvertible {
 /// A decision sink under test, with or without an idempotency index: the embedded
 /// warehouse has none (its log refuses a repeated id at the append).
 enum AnySinkBackend: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite, warehouse
+    case memory, sqlite, warehouse, postgres
     var testDescription: String { rawValue }
+    static var allCases: [AnySinkBackend] {
+        testPostgresURL == nil ? [.memory, .sqlite, .warehouse] : [.memory, .sqlite, .warehouse, .postgres]
+    }
     func with<T>(_ body: (any DecisionSink) throws -> T) throws -> T {
         switch self {
         case .memory: try body(MemorySink())
+        case .postgres: try withPostgresDatabase { try body(try PostgresWarehouseSink(pool: $0)) }
         case .sqlite: try withDirectory { try body(try SQLiteDecisionSink(path: $0 + "/sink.sqlite")) }
         case .warehouse:
             try withDirectory { dir in
@@ -50,11 +58,13 @@ enum AnySinkBackend: String, CaseIterable, CustomTestStringConvertible {
 
 /// A checkpoint store under test.
 enum CheckpointBackend: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var testDescription: String { rawValue }
+    static var allCases: [CheckpointBackend] { testPostgresURL == nil ? [.memory, .sqlite] : [.memory, .sqlite, .postgres] }
     func with<T>(_ body: (any CheckpointStore) throws -> T) throws -> T {
         switch self {
         case .memory: try body(MemorySink())
+        case .postgres: try withPostgresDatabase { try body(try PostgresCheckpointStore(pool: $0)) }
         case .sqlite: try withDirectory { try body(try SQLiteCheckpointStore(path: $0 + "/checkpoints.sqlite")) }
         }
     }

@@ -1,0 +1,135 @@
+public import CardwatchCore
+import Foundation
+
+/// What every warehouse writes the same way, whatever its store: the encodings of reasons and
+/// dead letters, and the gold aggregates of a batch.
+public enum WarehouseRows {
+    /// The dead-letter record: source, line, every reason, and the raw record (as text when
+    /// it is UTF-8, else base64), as one JSON object.
+    public static func deadLetterJSON(_ d: DeadLetter) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"source":"#.utf8)
+        TransactionEncoder.appendJSONString(d.source, to: &out)
+        if let line = d.line { out.append(contentsOf: Array(#","line":\#(line)"#.utf8)) }
+        out.append(contentsOf: Array(#","reasons":"#.utf8))
+        appendIssues(d.issues, to: &out)
+        if let text = String(validating: d.raw, as: UTF8.self) {
+            out.append(contentsOf: Array(#","raw":"#.utf8))
+            TransactionEncoder.appendJSONString(text, to: &out)
+        } else {
+            out.append(contentsOf: Array(#","raw_base64":""#.utf8))
+            out.append(contentsOf: Array(Data(d.raw).base64EncodedString().utf8))
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// A dead letter's reasons as a JSON array of {field, problem}.
+    public static func reasonsJSON(issues: [FieldIssue]) -> String {
+        var out: [UInt8] = []
+        appendIssues(issues, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendIssues(_ issues: [FieldIssue], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, issue) in issues.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: Array(#"{"field":"#.utf8))
+            TransactionEncoder.appendJSONString(issue.field, to: &out)
+            out.append(contentsOf: Array(#","problem":"#.utf8))
+            TransactionEncoder.appendJSONString(issue.problem, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// An alert's reasons as a JSON array.
+    public static func reasonsJSON(_ reasons: [Reason]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, r) in reasons.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: Array(#"{"kind":""#.utf8) + Array(r.kind.rawValue.utf8) + Array(#"","name":"#.utf8))
+            TransactionEncoder.appendJSONString(r.name, to: &out)
+            if let v = r.value {
+                out.append(contentsOf: Array(#","value":"#.utf8))
+                TransactionEncoder.appendNumber(v, to: &out)
+            }
+            if let c = r.contribution {
+                out.append(contentsOf: Array(#","contribution":"#.utf8))
+                TransactionEncoder.appendNumber(c, to: &out)
+            }
+            if let d = r.detail {
+                out.append(contentsOf: Array(#","detail":"#.utf8))
+                TransactionEncoder.appendJSONString(d, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Amounts and probabilities are summed as integers (micro-dollars, nano-units of
+    /// probability), so a sum does not depend on how the stream was cut into batches: a
+    /// restarted run's aggregates equal an uninterrupted run's to the last digit.
+    public static func micros(_ amount: Double) -> Int64 { Int64((amount * 1e6).rounded()) }
+    public static func nanos(_ probability: Double) -> Int64 { Int64((probability * 1e9).rounded()) }
+
+    /// The rule names among a decision's reasons, comma-separated (nil: none).
+    public static func ruleHits(_ d: Decision) -> String? {
+        d.reasons.contains { $0.kind == .rule }
+            ? d.reasons.filter { $0.kind == .rule }.map(\.name).joined(separator: ",") : nil
+    }
+}
+
+/// One bucket of the gold aggregates (an event hour, a minute of decision time).
+public struct GoldTotals: Sendable, Equatable {
+    public var transactions = 0
+    /// Sums as integers (µ-units of amount, n-units of probability), see `WarehouseRows.micros`.
+    public var amount: Int64 = 0
+    public var alerts = 0
+    public var reviews = 0
+    public var declines = 0
+    public var probability: Int64 = 0
+    public var latency: Int64 = 0
+    public var latencyMax: Int64 = 0
+    public init() {}
+
+    /// The buckets' sum (their maximum latency the largest).
+    public init(summing buckets: [GoldTotals]) {
+        for h in buckets {
+            transactions += h.transactions
+            amount += h.amount
+            alerts += h.alerts
+            reviews += h.reviews
+            declines += h.declines
+            probability += h.probability
+            latency += h.latency
+            latencyMax = max(latencyMax, h.latencyMax)
+        }
+    }
+
+    mutating func add(_ p: ProcessedTransaction) {
+        let d = p.decision
+        transactions += 1
+        amount += WarehouseRows.micros(p.transaction.amount)
+        alerts += d.isAlert ? 1 : 0
+        reviews += d.action == .review ? 1 : 0
+        declines += d.action == .decline ? 1 : 0
+        probability += WarehouseRows.nanos(d.probability)
+        latency += p.latencyMicros
+        latencyMax = max(latencyMax, p.latencyMicros)
+    }
+
+    /// The transactions' totals per event hour (its start, µs since 1970), in hour order.
+    public static func hourly(_ transactions: [ProcessedTransaction]) -> [(hour: Int64, totals: GoldTotals)] {
+        var hours: [Int64: GoldTotals] = [:]
+        for p in transactions {
+            let micros = p.transaction.timestamp.microseconds
+            let hour = micros - ((micros % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
+            // In place (`_modify`): one hash lookup per transaction.
+            hours[hour, default: GoldTotals()].add(p)
+        }
+        return hours.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}

@@ -1,0 +1,202 @@
+import CardwatchCore
+import CardwatchFeatures
+import CardwatchModel
+import CardwatchPipeline
+import CardwatchPostgres
+import Foundation
+import GRDB
+import PostgresNIO
+import Synchronization
+import Testing
+
+@testable import CardwatchStorage
+
+/// The PostgreSQL warehouse against the embedded one, and what is particular to PostgreSQL
+/// (migrations, the URL, an unreachable server). Runs when the test server is there.
+@Suite(.enabled(if: testPostgresURL != nil, "needs the test PostgreSQL (CARDWATCH_TEST_POSTGRES)"))
+struct PostgresWarehouseTests {
+    /// Runs the embedded runtime over `store` committing into `pool`'s warehouse.
+    func postgresRuntime(_ store: SQLiteEventLog, _ scorer: Scorer, _ pool: PostgresPool, batch: Int) throws -> EmbeddedRuntime {
+        var options = PartitionRuntime.Options()
+        options.batchRecords = batch
+        options.checkpointEvery = 2
+        options.pipelined = true
+        let runtime = try EmbeddedRuntime(
+            store: store, scorer: scorer, options: options,
+            warehouse: .external(
+                sink: { try PostgresWarehouseSink(pool: pool, observer: $0) },
+                checkpoints: try PostgresCheckpointStore(pool: pool)))
+        try runtime.start()
+        return runtime
+    }
+
+    /// Every transaction decided once, with the decisions the embedded warehouse holds for the
+    /// same log, whether or not the runtime stopped and restored half way; labels mark their
+    /// silver rows; the aggregates equal a count over silver.
+    @Test(arguments: [false, true])
+    func decisionsEqualTheEmbeddedWarehouses(restartHalfWay: Bool) throws {
+        let txs = try history(days: 12, cards: 60, seed: 21)
+        let labelled = txs.filter { $0.isFraud == true }.prefix(20)
+        let scorer = try Scorer(artifact: amountModel(pivot: 400), version: 1)
+        func fill(_ store: SQLiteEventLog, _ range: Range<Int>) throws {
+            for chunk in stride(from: range.lowerBound, to: range.upperBound, by: 500) {
+                var batch = IngestBatch(source: "t")
+                batch.records = txs[chunk..<min(range.upperBound, chunk + 500)].map { IngestRecord(transaction: $0) }
+                _ = try store.ingest(batch)
+            }
+        }
+        let half = txs.count / 2
+        let labels = labelled.map { LabelEvent(transactionID: $0.transactionID, isFraud: true, reportedAt: $0.timestamp + 60) }
+        // The embedded warehouse's decisions.
+        let expected: [String: String] = try withDirectory { dir in
+            let store = try SQLiteEventLog(directory: dir, partitions: 3)
+            try fill(store, 0..<half)
+            try store.ingestLabels(labels, source: "labels", resumeAt: 1)
+            try fill(store, half..<txs.count)
+            let runtime = try embeddedRuntime(store, scorer, batch: 700)
+            try drain(runtime)
+            try runtime.stop()
+            let rows = try store.pool.read {
+                try Row.fetchAll($0, sql: "SELECT transaction_id, fraud_probability, risk_tier, label FROM silver_transactions")
+            }
+            return Dictionary(
+                uniqueKeysWithValues: rows.map {
+                    ($0[0], "\($0[1] as Double) \($0[2] as String) \(($0[3] as Int?).map(String.init) ?? "-")")
+                })
+        }
+        try withDirectory { dir in
+            try withPostgresDatabase { pool in
+                let store = try SQLiteEventLog(directory: dir, partitions: 3)
+                try fill(store, 0..<half)
+                var runtime = try postgresRuntime(store, scorer, pool, batch: 700)
+                if restartHalfWay {
+                    try drain(runtime)
+                    try runtime.stop()
+                }
+                try store.ingestLabels(labels, source: "labels", resumeAt: 1)
+                try fill(store, half..<txs.count)
+                if restartHalfWay {
+                    runtime = try postgresRuntime(store, scorer, pool, batch: 700)
+                    #expect(runtime.counters.replayed == 0, "a clean stop checkpointed every partition")
+                }
+                try drain(runtime)
+                try runtime.stop()
+                #expect(try runtime.alertCount() == expected.values.filter { $0.contains("high") || $0.contains("critical") }.count)
+                let got = try pool.withSession("reading silver") { s in
+                    try s.query(
+                        "SELECT transaction_id, fraud_probability, risk_tier, label FROM silver_transactions",
+                        PostgresBindings()
+                    ).rows.map { row in
+                        let (id, p, tier, label) = try row.decode((String, Double, String, Int16?).self)
+                        return (id, "\(p) \(tier) \(label.map { String($0) } ?? "-")")
+                    }
+                }
+                #expect(got.count == txs.count, "each transaction decided once")
+                #expect(Dictionary(got, uniquingKeysWith: { a, _ in a }) == expected)
+                let (hourly, cards, alerts) = try pool.withSession("reading gold") { s in
+                    try s.query(
+                        """
+                        SELECT (SELECT SUM(transactions)::int8 FROM gold_hourly),
+                            (SELECT SUM(transactions)::int8 FROM gold_card_profiles), (SELECT SUM(alerts)::int8 FROM gold_hourly)
+                        """, PostgresBindings()
+                    ).rows.first!.decode((Int64, Int64, Int64).self)
+                }
+                #expect(hourly == Int64(txs.count) && cards == Int64(txs.count))
+                #expect(alerts == Int64(try runtime.alertCount()))
+                // The log's own offsets followed the sink's (lag, backpressure).
+                #expect(try store.processorLag() == 0)
+            }
+        }
+    }
+
+    @Test func aDatabaseWithANewerSchemaIsRefusedAndMigrationsRunOnce() throws {
+        try withPostgresDatabase { pool in
+            // Four instances starting at once: one migrates, the others wait and find it done.
+            let applied = Mutex<[[Int]]>([])
+            let errors = Mutex<[String]>([])
+            let threads = (0..<4).map { _ in
+                Thread {
+                    let own = PostgresPool(pool.endpoint, size: 1)
+                    defer { own.close() }
+                    do {
+                        let versions = try PostgresSchema.migrate(own)
+                        applied.withLock { $0.append(versions) }
+                    } catch { errors.withLock { $0.append("\(error)") } }
+                }
+            }
+            threads.forEach { $0.start() }
+            while applied.withLock({ $0.count }) + errors.withLock({ $0.count }) < 4 { usleep(10_000) }
+            #expect(errors.withLock { $0 } == [])
+            #expect(applied.withLock { $0.flatMap { $0 } } == Array(1...PostgresSchema.latestVersion))
+            #expect(try PostgresSchema.version(pool) == PostgresSchema.latestVersion)
+            try pool.withSession("pretending a newer build migrated") { s in
+                try s.execute("INSERT INTO cardwatch_schema (version, name) VALUES (9999, 'from the future')")
+            }
+            do {
+                _ = try PostgresWarehouseSink(pool: pool)
+                Issue.record("a database with a newer schema was opened")
+            } catch let e as PostgresStoreError {
+                #expect(e.message.contains("version 9999") && e.message.contains("newer than this build"))
+            }
+        }
+    }
+
+    @Test func anUnreachableServerIsTransientAndBacksOff() throws {
+        // A port nothing listens on: refused at once.
+        let pool = PostgresPool(PostgresEndpoint(host: "127.0.0.1", port: 1, user: "ci", database: "none"), size: 1)
+        defer { pool.close() }
+        for attempt in 0..<3 {
+            do {
+                try pool.withSession("pinging") { try $0.execute("SELECT 1") }
+                Issue.record("a query reached no server")
+            } catch let e as PostgresStoreError {
+                #expect(e.kind == .unavailable)
+                #expect(StorageFailure.isTransient(e), "the runtime cools down and retries")
+                if attempt > 0 { #expect(e.message.contains("next attempt in"), "calls fail fast while backing off") }
+            }
+        }
+        #expect(pool.lastConnectFailure != nil)
+    }
+}
+
+@Suite struct PostgresEndpointTests {
+    @Test func theURLAndTheStandardVariablesMakeTheEndpoint() throws {
+        let e = try PostgresEndpoint.parse("postgres://alice@db.example:6543/fraud", environment: ["PGPASSWORD": "s3cret"])
+        #expect(e == PostgresEndpoint(host: "db.example", port: 6543, user: "alice", database: "fraud", password: "s3cret"))
+        #expect(e.description == "postgres://alice@db.example:6543/fraud", "the password is never printed")
+        let env = ["PGHOST": "h", "PGPORT": "7000", "PGUSER": "bob", "PGDATABASE": "d"]
+        #expect(try PostgresEndpoint.parse("postgresql://", environment: env).description == "postgres://bob@h:7000/d")
+        #expect(try PostgresEndpoint.parse("postgres:///w", environment: env).database == "w", "the URL wins")
+    }
+
+    @Test func aPasswordFileIsReadAsLibpqReadsIt() throws {
+        try withDirectory { dir in
+            let file = dir + "/pass"
+            try "# comment\nother:5432:*:alice:wrong\ndb:5432:*:alice:a\\:b\\\\c\n*:*:*:*:fallback\n".write(
+                toFile: file, atomically: true, encoding: .utf8)
+            let env = ["PGPASSFILE": file]
+            #expect(try PostgresEndpoint.parse("postgres://alice@db/x", environment: env).password == "a:b\\c")
+            #expect(try PostgresEndpoint.parse("postgres://carol@elsewhere/x", environment: env).password == "fallback")
+            #expect(throws: PostgresEndpointError.self) {
+                try PostgresEndpoint.parse("postgres://alice@db/x", environment: ["PGPASSFILE": dir + "/missing"])
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("postgres://alice:hunter2@db/x", "password in the URL"),
+        ("postgres://db/x?sslmode=require", "sslmode=require"),
+        ("postgres://db/x?foo=1", "unknown parameter 'foo'"),
+        ("postgres://db/a/b", "one database name"),
+        ("mysql://db/x", "not a PostgreSQL URL"),
+    ])
+    func badURLsAreRefusedSayingWhy(_ url: String, _ why: String) throws {
+        do {
+            _ = try PostgresEndpoint.parse(url, environment: [:])
+            Issue.record("\(url) was accepted")
+        } catch {
+            #expect(error.description.contains(why), "\(error.description)")
+            #expect(!error.description.contains("hunter2"), "a password never reaches a message")
+        }
+    }
+}
