@@ -74,7 +74,8 @@ let package = Package(
         .target(
             name: "CardwatchPostgres",
             dependencies: [
-                "CardwatchCore", "CardwatchFeatures", "CardwatchPipeline", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "CardwatchCore", "CardwatchFeatures", "CardwatchModel", "CardwatchPipeline",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -7,7 +7,11 @@ SIGKILL at random moments several times and restarted until it finishes. The ale
 silver rows, the gold aggregates, the labels, the dead letters and the duplicates must be
 exactly those of the clean run: 0 missing, 0 duplicated, every value equal.
 
-usage: crash-test.py CARDWATCH WORKDIR [--kills N] [--seed S] [--partitions P]
+With --postgres ADMIN_URL, both imports decide into a PostgreSQL warehouse (a new database
+each, created through ADMIN_URL) and the PostgreSQL tables are compared, with the log's own
+dead letters and duplicates (found at ingest, before any decision).
+
+usage: crash-test.py CARDWATCH WORKDIR [--kills N] [--seed S] [--partitions P] [--postgres ADMIN_URL]
 """
 import argparse
 import os
@@ -55,6 +59,42 @@ def snapshot(db):
     }
 
 
+def psql(url, sql):
+    """Rows of `sql` as tuples of text (NULL as None), through psql."""
+    out = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\x1e", "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [tuple(None if v == "\x1e" else v for v in line.split("\x1f")) for line in out.splitlines() if line]
+
+
+def with_database(admin, name):
+    psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    psql(admin, f"CREATE DATABASE {name}")
+    head, _, _ = admin.rpartition("/")
+    return f"{head}/{name}"
+
+
+def snapshot_pg(url, data_dir):
+    """The PostgreSQL warehouse's decisions, and the log's ingest-time dead letters and duplicates."""
+    cols = [r[0] for r in psql(url, "SELECT column_name FROM information_schema.columns "
+                                    "WHERE table_name = 'silver_transactions' ORDER BY ordinal_position")]
+    silver_cols = [c for c in cols if c not in ("latency_us", "arrival", "partition", "offset")]
+    quoted = ", ".join(f'"{c}"' for c in silver_cols)
+    db = os.path.join(data_dir, "log.sqlite")
+    return {
+        "silver": psql(url, f"SELECT {quoted} FROM silver_transactions ORDER BY transaction_id"),
+        "alerts": psql(url, "SELECT transaction_id, card_id, fraud_probability, risk_tier, action, model_version, "
+                            "reasons, fraud_pattern FROM alerts ORDER BY transaction_id"),
+        "gold_hourly": psql(url, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos "
+                                 "FROM gold_hourly ORDER BY hour"),
+        "gold_cards": psql(url, "SELECT * FROM gold_card_profiles ORDER BY card_id"),
+        "labels": psql(url, "SELECT transaction_id, is_fraud, reported_at, matched FROM labels ORDER BY transaction_id"),
+        "sink_dead_letters": psql(url, "SELECT source, line, reasons, raw FROM dead_letters ORDER BY id"),
+        "log_dead_letters": rows(db, "SELECT source, line, reasons, raw FROM dead_letters ORDER BY line"),
+        "log_duplicates": rows(db, "SELECT transaction_id, line, record FROM duplicates ORDER BY line"),
+        "log": rows(db, "SELECT topic, COUNT(*) FROM records GROUP BY topic ORDER BY topic"),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cardwatch")
@@ -64,6 +104,7 @@ def main():
     ap.add_argument("--days", type=int, default=45)
     ap.add_argument("--cards", type=int, default=1500)
     ap.add_argument("--partitions", type=int, default=1, help="log partitions of both data directories")
+    ap.add_argument("--postgres", help="an admin URL of a PostgreSQL server: decide into a warehouse there")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     work = a.workdir
@@ -90,8 +131,17 @@ def main():
     cmd = [a.cardwatch, "import", history, "--labels", labels, "--quiet", "--json", "--checkpoint-every", "3",
            "--batch", "2048", "--ingest-batch", "1000", "--max-event-age", "none",  # a history: no past bound
            "--partitions", str(a.partitions)]
+    warehouses = {}
+    if a.postgres:
+        for name in ("clean", "crashed"):
+            warehouses[name] = with_database(a.postgres, f"cw_crash_{name}_{os.getpid()}")
+        print(f"[crash-test] PostgreSQL warehouses: {warehouses['clean']}, {warehouses['crashed']}")
+
+    def warehouse(name):
+        return ["--warehouse", warehouses[name]] if a.postgres else []
+
     t0 = time.time()
-    out = sh(cmd + ["--data-dir", clean]).stdout
+    out = sh(cmd + ["--data-dir", clean] + warehouse("clean")).stdout
     clean_seconds = time.time() - t0
     print(f"[crash-test] clean run: {out.strip()}")
     os.makedirs(crashed)
@@ -102,6 +152,11 @@ def main():
     silver_db = os.path.join(crashed, "log.sqlite")
 
     def silver_count():
+        if a.postgres:
+            try:
+                return int(psql(warehouses["crashed"], "SELECT COUNT(*) FROM silver_transactions")[0][0])
+            except subprocess.CalledProcessError:  # not created yet
+                return 0
         try:
             return rows(silver_db, "SELECT COUNT(*) FROM silver_transactions")[0][0]
         except sqlite3.OperationalError:  # not created yet
@@ -110,7 +165,7 @@ def main():
     targets = sorted(rng.uniform(0.02, 0.98) * len(lines) for _ in range(a.kills - 1))
     kills = []
     for k, target in enumerate([None] + targets):
-        p = subprocess.Popen(cmd + ["--data-dir", crashed], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen(cmd + ["--data-dir", crashed] + warehouse("crashed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         started = time.time()
         if target is None:
             time.sleep(rng.uniform(0.05, 0.4))
@@ -124,12 +179,18 @@ def main():
         else:
             p.wait()
             kills.append((round(time.time() - started, 2), "finished before the kill"))
-    out = sh(cmd + ["--data-dir", crashed]).stdout
+    out = sh(cmd + ["--data-dir", crashed] + warehouse("crashed")).stdout
     print(f"[crash-test] SIGKILLs (after s, silver rows at that moment): {kills}")
     print(f"[crash-test] final restart: {out.strip()}")
 
-    a_snap = snapshot(os.path.join(clean, "log.sqlite"))
-    b_snap = snapshot(os.path.join(crashed, "log.sqlite"))
+    if a.postgres:
+        a_snap = snapshot_pg(warehouses["clean"], clean)
+        b_snap = snapshot_pg(warehouses["crashed"], crashed)
+        for url in warehouses.values():
+            psql(a.postgres, f"DROP DATABASE IF EXISTS {url.rpartition('/')[2]} WITH (FORCE)")
+    else:
+        a_snap = snapshot(os.path.join(clean, "log.sqlite"))
+        b_snap = snapshot(os.path.join(crashed, "log.sqlite"))
     failed = False
     for name in a_snap:
         x, y = a_snap[name], b_snap[name]

@@ -173,7 +173,27 @@ public struct PostgresSession {
     /// Runs `query` and returns its rows.
     @discardableResult
     public func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
-        try connection.query(query, logger: logger).wait()
+        try waitWhileConnected(connection.query(query, logger: logger))
+    }
+
+    /// The future's value, or `unavailable` once the connection closed without completing it.
+    ///
+    /// postgres-nio sends a statement with `channel.write(…, promise: nil)`: written after the
+    /// channel closed (the server went away between two statements of a transaction), the
+    /// write fails and nothing ever completes the statement's promise; a plain `wait()` would
+    /// wait forever (seen: `pg_ctl stop -m immediate` in the middle of a commit). Such a
+    /// future is kept (`Orphans`): released unfulfilled, it fails debug builds' leak check.
+    func waitWhileConnected<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        future.whenComplete { _ in done.signal() }
+        while done.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+            guard connection.isClosed else { continue }
+            // A statement the closing connection failed reports in a moment.
+            if done.wait(timeout: .now() + .milliseconds(500)) == .success { break }
+            Orphans.keep(future)
+            throw PostgresStoreError(.unavailable, "the connection to the server closed during a statement")
+        }
+        return try future.wait()
     }
 
     /// Runs SQL without parameters (several statements are not allowed: extended protocol).
@@ -246,4 +266,11 @@ extension PostgresConnection {
         let closing: EventLoopFuture<Void> = close()
         _ = try? closing.wait()
     }
+}
+
+/// Futures whose promise postgres-nio will never complete (see `waitWhileConnected`), kept
+/// for the life of the process: one per connection lost in the middle of a statement.
+enum Orphans {
+    private static let kept = Mutex<[any Sendable]>([])
+    static func keep(_ future: any Sendable) { kept.withLock { $0.append(future) } }
 }

@@ -19,16 +19,16 @@ enum PostgresRows {
         return """
             INSERT INTO silver_transactions (transaction_id, card_id, merchant_id, merchant_category, currency, country,
                 channel, event_time, "timestamp", \(features), fraud_probability, risk_tier, action, model_version,
-                rule_hits, latency_us, is_fraud, fraud_pattern, arrival, "partition", "offset")
+                rule_hits, latency_us, is_fraud, fraud_pattern, arrival, "partition", "offset", decided_at)
             SELECT id, card, merchant, NULLIF(category, ''), currency, NULLIF(country, ''), NULLIF(channel, ''), t,
                 ts, \(featureArgs), probability, tier, action, version, NULLIF(rules, ''), latency, NULLIF(fraud, -1),
-                NULLIF(pattern, ''), $\(rest + 11), p, o
+                NULLIF(pattern, ''), $\(rest + 11), p, o, decided
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[],
                 $9::text[], \(featureParams), $\(rest + 1)::float8[], $\(rest + 2)::text[], $\(rest + 3)::text[],
                 $\(rest + 4)::int4[], $\(rest + 5)::text[], $\(rest + 6)::int8[], $\(rest + 7)::int2[],
-                $\(rest + 8)::text[], $\(rest + 9)::int4[], $\(rest + 10)::int8[])
+                $\(rest + 8)::text[], $\(rest + 9)::int4[], $\(rest + 10)::int8[], $\(rest + 12)::int8[])
                 AS r(id, card, merchant, category, currency, country, channel, t, ts, \(names), probability, tier, action,
-                    version, rules, latency, fraud, pattern, p, o)
+                    version, rules, latency, fraud, pattern, p, o, decided)
             """
     }()
 
@@ -56,6 +56,7 @@ enum PostgresRows {
         b.append(rows.map { Int32($0.partition) })
         b.append(rows.map(\.offset))
         b.append(rows[0].sequence)
+        b.append(rows.map(\.decision.decidedAt))
         try s.query(silverInsert, b)
     }
 
@@ -197,16 +198,58 @@ enum PostgresRows {
             FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int2[], $5::int4[], $6::int8[], $7::int8[])
                 AS l(id, fraud, reported, matched, p, o, t)
             """, b)
-        // The latest label of each transaction in the batch wins, as it would one at a time.
+        for l in labels {
+            try applyOutcome(s, l.label.transactionID, isFraud: l.label.isFraud, time: l.label.transactionTime?.microseconds)
+        }
+    }
+
+    /// One label on its transaction's silver row (found in its event day when the label names
+    /// its time) and on the confirmed-outcome aggregates, as `ConfirmedOutcomes.apply` does in
+    /// SQLite. A label for a transaction not decided (yet) changes nothing here.
+    static func applyOutcome(_ s: PostgresSession, _ id: String, isFraud: Bool, time: Int64?) throws {
+        let new: Int64 = isFraud ? 1 : 0
+        let rows = try s.query(
+            """
+            WITH target AS (
+                SELECT s."partition", s."offset", s.event_time, s.label AS old
+                FROM silver_transactions s
+                JOIN first_decisions f ON f.transaction_id = s.transaction_id AND f."partition" = s."partition"
+                    AND f."offset" = s."offset"
+                WHERE s.transaction_id = $1 AND ($3 = -9223372036854775808 OR s.event_time = $3)
+                LIMIT 1 FOR UPDATE OF s
+            )
+            UPDATE silver_transactions s SET label = $2 FROM target t
+            WHERE s."partition" = t."partition" AND s."offset" = t."offset" AND s.event_time = t.event_time
+            RETURNING t.old, s.event_time, s.amount, s.risk_tier IN ('high', 'critical'), s.card_id, s.decided_at
+            """,
+            bindings(id, Int16(new), time ?? Int64.min))
+        guard let row = rows.rows.first else { return }
+        let (old, eventTime, amount, alert, card, decided) = try row.decode(
+            (Int16?, Int64, Double?, Bool, String, Int64).self)
+        let delta = OutcomeDelta(
+            old: old.map(Int64.init), new: new, alert: alert, amountMicros: WarehouseRows.micros(amount ?? 0))
+        guard !delta.isZero else { return }
+        let hour = eventTime - ((eventTime % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
+        let m = delta.moves
+        let add = PostgresSchema.outcomes.map { "\($0) = g.\($0) + excluded.\($0)" }.joined(separator: ", ")
+        let names = PostgresSchema.outcomes.joined(separator: ", ")
         try s.query(
             """
-            UPDATE silver_transactions s SET label = l.fraud
-            FROM (SELECT DISTINCT ON (id) id, fraud, t
-                  FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int2[], $5::int4[], $6::int8[], $7::int8[])
-                      WITH ORDINALITY AS l(id, fraud, reported, matched, p, o, t, n)
-                  ORDER BY id, n DESC) AS l
-            WHERE s.transaction_id = l.id AND (l.t = -9223372036854775808 OR s.event_time = l.t)
-            """, b)
+            UPDATE gold_hourly SET \(PostgresSchema.outcomes.enumerated().map { "\($1) = \($1) + $\($0 + 2)" }.joined(separator: ", "))
+            WHERE hour = $1
+            """, bindings(hour, m[0], m[1], m[2], m[3], m[4]))
+        try s.query(
+            """
+            INSERT INTO gold_minutes AS g (minute, transactions, alerts, reviews, declines, probability_nanos, latency_sum_us,
+                latency_max_us, \(names))
+            VALUES ($1, 0, 0, 0, 0, 0, 0, 0, $2, $3, $4, $5, $6)
+            ON CONFLICT (minute) DO UPDATE SET \(add)
+            """, bindings(decided - decided % 60_000_000, m[0], m[1], m[2], m[3], m[4]))
+        try s.query(
+            """
+            INSERT INTO gold_card_labels AS g (card_id, \(names)) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (card_id) DO UPDATE SET \(add)
+            """, bindings(card, m[0], m[1], m[2], m[3], m[4]))
     }
 
     static func repeats(_ s: PostgresSession, _ repeats: [RepeatedTransaction]) throws {

@@ -24,6 +24,10 @@ public enum PostgresSchema {
 
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
 
+    /// What labels and feedback add to the aggregates (as `ConfirmedOutcomes.columns`).
+    static let outcomes = ["labelled", "confirmed_frauds", "fraud_amount_micros", "alerts_labelled", "alerts_confirmed"]
+    static let outcomeColumns = outcomes.map { "\($0) BIGINT NOT NULL DEFAULT 0" }.joined(separator: ", ")
+
     static let featureColumns = Feature.names.map { "\"\($0)\" DOUBLE PRECISION" }.joined(separator: ",\n    ")
 
     static let migrations: [Migration] = [
@@ -51,7 +55,7 @@ public enum PostgresSchema {
                     fraud_probability DOUBLE PRECISION NOT NULL, risk_tier TEXT NOT NULL, action TEXT NOT NULL,
                     model_version INTEGER NOT NULL, rule_hits TEXT, latency_us BIGINT NOT NULL, is_fraud SMALLINT,
                     fraud_pattern TEXT, label SMALLINT, arrival BIGINT NOT NULL, "partition" INTEGER NOT NULL,
-                    "offset" BIGINT NOT NULL,
+                    "offset" BIGINT NOT NULL, decided_at BIGINT NOT NULL,
                     PRIMARY KEY ("partition", "offset", event_time)
                 ) PARTITION BY RANGE (event_time);
                 CREATE INDEX silver_by_transaction ON silver_transactions (transaction_id);
@@ -88,20 +92,35 @@ public enum PostgresSchema {
                     id BIGSERIAL PRIMARY KEY, source TEXT NOT NULL, line BIGINT, reasons JSONB NOT NULL, raw TEXT,
                     raw_base64 TEXT, recorded_at BIGINT NOT NULL
                 );
+                -- The gold aggregates. labelled … alerts_confirmed: what is known afterwards (labels,
+                -- feedback), moved by each label as in SQLite's warehouse (ConfirmedOutcomes).
                 CREATE TABLE gold_hourly (
                     hour BIGINT PRIMARY KEY, transactions BIGINT NOT NULL, amount_micros BIGINT NOT NULL,
                     alerts BIGINT NOT NULL, reviews BIGINT NOT NULL, declines BIGINT NOT NULL,
-                    probability_nanos BIGINT NOT NULL, latency_sum_us BIGINT NOT NULL, latency_max_us BIGINT NOT NULL
+                    probability_nanos BIGINT NOT NULL, latency_sum_us BIGINT NOT NULL, latency_max_us BIGINT NOT NULL,
+                    \(outcomeColumns)
                 );
                 CREATE TABLE gold_minutes (
                     minute BIGINT PRIMARY KEY, transactions BIGINT NOT NULL, alerts BIGINT NOT NULL,
                     reviews BIGINT NOT NULL, declines BIGINT NOT NULL, probability_nanos BIGINT NOT NULL,
-                    latency_sum_us BIGINT NOT NULL, latency_max_us BIGINT NOT NULL
+                    latency_sum_us BIGINT NOT NULL, latency_max_us BIGINT NOT NULL,
+                    \(outcomeColumns)
                 );
                 CREATE TABLE gold_card_profiles (
                     card_id TEXT PRIMARY KEY, transactions BIGINT NOT NULL, amount_micros BIGINT NOT NULL,
                     alerts BIGINT NOT NULL, declines BIGINT NOT NULL, max_probability DOUBLE PRECISION NOT NULL,
                     last_event_time BIGINT NOT NULL, last_risk_tier TEXT NOT NULL
+                );
+                CREATE TABLE gold_card_labels (card_id TEXT PRIMARY KEY, \(outcomeColumns));
+                -- Every analyst verdict, with who gave it and why (the label itself goes to the labels log).
+                CREATE TABLE feedback (
+                    id BIGSERIAL PRIMARY KEY, transaction_id TEXT NOT NULL, label TEXT NOT NULL, analyst TEXT, note TEXT,
+                    recorded_at BIGINT NOT NULL
+                );
+                CREATE INDEX feedback_by_transaction ON feedback (transaction_id, id);
+                CREATE TABLE health_reports (checked_at BIGINT PRIMARY KEY, healthy BOOLEAN NOT NULL, report JSONB NOT NULL);
+                CREATE TABLE system_alerts (
+                    id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, message TEXT NOT NULL, raised_at BIGINT NOT NULL
                 );
                 -- Each partition's feature state, as of its offsets (the latest per group and partition).
                 CREATE TABLE partition_checkpoints (
@@ -114,13 +133,27 @@ public enum PostgresSchema {
                         transactions, amount_micros / 1e6 AS amount, alerts, reviews, declines,
                         alerts::float8 / transactions AS alert_rate,
                         probability_nanos / 1e9 / transactions AS mean_probability,
-                        latency_sum_us::float8 / transactions AS mean_latency_us, latency_max_us
+                        latency_sum_us::float8 / transactions AS mean_latency_us, latency_max_us,
+                        labelled, confirmed_frauds, confirmed_frauds::float8 / transactions AS confirmed_fraud_rate,
+                        fraud_amount_micros / 1e6 AS fraud_amount, alerts_labelled, alerts_confirmed,
+                        CASE WHEN alerts_labelled > 0 THEN alerts_confirmed::float8 / alerts_labelled END AS alert_precision
                     FROM gold_hourly ORDER BY 1;
                 CREATE VIEW card_risk AS
-                    SELECT card_id, transactions, amount_micros / 1e6 AS amount, alerts, declines, max_probability,
-                        to_char(to_timestamp(last_event_time / 1e6) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                            AS last_seen, last_risk_tier
-                    FROM gold_card_profiles;
+                    SELECT p.card_id, p.transactions, p.amount_micros / 1e6 AS amount, p.alerts, p.declines,
+                        p.max_probability,
+                        to_char(to_timestamp(p.last_event_time / 1e6) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                            AS last_seen, p.last_risk_tier, p.alerts::float8 / p.transactions AS alert_rate,
+                        COALESCE(l.labelled, 0) AS labelled, COALESCE(l.confirmed_frauds, 0) AS confirmed_frauds,
+                        COALESCE(l.confirmed_frauds, 0)::float8 / p.transactions AS confirmed_fraud_rate,
+                        COALESCE(l.fraud_amount_micros, 0) / 1e6 AS fraud_amount,
+                        COALESCE(l.alerts_labelled, 0) AS alerts_labelled, COALESCE(l.alerts_confirmed, 0) AS alerts_confirmed,
+                        CASE WHEN l.alerts_labelled > 0 THEN l.alerts_confirmed::float8 / l.alerts_labelled END
+                            AS alert_precision
+                    FROM gold_card_profiles p LEFT JOIN gold_card_labels l USING (card_id);
+                -- The bronze layer's rejects, as SQLite's view has them.
+                CREATE VIEW dead_letter_reasons AS
+                    SELECT d.id, d.source, d.line, r ->> 'field' AS field, r ->> 'problem' AS problem, d.recorded_at
+                    FROM dead_letters d, jsonb_array_elements(d.reasons) AS r;
                 """)
     ]
 

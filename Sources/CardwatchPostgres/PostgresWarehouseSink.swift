@@ -161,7 +161,7 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
         out.transactions = batch.decisions.map {
             ProcessedTransaction(
                 transaction: $0.transaction, features: $0.features, decision: $0.decision,
-                latencyMicros: max(0, ($0.decision.decidedAt ?? $0.appendedAt) - $0.appendedAt), partition: $0.partition,
+                latencyMicros: max(0, $0.decision.decidedAt - $0.appendedAt), partition: $0.partition,
                 offset: $0.offset, sequence: sequence)
         }
         out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }

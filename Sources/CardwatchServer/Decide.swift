@@ -247,7 +247,8 @@ struct Decide: Sendable {
             guard ContinuousClock.now < deadline else {
                 throw Problem(
                     .serviceUnavailable, "Service Unavailable",
-                    detail: "transaction '\(id)' was sent before and its first copy is not decided yet")
+                    detail: "transaction '\(id)' was sent before and its first copy is not decided yet",
+                    headers: [.retryAfter: "1"])
             }
             try await Task.sleep(for: .milliseconds(2))
         }

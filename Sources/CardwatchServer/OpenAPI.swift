@@ -155,7 +155,8 @@ public enum OpenAPI {
                   "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}},
                   "processed": {"type": ["integer", "null"]}, "alerts_raised": {"type": ["integer", "null"]},
                   "lag": {"type": ["integer", "null"]}, "dead_letters_total": {"type": ["integer", "null"]},
-                  "last_check": {"type": ["object", "null"]}
+                  "last_check": {"type": ["object", "null"]},
+                  "warehouse_unavailable": {"type": "string", "description": "present while the warehouse (PostgreSQL) cannot be reached: why; the pipeline waits and resumes by itself"}
                 }
               },
               "Problem": {

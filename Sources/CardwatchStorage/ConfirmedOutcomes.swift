@@ -108,25 +108,6 @@ enum ConfirmedOutcomes {
         }
     }
 
-    /// A transaction's outcome moving from `old` to `new` (nil: unknown; 1: fraud; 0: legitimate).
-    struct Delta {
-        var labelled: Int64
-        var frauds: Int64
-        var amount: Int64
-        var alertsLabelled: Int64
-        var alertsConfirmed: Int64
-
-        init(old: Int64?, new: Int64, alert: Bool, amountMicros: Int64) {
-            labelled = old == nil ? 1 : 0
-            frauds = new - (old ?? 0)
-            amount = frauds * amountMicros
-            alertsLabelled = alert ? labelled : 0
-            alertsConfirmed = alert ? frauds : 0
-        }
-
-        var isZero: Bool { labelled == 0 && frauds == 0 }
-    }
-
     /// Applies one label to its transaction's silver row and to the aggregates, in the batch's
     /// transaction. A label for a transaction not decided (yet) changes nothing here.
     static func apply(_ db: Database, transactionID: String, isFraud: Bool) throws {
@@ -144,13 +125,13 @@ enum ConfirmedOutcomes {
         let old: Int64? = row[0]
         let eventTime: Int64 = row[1]
         let amount: Double = row[2] ?? 0
-        let delta = Delta(old: old, new: new, alert: row[3], amountMicros: WarehouseRows.micros(amount))
+        let delta = OutcomeDelta(old: old, new: new, alert: row[3], amountMicros: WarehouseRows.micros(amount))
         try db.cachedStatement(
             sql: #"UPDATE silver_transactions SET label = ? WHERE arrival = ? AND "partition" = ? AND "offset" = ?"#
         ).execute(arguments: [new, row[6], row[7], row[8]])
         guard !delta.isZero else { return }
         let hour = eventTime - ((eventTime % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
-        let moves = [delta.labelled, delta.frauds, delta.amount, delta.alertsLabelled, delta.alertsConfirmed]
+        let moves = delta.moves
         let set = columns.map { "\($0) = \($0) + ?" }.joined(separator: ", ")
         try db.cachedStatement(sql: "UPDATE gold_hourly SET \(set) WHERE hour = ?").execute(
             arguments: StatementArguments(moves + [hour]))

@@ -58,8 +58,10 @@ struct PipelineOptions: ParsableArguments {
 
     /// The pipeline's shape from these options: the one place it is declared.
     func topology(sources: [Topology.Source]) throws -> Topology {
-        do { return try Topology.parse(
-                log: log, warehouse: warehouse, dataDirectory: dataDir, partitions: partitions, sources: sources) } catch {
+        do {
+            return try Topology.parse(
+                log: log, warehouse: warehouse, dataDirectory: dataDir, partitions: partitions, sources: sources)
+        } catch {
             throw ValidationError("\(error)")
         }
     }
@@ -181,9 +183,10 @@ struct PipelineOptions: ParsableArguments {
     /// connection failed every commit with SQLITE_FULL after the disk had room again in one run
     /// of three when commits were pipelined, and never in six without (cause not found yet).
     func openPipeline(store opened: SQLiteEventLog? = nil, pipelined: Bool = false) throws -> (
-        store: SQLiteEventLog, registry: ModelRegistry, runtime: EmbeddedRuntime, state: PipelineState, rules: RuleFile?
+        store: SQLiteEventLog, registry: ModelRegistry, runtime: EmbeddedRuntime, state: PipelineState, rules: RuleFile?,
+        postgres: PostgresPool?
     ) {
-        let sinks = try runtimeWarehouse()
+        let postgres = try postgresWarehouse()
         let store = try opened ?? openStore()
         let registry = try ModelRegistry(directory: dataDir)
         let state = PipelineState()
@@ -194,11 +197,11 @@ struct PipelineOptions: ParsableArguments {
         options.pipelined = pipelined
         let runtime = try EmbeddedRuntime(
             store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
-            state: state, warehouse: sinks)
+            state: state, warehouse: try postgres.map(Self.external) ?? .embedded)
         try runtime.start()
         let replayed = runtime.counters.replayed
         if replayed > 0 { say("resumed: replayed \(grouped(replayed)) records committed after the last checkpoints") }
-        return (store, registry, runtime, state, rules)
+        return (store, registry, runtime, state, rules, postgres)
     }
 
     /// The PostgreSQL pool of `--warehouse`, when it names one (connected and migrated).
@@ -213,10 +216,9 @@ struct PipelineOptions: ParsableArguments {
         return pool
     }
 
-    /// Where the runtime commits: the embedded warehouse, or PostgreSQL's.
-    func runtimeWarehouse() throws -> EmbeddedRuntime.Warehouse {
-        guard let pool = try postgresWarehouse() else { return .embedded }
-        return .external(
+    /// The runtime's sink and checkpoints in PostgreSQL's warehouse.
+    static func external(_ pool: PostgresPool) throws -> EmbeddedRuntime.Warehouse {
+        .external(
             sink: { try PostgresWarehouseSink(pool: pool, observer: $0) }, checkpoints: try PostgresCheckpointStore(pool: pool))
     }
 

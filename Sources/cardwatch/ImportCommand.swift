@@ -57,7 +57,7 @@ struct Import: ParsableCommand {
                 try ModelRegistry(directory: pipeline.dataDir).production() != nil
                 ? nil : try storeFirst(store, format: recordFormat, policy: policy)
         } catch { throw ValidationError("\(file): \(error)") }
-        let (_, _, runtime, state, _) = try pipeline.openPipeline(store: store, pipelined: true)
+        let (_, _, runtime, state, _, _) = try pipeline.openPipeline(store: store, pipelined: true)
         let alertsBefore = try runtime.alertCount()
 
         // Ingest on its own thread; process here until the ingest is done and the log is drained.

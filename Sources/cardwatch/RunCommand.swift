@@ -2,6 +2,7 @@ import ArgumentParser
 import CardwatchCore
 import CardwatchGenerator
 import CardwatchPipeline
+import CardwatchPostgres
 import CardwatchServer
 import CardwatchStorage
 import Foundation
@@ -124,12 +125,16 @@ struct Run: AsyncParsableCommand {
         let lock = try pipeline.lockDataDirectory(command: "cardwatch run")
         defer { withExtendedLifetime(lock) {} }
         let scoring = try pipeline.scoringPolicy
-        if case .postgres(let url) = try pipeline.topology(sources: sources).warehouse {
-            throw ValidationError(
-                "--warehouse \(url): in this build `run` serves its API, dashboard, monitoring and retraining from the "
-                    + "embedded warehouse; decide into PostgreSQL with `cardwatch import FILE --warehouse \(url)`")
+        let (store, registry, runtime, state, _, postgres) = try pipeline.openPipeline()
+        // The API's, the health check's and retraining's reads: the warehouse's, wherever it is.
+        let serving: any ServingStore
+        let monitoring: any MonitoringStore & TrainingStore
+        if let postgres {
+            let reads = PostgresWarehouseReads(pool: postgres, ingest: LogIngestSide(store: store, runtime: runtime))
+            (serving, monitoring) = (reads, reads)
+        } else {
+            (serving, monitoring) = (store.serving, store.monitoring)
         }
-        let (store, registry, runtime, state, _) = try pipeline.openPipeline()
         var topology = try pipeline.topology(sources: sources)
         topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)
         let metrics = PipelineMetrics()
@@ -165,13 +170,13 @@ struct Run: AsyncParsableCommand {
             supervised("generator") { try await generator.run() }
         }
         let interval = Duration.milliseconds(Int64(healthInterval * 1000))
-        let health = HealthService(check: HealthCheck(store: store.monitoring, state: state), interval: interval, logger: logger)
+        let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
         supervised("health") { try await health.run() }
-        var job = RetrainingJob(store: store.monitoring, catalog: registry, models: runtime.models)
+        var job = RetrainingJob(store: monitoring, catalog: registry, models: runtime.models)
         job.windowDays = retrainDays
         job.scoring = scoring
         let retraining = RetrainingService(
-            job: job, schedule: try CronSchedule(retrain), state: state, monitoring: store.monitoring, logger: logger)
+            job: job, schedule: try CronSchedule(retrain), state: state, monitoring: monitoring, logger: logger)
         supervised("retraining") { try await retraining.run() }
         let follower = ModelFollower(registry: registry, models: runtime.models, scoring: scoring, logger: logger)
         supervised("model-follower") { try await follower.run() }
@@ -197,7 +202,7 @@ struct Run: AsyncParsableCommand {
         settings.limits.maxHeaders = maxHeaders
         logger.info("HTTP: at most \(settings.limits.maxConnections) connections (open-file limit \(files))")
         var dependencies = ServerDependencies(
-            serving: store.serving, monitoring: store.monitoring, models: registry,
+            serving: serving, monitoring: monitoring, models: registry,
             decide: { batch in try runtime.ingestAndDecide(batch) }, doorbell: state.arrivals,
             modelSwitch: runtime.models)
         dependencies.metrics = metrics
@@ -226,6 +231,19 @@ struct Run: AsyncParsableCommand {
             let what = alertsOnly ? "alerts" : "decisions"
             printError("latency, append to committed \(what) (\(n)): p50 \(ms[0]) ms, p99 \(ms[1]) ms, max \(ms[2]) ms")
         }
+    }
+}
+
+/// What stays with the SQLite log when the warehouse is PostgreSQL.
+struct LogIngestSide: IngestSide {
+    let store: SQLiteEventLog
+    let runtime: EmbeddedRuntime
+    func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) {
+        try store.monitoring.deadLetterCounts(since: since)
+    }
+    func processorLag() throws -> Int64 { try store.processorLag() }
+    func appendFeedbackLabel(_ label: LabelEvent) throws {
+        try runtime.appendLabels([label], source: "feedback", resumeAt: label.reportedAt.microseconds)
     }
 }
 

@@ -47,6 +47,23 @@ struct PostgresWarehouseTests {
         }
         let half = txs.count / 2
         let labels = labelled.map { LabelEvent(transactionID: $0.transactionID, isFraud: true, reportedAt: $0.timestamp + 60) }
+        /// The aggregates, as text rows in a fixed order (the same SQL reads both stores).
+        let goldQueries = [
+            """
+            SELECT hour || ' ' || transactions || ' ' || amount_micros || ' ' || alerts || ' ' || reviews || ' ' || declines
+                || ' ' || probability_nanos || ' ' || labelled || ' ' || confirmed_frauds || ' ' || fraud_amount_micros
+                || ' ' || alerts_labelled || ' ' || alerts_confirmed FROM gold_hourly ORDER BY hour
+            """,
+            """
+            SELECT card_id || ' ' || transactions || ' ' || amount_micros || ' ' || alerts || ' ' || declines || ' '
+                || last_event_time || ' ' || last_risk_tier FROM gold_card_profiles ORDER BY card_id
+            """,
+            """
+            SELECT card_id || ' ' || labelled || ' ' || confirmed_frauds || ' ' || fraud_amount_micros || ' '
+                || alerts_labelled || ' ' || alerts_confirmed FROM gold_card_labels ORDER BY card_id
+            """,
+        ]
+        let expectedGold = Mutex<[[String]]>([])
         // The embedded warehouse's decisions.
         let expected: [String: String] = try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 3)
@@ -59,6 +76,8 @@ struct PostgresWarehouseTests {
             let rows = try store.pool.read {
                 try Row.fetchAll($0, sql: "SELECT transaction_id, fraud_probability, risk_tier, label FROM silver_transactions")
             }
+            let gold = try store.pool.read { db in try goldQueries.map { try String.fetchAll(db, sql: $0) } }
+            expectedGold.withLock { $0 = gold }
             return Dictionary(
                 uniqueKeysWithValues: rows.map {
                     ($0[0], "\($0[1] as Double) \($0[2] as String) \(($0[3] as Int?).map(String.init) ?? "-")")
@@ -81,7 +100,8 @@ struct PostgresWarehouseTests {
                 }
                 try drain(runtime)
                 try runtime.stop()
-                #expect(try runtime.alertCount() == expected.values.filter { $0.contains("high") || $0.contains("critical") }.count)
+                #expect(
+                    try runtime.alertCount() == expected.values.filter { $0.contains("high") || $0.contains("critical") }.count)
                 let got = try pool.withSession("reading silver") { s in
                     try s.query(
                         "SELECT transaction_id, fraud_probability, risk_tier, label FROM silver_transactions",
@@ -102,6 +122,11 @@ struct PostgresWarehouseTests {
                     ).rows.first!.decode((Int64, Int64, Int64).self)
                 }
                 #expect(hourly == Int64(txs.count) && cards == Int64(txs.count))
+                let gold = try pool.withSession("reading gold") { s in
+                    try goldQueries.map { sql in try s.query(sql, PostgresBindings()).rows.map { try $0.decode(String.self) } }
+                }
+                #expect(gold == expectedGold.withLock { $0 }, "the aggregates equal the embedded warehouse's")
+                #expect(gold[2].count > 0, "labels moved the confirmed outcomes")
                 #expect(alerts == Int64(try runtime.alertCount()))
                 // The log's own offsets followed the sink's (lag, backpressure).
                 #expect(try store.processorLag() == 0)

@@ -36,6 +36,20 @@ import Testing
         }
     }
 
+    @Test func aPostgresWarehouseHoldsTheDecisionsTheReadsAndTheCheckpoints() throws {
+        let url = "postgres://cw@db.internal:5432/fraud"
+        let t = try Topology.parse(log: nil, warehouse: url, dataDirectory: "/d", partitions: nil, sources: [])
+        #expect(t.log == .sqlite(path: "/d/log.sqlite"))
+        #expect(t.warehouse == .postgres(url: url) && t.serving == t.warehouse && t.checkpoints == t.warehouse)
+        #expect(t.text.contains("decision sink (warehouse): \(url)"))
+        #expect(
+            try Topology.parse(log: nil, warehouse: "sqlite", dataDirectory: "/d", partitions: nil, sources: []).warehouse
+                == t.log)
+        #expect(throws: TopologyError.self) {
+            try Topology.parse(log: nil, warehouse: "mysql://db/x", dataDirectory: "/d", partitions: nil, sources: [])
+        }
+    }
+
     /// `--print-topology` reads an existing log's partitioning without opening the log.
     @Test func anExistingLogsPartitioningIsReadWithoutOpeningIt() throws {
         try withDataDirectory { dir in

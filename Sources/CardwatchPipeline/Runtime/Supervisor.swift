@@ -12,6 +12,9 @@ public struct SupervisionPolicy: Sendable, Equatable {
     public var stableAfter: Duration = .seconds(5)
     /// A stage failing without a stable run for this long is reported down (and still retried).
     public var downAfter: Duration = .seconds(60)
+    /// The longest wait after a failure of a store that says it passes by itself
+    /// (`StorageFailure.isTransient`).
+    public var transientBackoff: Duration = .seconds(1)
 
     public init() {}
 
@@ -84,7 +87,10 @@ public struct Supervised: Service {
                 }
                 let failures = state.stageFailed(name, error, at: at)
                 if failures == 1 { reportedDown = false }
-                let delay = policy.backoff(afterFailures: failures, jitter: jitter())
+                // A store away for now (a database restarting, a disk full) is retried at least every
+                // `transientBackoff`: it passes by itself, and the store's own backoff paces the attempts.
+                let backoff = policy.backoff(afterFailures: failures, jitter: jitter())
+                let delay = StorageFailure.isTransient(error) ? min(backoff, policy.transientBackoff) : backoff
                 state.stageWaits(name, until: at + delay.microseconds)
                 let metadata: Logger.Metadata = [
                     "stage": "\(name)", "error": "\(error)", "failures_in_a_row": "\(failures)", "retry_in": "\(delay)",

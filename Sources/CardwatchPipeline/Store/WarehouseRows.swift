@@ -133,3 +133,27 @@ public struct GoldTotals: Sendable, Equatable {
         return hours.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 }
+
+/// A transaction's outcome moving from `old` to `new` (nil: unknown; 1: fraud; 0: legitimate):
+/// what one label adds to the confirmed-outcome aggregates (labelled, confirmed frauds and
+/// their amount, and the same among alerts), so they always equal a count over silver's labels.
+public struct OutcomeDelta: Sendable, Equatable {
+    public var labelled: Int64
+    public var frauds: Int64
+    public var amount: Int64
+    public var alertsLabelled: Int64
+    public var alertsConfirmed: Int64
+
+    public init(old: Int64?, new: Int64, alert: Bool, amountMicros: Int64) {
+        labelled = old == nil ? 1 : 0
+        frauds = new - (old ?? 0)
+        amount = frauds * amountMicros
+        alertsLabelled = alert ? labelled : 0
+        alertsConfirmed = alert ? frauds : 0
+    }
+
+    public var isZero: Bool { labelled == 0 && frauds == 0 }
+    /// In the order of the aggregates' columns (labelled, confirmed_frauds, fraud_amount_micros,
+    /// alerts_labelled, alerts_confirmed).
+    public var moves: [Int64] { [labelled, frauds, amount, alertsLabelled, alertsConfirmed] }
+}

@@ -96,6 +96,7 @@ public struct Topology: Sendable, Equatable {
                         + "postgres://USER@HOST:PORT/DATABASE")
             }
             topology.warehouse = .postgres(url: warehouse)
+            topology.serving = .postgres(url: warehouse)
             topology.checkpoints = .postgres(url: warehouse)
         }
         guard let log, log.lowercased() != "sqlite" else { return topology }
