@@ -241,6 +241,16 @@ python3 scripts/crash-test.py "$bin" "$tmp/crash" --kills 5 --days 30 --cards 10
 # The same with a log of four partitions: ids, counts and every feature identical.
 python3 scripts/crash-test.py "$bin" "$tmp/crash4" --kills 4 --days 20 --cards 800 --partitions 4
 
+# The PostgreSQL warehouse (the test command's throwaway server, fsync on): exactly once under
+# SIGKILL, and a running pipeline across a restart and a 10 s stop of PostgreSQL.
+if [ -n "${CARDWATCH_TEST_POSTGRES:-}" ] && [ -n "${CARDWATCH_PG_DIR:-}" ]; then
+  python3 scripts/crash-test.py "$bin" "$tmp/crash-pg" --kills 4 --days 20 --cards 800 --partitions 2 \
+    --postgres "$CARDWATCH_TEST_POSTGRES"
+  python3 scripts/postgres-outage-test.py "$bin" "$tmp/outage" "$CARDWATCH_PG_DIR" "$CARDWATCH_TEST_POSTGRES"
+else
+  echo "(no test PostgreSQL: scripts/test.sh starts one; the PostgreSQL warehouse's end-to-end tests are skipped)"
+fi
+
 # A missing file is a clear error with exit status 2.
 status=0
 "$bin" validate "$tmp/does-not-exist.jsonl" 2> "$tmp/err.txt" || status=$?

@@ -60,10 +60,11 @@ def snapshot(db):
 
 
 def psql(url, sql):
-    """Rows of `sql` as tuples of text (NULL as None), through psql."""
-    out = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\x1e", "-c", sql],
+    """Rows of `sql` as tuples of text (NULL as None), through psql. (Split on "\\n" alone:
+    str.splitlines also breaks at the separator characters.)"""
+    out = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=<NULL>", "-c", sql],
                          check=True, capture_output=True, text=True).stdout
-    return [tuple(None if v == "\x1e" else v for v in line.split("\x1f")) for line in out.splitlines() if line]
+    return [tuple(None if v == "<NULL>" else v for v in line.split("\x1f")) for line in out.split("\n") if line]
 
 
 def with_database(admin, name):
@@ -77,16 +78,18 @@ def snapshot_pg(url, data_dir):
     """The PostgreSQL warehouse's decisions, and the log's ingest-time dead letters and duplicates."""
     cols = [r[0] for r in psql(url, "SELECT column_name FROM information_schema.columns "
                                     "WHERE table_name = 'silver_transactions' ORDER BY ordinal_position")]
-    silver_cols = [c for c in cols if c not in ("latency_us", "arrival", "partition", "offset")]
+    silver_cols = [c for c in cols if c not in ("latency_us", "arrival", "partition", "offset", "decided_at")]
     quoted = ", ".join(f'"{c}"' for c in silver_cols)
     db = os.path.join(data_dir, "log.sqlite")
     return {
         "silver": psql(url, f"SELECT {quoted} FROM silver_transactions ORDER BY transaction_id"),
         "alerts": psql(url, "SELECT transaction_id, card_id, fraud_probability, risk_tier, action, model_version, "
                             "reasons, fraud_pattern FROM alerts ORDER BY transaction_id"),
-        "gold_hourly": psql(url, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos "
+        "gold_hourly": psql(url, "SELECT hour, transactions, amount_micros, alerts, reviews, declines, probability_nanos, "
+                                 "labelled, confirmed_frauds, fraud_amount_micros, alerts_labelled, alerts_confirmed "
                                  "FROM gold_hourly ORDER BY hour"),
         "gold_cards": psql(url, "SELECT * FROM gold_card_profiles ORDER BY card_id"),
+        "gold_card_labels": psql(url, "SELECT * FROM gold_card_labels ORDER BY card_id"),
         "labels": psql(url, "SELECT transaction_id, is_fraud, reported_at, matched FROM labels ORDER BY transaction_id"),
         "sink_dead_letters": psql(url, "SELECT source, line, reasons, raw FROM dead_letters ORDER BY id"),
         "log_dead_letters": rows(db, "SELECT source, line, reasons, raw FROM dead_letters ORDER BY line"),

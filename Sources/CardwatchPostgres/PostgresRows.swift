@@ -7,12 +7,12 @@ import PostgresNIO
 /// The batch's rows, one statement per table from arrays (`unnest`). Nullable text travels as
 /// '' and integers as -1 where the value cannot be empty or negative (`NULLIF`), since
 /// postgres-nio encodes arrays of non-optional elements; missing features (NaN) become NULL,
-/// as in SQLite.
+/// as in SQLite (`NaNAsNullFloat8Array`).
 enum PostgresRows {
     static let silverInsert: String = {
         let features = Feature.names.map { "\"\($0)\"" }.joined(separator: ", ")
         let fixed = 9
-        let featureArgs = (0..<Feature.count).map { "NULLIF(f\($0), 'NaN'::float8)" }.joined(separator: ", ")
+        let featureArgs = (0..<Feature.count).map { "f\($0)" }.joined(separator: ", ")
         let featureParams = (0..<Feature.count).map { "$\(fixed + 1 + $0)::float8[]" }.joined(separator: ", ")
         let rest = fixed + Feature.count
         let names = (0..<Feature.count).map { "f\($0)" }.joined(separator: ", ")
@@ -44,7 +44,7 @@ enum PostgresRows {
         b.append(rows.map { $0.transaction.channel?.rawValue ?? "" })
         b.append(rows.map(\.transaction.timestamp.microseconds))
         b.append(rows.map(\.transaction.timestamp.rfc3339))
-        for f in 0..<Feature.count { b.append(rows.map { $0.features[f] }) }
+        for f in 0..<Feature.count { b.append(NaNAsNullFloat8Array(values: rows.map { $0.features[f] })) }
         b.append(rows.map(\.decision.probability))
         b.append(rows.map(\.decision.tier.rawValue))
         b.append(rows.map(\.decision.action.rawValue))

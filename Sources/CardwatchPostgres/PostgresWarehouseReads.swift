@@ -262,21 +262,40 @@ public final class PostgresWarehouseReads: ServingStore, MonitoringStore, Traini
         }
     }
 
+    /// The 90th percentile of the event times of the latest 1,001 decided rows (as SQLite's
+    /// `eventTimeWatermark`). Found through the commit sequence: the latest commits' rows,
+    /// taken back a doubling number of commits until there are enough (silver's arrival index
+    /// is a BRIN, which finds a range of commits but sorts nothing).
+    static func watermark(_ s: PostgresSession) throws -> Int64 {
+        let last =
+            try s.query("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM commit_sequence", PostgresBindings())
+            .rows.first?.decode(Int64.self) ?? 0
+        guard last > 0 else { return 0 }
+        var back: Int64 = 1
+        while true {
+            let rows = try s.query(
+                """
+                WITH latest AS (
+                    SELECT event_time FROM silver_transactions WHERE arrival > $1
+                    ORDER BY arrival DESC, "partition" DESC, "offset" DESC LIMIT 1001
+                )
+                SELECT COUNT(*) OVER (), event_time FROM latest ORDER BY event_time
+                """, bindings(last - back))
+            let times = try rows.rows.map { try $0.decode((Int64, Int64).self) }
+            if times.count >= 1001 || back >= last {
+                guard !times.isEmpty else { return 0 }
+                return times[times.count * 9 / 10].1
+            }
+            back *= 4
+        }
+    }
+
     /// As SQLite's (`SQLiteMonitoring.trainingRows`): labelled rows within `days` of the
     /// event-time watermark, the 90th percentile of the latest 1,001 decided rows' event times.
     public func trainingRows(days: Double) throws -> TimedDataset {
         let columns = Feature.names.map { "\"\($0)\"" }.joined(separator: ", ")
         return try pool.withSession("reading training rows") { s in
-            let watermark =
-                try s.query(
-                    """
-                    WITH latest AS (
-                        SELECT event_time FROM silver_transactions ORDER BY arrival DESC, "partition" DESC, "offset" DESC
-                        LIMIT 1001
-                    )
-                    SELECT event_time FROM latest ORDER BY event_time LIMIT 1 OFFSET (SELECT COUNT(*) * 9 / 10 FROM latest)
-                    """, PostgresBindings()
-                ).rows.first?.decode(Int64.self) ?? 0
+            let watermark = try Self.watermark(s)
             let span = Int64(days * 86_400e6)
             var matrix = FeatureMatrix(columns: Feature.count)
             var times: [Int64] = []

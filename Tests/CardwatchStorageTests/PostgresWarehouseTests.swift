@@ -64,6 +64,23 @@ struct PostgresWarehouseTests {
             """,
         ]
         let expectedGold = Mutex<[[String]]>([])
+        /// What the API and retraining read, as text (the training rows, the alerts of a few cards).
+        let expectedReads = Mutex<[String]>([])
+        func reads(_ serving: any ServingStore, _ training: any TrainingStore) throws -> [String] {
+            let rows = try training.trainingRows(days: 30)
+            var out = [
+                "\(rows.transactionIDs)", "\(rows.times)", "\(rows.matrix.labels)",
+                "\(rows.matrix.values.map { $0.isNaN ? "nan" : "\($0)" })", "\(try training.featureColumns())",
+            ]
+            for card in Set(txs.prefix(40).map(\.cardID)).sorted() {
+                out.append("\(try serving.alerts(cardID: card, limit: 100).map { "\($0.transactionID) \($0.riskTier)" })")
+            }
+            for t in txs.prefix(30) {
+                let d = try serving.decision(transactionID: t.transactionID)
+                out.append("\(d.map { "\($0.fraudProbability) \($0.riskTier) \($0.ruleHits)" } ?? "none")")
+            }
+            return out
+        }
         // The embedded warehouse's decisions.
         let expected: [String: String] = try withDirectory { dir in
             let store = try SQLiteEventLog(directory: dir, partitions: 3)
@@ -78,6 +95,8 @@ struct PostgresWarehouseTests {
             }
             let gold = try store.pool.read { db in try goldQueries.map { try String.fetchAll(db, sql: $0) } }
             expectedGold.withLock { $0 = gold }
+            let read = try reads(store.serving, store.monitoring)
+            expectedReads.withLock { $0 = read }
             return Dictionary(
                 uniqueKeysWithValues: rows.map {
                     ($0[0], "\($0[1] as Double) \($0[2] as String) \(($0[3] as Int?).map(String.init) ?? "-")")
@@ -127,6 +146,10 @@ struct PostgresWarehouseTests {
                 }
                 #expect(gold == expectedGold.withLock { $0 }, "the aggregates equal the embedded warehouse's")
                 #expect(gold[2].count > 0, "labels moved the confirmed outcomes")
+                let warehouse = PostgresWarehouseReads(pool: pool, ingest: NoIngestSide())
+                let read = try reads(warehouse, warehouse)
+                #expect(read == expectedReads.withLock { $0 }, "the API and retraining read the same from both")
+                #expect(read[0].count > 100, "there are training rows")
                 #expect(alerts == Int64(try runtime.alertCount()))
                 // The log's own offsets followed the sink's (lag, backpressure).
                 #expect(try store.processorLag() == 0)
@@ -149,7 +172,7 @@ struct PostgresWarehouseTests {
                     } catch { errors.withLock { $0.append("\(error)") } }
                 }
             }
-            threads.forEach { $0.start() }
+            for thread in threads { thread.start() }
             while applied.withLock({ $0.count }) + errors.withLock({ $0.count }) < 4 { usleep(10_000) }
             #expect(errors.withLock { $0 } == [])
             #expect(applied.withLock { $0.flatMap { $0 } } == Array(1...PostgresSchema.latestVersion))
@@ -182,6 +205,13 @@ struct PostgresWarehouseTests {
         }
         #expect(pool.lastConnectFailure != nil)
     }
+}
+
+/// The log's side, when there is no log: nothing refused, nothing waiting.
+struct NoIngestSide: IngestSide {
+    func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) { (0, 0) }
+    func processorLag() throws -> Int64 { 0 }
+    func appendFeedbackLabel(_ label: LabelEvent) throws {}
 }
 
 @Suite struct PostgresEndpointTests {

@@ -178,8 +178,9 @@ private final class Recorder<T: Sendable>: Sendable {
             let written = try #require(try runtime.checkpoints.latest(group: "processor", partition: 0))
             #expect(written.offsets.transactions == Int64(half))
             // Full: no page can be added or changed.
-            let pages = try (runtime.checkpoints as! SQLiteCheckpointStore).queue.read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 1 }
-            try (runtime.checkpoints as! SQLiteCheckpointStore).queue.writeWithoutTransaction {
+            let checkpoints = try #require(runtime.checkpoints as? SQLiteCheckpointStore)
+            let pages = try checkpoints.queue.read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 1 }
+            try checkpoints.queue.writeWithoutTransaction {
                 try $0.execute(sql: "PRAGMA max_page_count = \(pages)")
             }
             for chunk in stride(from: half, to: txs.count, by: 40) {
@@ -194,7 +195,7 @@ private final class Recorder<T: Sendable>: Sendable {
             let recovered = try embeddedRuntime(store, scorer, batch: 40, checkpointEvery: 1)
             #expect(recovered.counters.replayed == txs.count - half)
             // Room again: the next checkpoint is written, and the failure is behind.
-            try (recovered.checkpoints as! SQLiteCheckpointStore).queue.writeWithoutTransaction {
+            try #require(recovered.checkpoints as? SQLiteCheckpointStore).queue.writeWithoutTransaction {
                 try $0.execute(sql: "PRAGMA max_page_count = 1073741823")
             }
             let more = try history(days: 1, cards: 20, seed: 18).map { t -> Transaction in
