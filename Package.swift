@@ -74,10 +74,11 @@ let package = Package(
         .target(
             name: "CardwatchPostgres",
             dependencies: [
-                "CardwatchCore", "CardwatchFeatures", "CardwatchModel", "CardwatchPipeline",
+                "CardwatchCore", "CardwatchFeatures", "CardwatchModel", "CardwatchPipeline", "CardwatchStorage",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),

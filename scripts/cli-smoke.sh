@@ -247,6 +247,8 @@ if [ -n "${CARDWATCH_TEST_POSTGRES:-}" ] && [ -n "${CARDWATCH_PG_DIR:-}" ]; then
   python3 scripts/crash-test.py "$bin" "$tmp/crash-pg" --kills 4 --days 20 --cards 800 --partitions 2 \
     --postgres "$CARDWATCH_TEST_POSTGRES"
   python3 scripts/postgres-outage-test.py "$bin" "$tmp/outage" "$CARDWATCH_PG_DIR" "$CARDWATCH_TEST_POSTGRES"
+  # Two instances, logs of their own, one warehouse and registry: a promotion from a third process.
+  python3 scripts/postgres-instances-test.py "$bin" "$tmp/instances" "$CARDWATCH_TEST_POSTGRES"
 else
   echo "(no test PostgreSQL: scripts/test.sh starts one; the PostgreSQL warehouse's end-to-end tests are skipped)"
 fi

@@ -73,17 +73,16 @@ public final class PostgresPool: Sendable {
             let result = try body(session)
             checkin(connection)
             return result
-        } catch let refused as DecisionSinkError {
-            checkin(connection)  // the batch was refused, the connection is fine
-            throw refused
         } catch {
-            let mapped = PostgresStoreError.from(error, what())
-            if mapped.kind == .unavailable || connection.isClosed {
+            // The driver's errors are named for the work and classified; the body's own (a
+            // refused batch, an unknown model version) pass as they are.
+            let mapped = PostgresStoreError.isDriverError(error) ? PostgresStoreError.from(error, what()) : nil
+            if mapped?.kind == .unavailable || connection.isClosed {
                 connection.closeSoon()
             } else {
                 checkin(connection)
             }
-            throw mapped
+            throw mapped ?? error
         }
     }
 
@@ -229,6 +228,12 @@ public struct PostgresStoreError: TransientFailure, CustomStringConvertible, Equ
     /// (57: shutdown, cancelled by statement_timeout), transaction rollbacks (40: serialization,
     /// deadlock).
     static let transientClasses: Set<Substring> = ["08", "53", "57", "40"]
+
+    /// postgres-nio's and NIO's errors (what `from` classifies), and this type's own.
+    static func isDriverError(_ error: any Error) -> Bool {
+        error is PSQLError || error is PostgresDecodingError || error is PostgresStoreError || error is ChannelError
+            || error is IOError
+    }
 
     static func from(_ error: any Error, _ what: String) -> PostgresStoreError {
         if let e = error as? PostgresStoreError { return e }

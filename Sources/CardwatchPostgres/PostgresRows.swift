@@ -17,10 +17,10 @@ enum PostgresRows {
         let rest = fixed + Feature.count
         let names = (0..<Feature.count).map { "f\($0)" }.joined(separator: ", ")
         return """
-            INSERT INTO silver_transactions (transaction_id, card_id, merchant_id, merchant_category, currency, country,
+            INSERT INTO silver_transactions (stream, transaction_id, card_id, merchant_id, merchant_category, currency, country,
                 channel, event_time, "timestamp", \(features), fraud_probability, risk_tier, action, model_version,
                 rule_hits, latency_us, is_fraud, fraud_pattern, arrival, "partition", "offset", decided_at)
-            SELECT id, card, merchant, NULLIF(category, ''), currency, NULLIF(country, ''), NULLIF(channel, ''), t,
+            SELECT $\(rest + 13), id, card, merchant, NULLIF(category, ''), currency, NULLIF(country, ''), NULLIF(channel, ''), t,
                 ts, \(featureArgs), probability, tier, action, version, NULLIF(rules, ''), latency, NULLIF(fraud, -1),
                 NULLIF(pattern, ''), $\(rest + 11), p, o, decided
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[],
@@ -32,7 +32,7 @@ enum PostgresRows {
             """
     }()
 
-    static func silver(_ s: PostgresSession, _ rows: [ProcessedTransaction]) throws {
+    static func silver(_ s: PostgresSession, _ rows: [ProcessedTransaction], stream: String) throws {
         guard !rows.isEmpty else { return }
         var b = PostgresBindings(capacity: 20 + Feature.count)
         b.append(rows.map(\.transaction.transactionID))
@@ -57,22 +57,25 @@ enum PostgresRows {
         b.append(rows.map(\.offset))
         b.append(rows[0].sequence)
         b.append(rows.map(\.decision.decidedAt))
+        b.append(stream)
         try s.query(silverInsert, b)
     }
 
-    static func firstDecisions(_ s: PostgresSession, _ rows: [ProcessedTransaction]) throws {
+    static func firstDecisions(_ s: PostgresSession, _ rows: [ProcessedTransaction], stream: String) throws {
         guard !rows.isEmpty else { return }
         try s.query(
             """
-            INSERT INTO first_decisions (transaction_id, "partition", "offset", fraud_probability, risk_tier, action,
+            INSERT INTO first_decisions (transaction_id, stream, "partition", "offset", fraud_probability, risk_tier, action,
                 model_version)
-            SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::float8[], $5::text[], $6::text[], $7::int4[])
+            SELECT id, $8, p, o, probability, tier, action, version
+            FROM unnest($1::text[], $2::int4[], $3::int8[], $4::float8[], $5::text[], $6::text[], $7::int4[])
+                AS f(id, p, o, probability, tier, action, version)
             ON CONFLICT (transaction_id) DO NOTHING
             """,
             bindings(
                 rows.map(\.transaction.transactionID), rows.map { Int32($0.partition) }, rows.map(\.offset),
                 rows.map(\.decision.probability), rows.map(\.decision.tier.rawValue), rows.map(\.decision.action.rawValue),
-                rows.map { Int32($0.decision.modelVersion) }))
+                rows.map { Int32($0.decision.modelVersion) }, stream))
     }
 
     static func alerts(_ s: PostgresSession, _ rows: [ProcessedTransaction], decidedAt: Int64) throws {
@@ -184,17 +187,17 @@ enum PostgresRows {
 
     /// The labels, and each labelled silver row's current label (found in its event day when
     /// the label names its transaction's time).
-    static func labels(_ s: PostgresSession, _ labels: [AppliedLabel], sequence: Int64) throws {
+    static func labels(_ s: PostgresSession, _ labels: [AppliedLabel], sequence: Int64, stream: String) throws {
         guard !labels.isEmpty else { return }
         let b = bindings(
             labels.map(\.label.transactionID), labels.map { Int16($0.label.isFraud ? 1 : 0) },
             labels.map(\.label.reportedAt.microseconds), labels.map { Int16($0.matched ? 1 : 0) },
             labels.map { Int32($0.partition) }, labels.map(\.offset),
-            labels.map { $0.label.transactionTime?.microseconds ?? Int64.min }, sequence)
+            labels.map { $0.label.transactionTime?.microseconds ?? Int64.min }, sequence, stream)
         try s.query(
             """
-            INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, "partition", "offset", arrival)
-            SELECT id, fraud, reported, matched, p, o, $8
+            INSERT INTO labels (transaction_id, is_fraud, reported_at, matched, stream, "partition", "offset", arrival)
+            SELECT id, fraud, reported, matched, $9, p, o, $8
             FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int2[], $5::int4[], $6::int8[], $7::int8[])
                 AS l(id, fraud, reported, matched, p, o, t)
             """, b)
@@ -211,15 +214,16 @@ enum PostgresRows {
         let rows = try s.query(
             """
             WITH target AS (
-                SELECT s."partition", s."offset", s.event_time, s.label AS old
+                SELECT s.stream, s."partition", s."offset", s.event_time, s.label AS old
                 FROM silver_transactions s
-                JOIN first_decisions f ON f.transaction_id = s.transaction_id AND f."partition" = s."partition"
-                    AND f."offset" = s."offset"
+                JOIN first_decisions f ON f.transaction_id = s.transaction_id AND f.stream = s.stream
+                    AND f."partition" = s."partition" AND f."offset" = s."offset"
                 WHERE s.transaction_id = $1 AND ($3 = -9223372036854775808 OR s.event_time = $3)
                 LIMIT 1 FOR UPDATE OF s
             )
             UPDATE silver_transactions s SET label = $2 FROM target t
-            WHERE s."partition" = t."partition" AND s."offset" = t."offset" AND s.event_time = t.event_time
+            WHERE s.stream = t.stream AND s."partition" = t."partition" AND s."offset" = t."offset"
+                AND s.event_time = t.event_time
             RETURNING t.old, s.event_time, s.amount, s.risk_tier IN ('high', 'critical'), s.card_id, s.decided_at
             """,
             bindings(id, Int16(new), time ?? Int64.min))

@@ -1,4 +1,5 @@
 import CardwatchFeatures
+import CardwatchStorage
 import Foundation
 import PostgresNIO
 
@@ -47,8 +48,10 @@ public enum PostgresSchema {
                 -- Each commit's number: the silver and alert rows' arrival, in commit order.
                 CREATE SEQUENCE commit_sequence;
                 -- The prediction log, one partition per event day (created as the days come).
+                -- stream: the consumer group that decided the row, which names its log (instances with
+                -- logs of their own share one warehouse); partition and offset are its place there.
                 CREATE TABLE silver_transactions (
-                    transaction_id TEXT NOT NULL, card_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
+                    stream TEXT NOT NULL, transaction_id TEXT NOT NULL, card_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
                     merchant_category TEXT, currency TEXT NOT NULL, country TEXT, channel TEXT,
                     event_time BIGINT NOT NULL, "timestamp" TEXT NOT NULL,
                     \(featureColumns),
@@ -56,7 +59,7 @@ public enum PostgresSchema {
                     model_version INTEGER NOT NULL, rule_hits TEXT, latency_us BIGINT NOT NULL, is_fraud SMALLINT,
                     fraud_pattern TEXT, label SMALLINT, arrival BIGINT NOT NULL, "partition" INTEGER NOT NULL,
                     "offset" BIGINT NOT NULL, decided_at BIGINT NOT NULL,
-                    PRIMARY KEY ("partition", "offset", event_time)
+                    PRIMARY KEY (stream, "partition", "offset", event_time)
                 ) PARTITION BY RANGE (event_time);
                 -- Found by place (the key, through first_decisions for an id) and, for the training
                 -- window's watermark, by commit order: arrival only grows, so a BRIN index (a few
@@ -64,7 +67,8 @@ public enum PostgresSchema {
                 CREATE INDEX silver_by_arrival ON silver_transactions USING brin (arrival);
                 -- The idempotency index: each transaction id's first decision.
                 CREATE TABLE first_decisions (
-                    transaction_id TEXT PRIMARY KEY, "partition" INTEGER NOT NULL, "offset" BIGINT NOT NULL,
+                    transaction_id TEXT PRIMARY KEY, stream TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                    "offset" BIGINT NOT NULL,
                     fraud_probability DOUBLE PRECISION NOT NULL, risk_tier TEXT NOT NULL, action TEXT NOT NULL,
                     model_version INTEGER NOT NULL
                 );
@@ -80,7 +84,8 @@ public enum PostgresSchema {
                 CREATE INDEX alerts_by_arrival ON alerts (arrival);
                 CREATE TABLE labels (
                     transaction_id TEXT NOT NULL, is_fraud SMALLINT NOT NULL, reported_at BIGINT NOT NULL,
-                    matched SMALLINT NOT NULL, arrival BIGINT NOT NULL, "partition" INTEGER NOT NULL, "offset" BIGINT NOT NULL
+                    matched SMALLINT NOT NULL, arrival BIGINT NOT NULL, stream TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                    "offset" BIGINT NOT NULL
                 );
                 CREATE INDEX labels_by_transaction ON labels (transaction_id);
                 -- Records whose transaction id had a decision already (answered with that first one).
@@ -155,7 +160,33 @@ public enum PostgresSchema {
                 CREATE VIEW dead_letter_reasons AS
                     SELECT d.id, d.source, d.line, r ->> 'field' AS field, r ->> 'problem' AS problem, d.recorded_at
                     FROM dead_letters d, jsonb_array_elements(d.reasons) AS r;
-                """)
+                """),
+        Migration(
+            version: 2, name: "the model registry",
+            sql: """
+                CREATE TABLE models (
+                    version BIGSERIAL PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL,
+                    stage TEXT NOT NULL DEFAULT 'none' CHECK (stage IN \(RegistrySchema.stageCheck)),
+                    train_from TEXT, train_to TEXT, test_from TEXT, test_to TEXT, roc_auc DOUBLE PRECISION,
+                    average_precision DOUBLE PRECISION, metrics_json TEXT, artifact_json TEXT NOT NULL
+                );
+                -- At most one production model, enforced by the database itself.
+                CREATE UNIQUE INDEX models_single_production ON models (stage) WHERE stage = 'production';
+                CREATE TABLE promotions (
+                    id BIGSERIAL PRIMARY KEY, version BIGINT NOT NULL REFERENCES models (version),
+                    from_stage TEXT NOT NULL CHECK (from_stage IN \(RegistrySchema.stageCheck)),
+                    to_stage TEXT NOT NULL CHECK (to_stage IN \(RegistrySchema.stageCheck)),
+                    at TEXT NOT NULL, reason TEXT NOT NULL
+                );
+                CREATE INDEX promotions_by_version ON promotions (version, id);
+                CREATE VIEW model_summary AS
+                    SELECT version, created_at, kind, stage, train_from, train_to, test_from, test_to, roc_auc,
+                        average_precision
+                    FROM models;
+                CREATE VIEW promotion_history AS
+                    SELECT p.id, p.version, m.kind, p.from_stage, p.to_stage, p.at, p.reason
+                    FROM promotions p JOIN models m ON m.version = p.version;
+                """),
     ]
 
     /// Brings the database to `latestVersion`, under the migration lock; refuses a newer one.

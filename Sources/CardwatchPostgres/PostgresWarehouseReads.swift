@@ -68,8 +68,8 @@ public final class PostgresWarehouseReads: ServingStore, MonitoringStore, Traini
                 SELECT s.transaction_id, s.fraud_probability, s.risk_tier, s.action, s.model_version, s.rule_hits,
                     a.reasons::text, s.latency_us, s.event_time, s.decided_at
                 FROM first_decisions f
-                JOIN silver_transactions s ON s."partition" = f."partition" AND s."offset" = f."offset"
-                    AND s.transaction_id = f.transaction_id
+                JOIN silver_transactions s ON s.stream = f.stream AND s."partition" = f."partition"
+                    AND s."offset" = f."offset" AND s.transaction_id = f.transaction_id
                 LEFT JOIN alerts a ON a.transaction_id = s.transaction_id
                 WHERE f.transaction_id = $1
                 """, bindings(transactionID))

@@ -165,12 +165,12 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
                 offset: $0.offset, sequence: sequence)
         }
         out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }
-        try PostgresRows.silver(s, out.transactions)
-        try PostgresRows.firstDecisions(s, out.transactions)
+        try PostgresRows.silver(s, out.transactions, stream: batch.group)
+        try PostgresRows.firstDecisions(s, out.transactions, stream: batch.group)
         try PostgresRows.alerts(s, out.transactions, decidedAt: decidedAt)
         try PostgresRows.gold(s, out.transactions, decidedAt: decidedAt)
         try PostgresRows.cardProfiles(s, out.transactions)
-        try PostgresRows.labels(s, batch.labels, sequence: sequence)
+        try PostgresRows.labels(s, batch.labels, sequence: sequence, stream: batch.group)
         try PostgresRows.repeats(s, batch.repeats)
         try PostgresRows.deadLetters(s, batch.deadLetters)
         return out

@@ -88,27 +88,27 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The model registry: versions, metrics, stages and the history of promotions, in
-/// one SQLite file (`registry.sqlite`, WAL mode) inside a directory. Safe to share
-/// between threads and between processes (the CLI and a running server).
+/// The model registry: versions, metrics, stages and the history of promotions, in a
+/// `RegistryStore`: one SQLite file (`registry.sqlite`, WAL mode) inside a directory by
+/// default, or a PostgreSQL database shared by many instances. Safe to share between
+/// threads and between processes (the CLI and a running server).
 public final class ModelRegistry: Sendable {
     public static let fileName = "registry.sqlite"
-    /// The database file.
+    /// Where the registry is (a file's path, a database's URL), for messages.
     public let path: String
-    private let pool: DatabasePool
+    private let store: any RegistryStore
 
+    /// The registry in `directory`'s SQLite file.
     public init(directory: String) throws(RegistryError) {
-        path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            var config = Configuration()
-            config.label = "cardwatch.registry"
-            config.busyMode = .timeout(10)  // another process (CLI, server) may be writing
-            pool = try DatabasePool(path: path, configuration: config)  // a pool is always in WAL mode
-            try RegistrySchema.migrator.migrate(pool)
-        } catch {
-            throw .cannotOpen(path: path, reason: "\(error)")
-        }
+        let store = try SQLiteRegistryStore(directory: directory)
+        self.store = store
+        path = store.location
+    }
+
+    /// The registry in `store`.
+    public init(store: any RegistryStore) {
+        self.store = store
+        path = store.location
     }
 
     // MARK: Registering and reading
@@ -125,16 +125,16 @@ public final class ModelRegistry: Sendable {
             throw .invalidArtifact(version: nil, reason: "\(error)")
         }
         return try perform("registering a model") {
-            try pool.write { db in
+            try store.write { db in
                 let now = RegistrySchema.timestamp()
-                let version = try RegistrySchema.insert(db, artifact: artifact, artifactJSON: json, at: now)
+                let version = try db.insert(artifact: artifact, artifactJSON: json, at: now)
                 switch stage {
                 case .none: break
                 case .production:
                     try Self.makeProduction(db, version: version, from: .none, at: now, reason: "registered as production")
                 case .staging, .archived:
-                    try RegistrySchema.move(
-                        db, version: version, from: .none, to: stage, at: now, reason: "registered as \(stage.rawValue)")
+                    try db.move(
+                        version: version, from: .none, to: stage, at: now, reason: "registered as \(stage.rawValue)")
                 }
                 return version
             }
@@ -143,26 +143,26 @@ public final class ModelRegistry: Sendable {
 
     /// Every model, newest first.
     public func list() throws(RegistryError) -> [ModelRecord] {
-        try perform("listing models") { try pool.read(RegistrySchema.fetchAll) }
+        try perform("listing models") { try store.read { try $0.fetchAll() } }
     }
 
     /// The model with this version, or nil when there is none.
     public func record(version: Int) throws(RegistryError) -> ModelRecord? {
         try perform("reading model version \(version)") {
-            try pool.read { db in try RegistrySchema.fetchRecord(db, version: version) }
+            try store.read { try $0.fetchRecord(version: version) }
         }
     }
 
     /// The production model's version, if any: one indexed row, no metrics or artifact.
     public func productionVersionOnly() throws(RegistryError) -> Int? {
         try perform("reading the production model's version") {
-            try pool.read { db in try Int.fetchOne(db, sql: "SELECT version FROM models WHERE stage = 'production'") }
+            try store.read { try $0.productionVersion() }
         }
     }
 
     /// The current production model, if any.
     public func production() throws(RegistryError) -> ModelRecord? {
-        try perform("reading the production model") { try pool.read(RegistrySchema.fetchProduction) }
+        try perform("reading the production model") { try store.read { try $0.fetchProduction() } }
     }
 
     /// The stored artifact of a version, checked as `ModelArtifact.load` checks it: pass the
@@ -171,7 +171,7 @@ public final class ModelRegistry: Sendable {
         version: Int, expectedFeatures: [String]? = nil, expectedSchemaVersion: Int? = nil
     ) throws(RegistryError) -> ModelArtifact {
         let json = try perform("reading model version \(version)") {
-            try pool.read { db in try RegistrySchema.fetchArtifactJSON(db, version: version) }
+            try store.read { try $0.fetchArtifactJSON(version: version) }
         }
         guard let json else { throw .unknownVersion(version) }
         do {
@@ -185,7 +185,7 @@ public final class ModelRegistry: Sendable {
     /// The stage history, oldest first; of one version, or of all.
     public func promotions(version: Int? = nil) throws(RegistryError) -> [Promotion] {
         try perform("reading the promotion history") {
-            try pool.read { db in try RegistrySchema.fetchPromotions(db, version: version) }
+            try store.read { try $0.fetchPromotions(version: version) }
         }
     }
 
@@ -202,13 +202,12 @@ public final class ModelRegistry: Sendable {
         version: Int, rule: PromotionRule = PromotionRule(), productionAP: Double? = nil
     ) throws(RegistryError) -> PromotionDecision {
         try perform("evaluating model version \(version)") {
-            try pool.read { db in
-                guard let candidate = try RegistrySchema.fetchRecord(db, version: version) else {
+            try store.read { db in
+                guard let candidate = try db.fetchRecord(version: version) else {
                     throw RegistryError.unknownVersion(version)
                 }
                 return Self.decide(
-                    candidate: candidate, production: try RegistrySchema.fetchProduction(db), rule: rule,
-                    productionAP: productionAP)
+                    candidate: candidate, production: try db.fetchProduction(), rule: rule, productionAP: productionAP)
             }
         }
     }
@@ -222,21 +221,19 @@ public final class ModelRegistry: Sendable {
         version: Int, rule: PromotionRule = PromotionRule(), force: Bool = false, productionAP: Double? = nil
     ) throws(RegistryError) -> PromotionDecision {
         try perform("promoting model version \(version)") {
-            try pool.write { db in
-                guard let candidate = try RegistrySchema.fetchRecord(db, version: version) else {
+            try store.write { db in
+                guard let candidate = try db.fetchRecord(version: version) else {
                     throw RegistryError.unknownVersion(version)
                 }
                 var decision = Self.decide(
-                    candidate: candidate, production: try RegistrySchema.fetchProduction(db), rule: rule,
-                    productionAP: productionAP)
+                    candidate: candidate, production: try db.fetchProduction(), rule: rule, productionAP: productionAP)
                 let now = RegistrySchema.timestamp()
                 if candidate.stage != .production && (decision.approved || force) {
                     if !decision.approved { decision.reason = "forced despite the rule: " + decision.reason }
                     try Self.makeProduction(db, version: version, from: candidate.stage, at: now, reason: decision.reason)
                     decision.promoted = true
                 } else {
-                    try RegistrySchema.move(
-                        db, version: version, from: candidate.stage, to: candidate.stage, at: now, reason: decision.reason)
+                    try db.move(version: version, from: candidate.stage, to: candidate.stage, at: now, reason: decision.reason)
                 }
                 return decision
             }
@@ -248,8 +245,8 @@ public final class ModelRegistry: Sendable {
     /// Setting the stage a model already has changes and records nothing.
     public func setStage(version: Int, stage: ModelStage, reason: String? = nil) throws(RegistryError) {
         try perform("setting the stage of model version \(version)") {
-            try pool.write { db in
-                guard let record = try RegistrySchema.fetchRecord(db, version: version) else {
+            try store.write { db in
+                guard let record = try db.fetchRecord(version: version) else {
                     throw RegistryError.unknownVersion(version)
                 }
                 guard record.stage != stage else { return }
@@ -258,7 +255,7 @@ public final class ModelRegistry: Sendable {
                 if stage == .production {
                     try Self.makeProduction(db, version: version, from: record.stage, at: now, reason: why)
                 } else {
-                    try RegistrySchema.move(db, version: version, from: record.stage, to: stage, at: now, reason: why)
+                    try db.move(version: version, from: record.stage, to: stage, at: now, reason: why)
                 }
             }
         }
@@ -270,14 +267,14 @@ public final class ModelRegistry: Sendable {
     /// recording both; in the caller's transaction. The archive comes first, so the
     /// single-production index never sees two.
     private static func makeProduction(
-        _ db: Database, version: Int, from: ModelStage, at: String, reason: String
+        _ db: any RegistryTransaction, version: Int, from: ModelStage, at: String, reason: String
     ) throws {
-        if let current = try RegistrySchema.fetchProduction(db), current.version != version {
-            try RegistrySchema.move(
-                db, version: current.version, from: .production, to: .archived, at: at,
+        if let current = try db.fetchProduction(), current.version != version {
+            try db.move(
+                version: current.version, from: .production, to: .archived, at: at,
                 reason: "replaced by version \(version): \(reason)")
         }
-        try RegistrySchema.move(db, version: version, from: from, to: .production, at: at, reason: reason)
+        try db.move(version: version, from: from, to: .production, at: at, reason: reason)
     }
 
     /// The promotion rule, as a pure function of the two records.
@@ -333,4 +330,30 @@ public final class ModelRegistry: Sendable {
             throw .database("\(what) failed: \(error)")
         }
     }
+}
+
+/// One transaction on the registry's rows: what `ModelRegistry` reads and writes, whatever
+/// holds them. The promotion rule and the single-production invariant live in `ModelRegistry`.
+public protocol RegistryTransaction {
+    func fetchRecord(version: Int) throws -> ModelRecord?
+    func fetchProduction() throws -> ModelRecord?
+    /// Every model, newest first.
+    func fetchAll() throws -> [ModelRecord]
+    func fetchArtifactJSON(version: Int) throws -> String?
+    /// The stage history, oldest first; of one version, or of all.
+    func fetchPromotions(version: Int?) throws -> [Promotion]
+    func productionVersion() throws -> Int?
+    /// Stores a model at stage `none`; its new version.
+    func insert(artifact: ModelArtifact, artifactJSON: String, at: String) throws -> Int
+    /// Moves one model to `to` (when not there) and records the move.
+    func move(version: Int, from: ModelStage, to: ModelStage, at: String, reason: String) throws
+}
+
+/// Where the registry's rows live. `write` runs its body in one transaction, serialized
+/// with every other writer's (another process's too).
+public protocol RegistryStore: Sendable {
+    /// A file's path or a database's URL, for messages.
+    var location: String { get }
+    func read<T>(_ body: (any RegistryTransaction) throws -> T) throws -> T
+    func write<T>(_ body: (any RegistryTransaction) throws -> T) throws -> T
 }

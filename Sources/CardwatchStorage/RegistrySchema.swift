@@ -1,12 +1,12 @@
-import CardwatchModel
+public import CardwatchModel
 import Foundation
 import GRDB
 
 // The registry's SQLite schema, its migrations, and the mapping between rows and
 // the public record types. `ModelRegistry.swift` holds the API built on top of it.
 
-enum RegistrySchema {
-    static let stageCheck = "('none', 'staging', 'production', 'archived')"
+package enum RegistrySchema {
+    package static let stageCheck = "('none', 'staging', 'production', 'archived')"
 
     /// Migrations are append-only: a released migration is never edited, a change
     /// to the schema is a new migration registered after the others.
@@ -86,33 +86,51 @@ enum RegistrySchema {
             rows = try Row.fetchAll(db, sql: "SELECT * FROM promotions ORDER BY id")
         }
         return try rows.map { row in
-            let id: Int = row["id"]
-            return Promotion(
-                id: id, version: row["version"],
-                fromStage: try stage(row["from_stage"], what: "promotion \(id)"),
-                toStage: try stage(row["to_stage"], what: "promotion \(id)"),
-                at: row["at"], reason: row["reason"])
+            try promotion(
+                id: row["id"], version: row["version"], from: row["from_stage"], to: row["to_stage"], at: row["at"],
+                reason: row["reason"])
         }
     }
 
     static func record(from row: Row) throws -> ModelRecord {
-        let version: Int = row["version"]
-        let kindText: String = row["kind"]
+        try record(
+            version: row["version"], createdAt: row["created_at"], kind: row["kind"], stage: row["stage"],
+            train: (row["train_from"], row["train_to"]), test: (row["test_from"], row["test_to"]), rocAUC: row["roc_auc"],
+            averagePrecision: row["average_precision"], metricsJSON: row["metrics_json"])
+    }
+
+    /// A record from its stored columns, whatever the store (SQLite's rows, PostgreSQL's).
+    package static func record(
+        version: Int, createdAt: String, kind kindText: String, stage stageText: String, train: (String?, String?),
+        test: (String?, String?), rocAUC: Double?, averagePrecision: Double?, metricsJSON: String?
+    ) throws -> ModelRecord {
         guard let kind = ModelKind(rawValue: kindText) else {
             throw RegistryError.corruptRecord(version: version, reason: "unknown model kind '\(kindText)'")
         }
         var metrics: EvaluationMetrics?
-        if let json: String = row["metrics_json"] {
+        if let json = metricsJSON {
             do { metrics = try decoder.decode(EvaluationMetrics.self, from: Data(json.utf8)) } catch {
                 throw RegistryError.corruptRecord(version: version, reason: "unreadable metrics: \(error)")
             }
         }
         return ModelRecord(
-            version: version, createdAt: row["created_at"], kind: kind,
-            stage: try stage(row["stage"], what: "model version \(version)"),
-            trainingWindow: window(row["train_from"], row["train_to"]),
-            testWindow: window(row["test_from"], row["test_to"]),
-            rocAUC: row["roc_auc"], averagePrecision: row["average_precision"], metrics: metrics)
+            version: version, createdAt: createdAt, kind: kind, stage: try stage(stageText, what: "model version \(version)"),
+            trainingWindow: window(train.0, train.1), testWindow: window(test.0, test.1), rocAUC: rocAUC,
+            averagePrecision: averagePrecision, metrics: metrics)
+    }
+
+    /// A promotion row from its stored columns.
+    package static func promotion(
+        id: Int, version: Int, from: String, to: String, at: String, reason: String
+    ) throws -> Promotion {
+        Promotion(
+            id: id, version: version, fromStage: try stage(from, what: "promotion \(id)"),
+            toStage: try stage(to, what: "promotion \(id)"), at: at, reason: reason)
+    }
+
+    /// The artifact's metrics as stored (`metrics_json`).
+    package static func metricsJSON(_ artifact: ModelArtifact) throws -> String? {
+        try artifact.metrics.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
     }
 
     private static func stage(_ text: String, what: String) throws -> ModelStage {
@@ -130,10 +148,7 @@ enum RegistrySchema {
     // MARK: Writing
 
     static func insert(_ db: Database, artifact: ModelArtifact, artifactJSON: String, at: String) throws -> Int {
-        var metricsJSON: String?
-        if let metrics = artifact.metrics {
-            metricsJSON = String(decoding: try encoder.encode(metrics), as: UTF8.self)
-        }
+        let metricsJSON = try metricsJSON(artifact)
         try db.execute(
             sql: """
                 INSERT INTO models (created_at, kind, stage, train_from, train_to, test_from, test_to,
@@ -181,7 +196,53 @@ enum RegistrySchema {
     }
 
     /// Now, as RFC 3339 UTC with milliseconds.
-    static func timestamp() -> String {
+    package static func timestamp() -> String {
         Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+}
+
+/// The registry in one SQLite file inside a directory.
+final class SQLiteRegistryStore: RegistryStore {
+    let location: String
+    private let pool: DatabasePool
+
+    init(directory: String) throws(RegistryError) {
+        location = URL(fileURLWithPath: directory).appendingPathComponent(ModelRegistry.fileName).path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.label = "cardwatch.registry"
+            config.busyMode = .timeout(10)  // another process (CLI, server) may be writing
+            pool = try DatabasePool(path: location, configuration: config)  // a pool is always in WAL mode
+            try RegistrySchema.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: location, reason: "\(error)")
+        }
+    }
+
+    func read<T>(_ body: (any RegistryTransaction) throws -> T) throws -> T {
+        try pool.read { try body(Transaction(db: $0)) }
+    }
+
+    func write<T>(_ body: (any RegistryTransaction) throws -> T) throws -> T {
+        try pool.write { try body(Transaction(db: $0)) }
+    }
+
+    struct Transaction: RegistryTransaction {
+        let db: Database
+        func fetchRecord(version: Int) throws -> ModelRecord? { try RegistrySchema.fetchRecord(db, version: version) }
+        func fetchProduction() throws -> ModelRecord? { try RegistrySchema.fetchProduction(db) }
+        func fetchAll() throws -> [ModelRecord] { try RegistrySchema.fetchAll(db) }
+        func fetchArtifactJSON(version: Int) throws -> String? { try RegistrySchema.fetchArtifactJSON(db, version: version) }
+        func fetchPromotions(version: Int?) throws -> [Promotion] { try RegistrySchema.fetchPromotions(db, version: version) }
+        func productionVersion() throws -> Int? {
+            try Int.fetchOne(db, sql: "SELECT version FROM models WHERE stage = 'production'")
+        }
+        func insert(artifact: ModelArtifact, artifactJSON: String, at: String) throws -> Int {
+            try RegistrySchema.insert(db, artifact: artifact, artifactJSON: artifactJSON, at: at)
+        }
+        func move(version: Int, from: ModelStage, to: ModelStage, at: String, reason: String) throws {
+            try RegistrySchema.move(db, version: version, from: from, to: to, at: at, reason: reason)
+        }
     }
 }

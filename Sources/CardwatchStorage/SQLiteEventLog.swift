@@ -352,6 +352,19 @@ public final class SQLiteEventLog: EventLog {
         }
     }
 
+    /// This log's identity, made at its first use (a random UUID kept in `meta`): what names
+    /// its stream among the streams of one shared warehouse.
+    public func logID() throws -> String {
+        try Self.perform("reading the log's identity") {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?)",
+                    arguments: [UUID().uuidString.lowercased()])
+                return try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_id'")!
+            }
+        }
+    }
+
     /// Migrations are append-only: a released migration is never edited.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -8,6 +8,36 @@ import CardwatchPostgres
 import CardwatchStorage
 import Foundation
 
+/// `--registry`: where the model registry is.
+struct RegistryOption: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The model registry: sqlite (registry.sqlite in --data-dir, the default) or postgres://USER@HOST:PORT/DB.",
+            discussion:
+                "A PostgreSQL registry is shared by every instance using it: a promotion by any of them reaches the "
+                + "others at once (LISTEN/NOTIFY), and scheduled retraining runs on one at a time. The password as "
+                + "for --warehouse (PGPASSWORD or a password file)."))
+    var registry: String?
+
+    /// The registry named, opened (a PostgreSQL one migrated).
+    func open(dataDir: String) throws -> ModelRegistry { try openRegistry(registry, dataDir: dataDir).registry }
+}
+
+/// The registry `url` names (nil or `sqlite`: the data directory's file), and the
+/// PostgreSQL pool it lives in, if it does.
+func openRegistry(_ url: String?, dataDir: String) throws -> (registry: ModelRegistry, pool: PostgresPool?) {
+    guard let url, url.lowercased() != "sqlite" else { return (try ModelRegistry(directory: dataDir), nil) }
+    guard PostgresEndpoint.isURL(url) else {
+        throw ValidationError("--registry \(url): use sqlite (the data directory's file) or postgres://USER@HOST:PORT/DB")
+    }
+    let endpoint: PostgresEndpoint
+    do { endpoint = try PostgresEndpoint.parse(url) } catch { throw ValidationError("--registry: \(error)") }
+    let pool = PostgresPool(endpoint, size: 2)
+    do { return (ModelRegistry(store: try PostgresRegistryStore(pool: pool)), pool) } catch {
+        throw CLIError("the model registry at \(endpoint) cannot be used: \(error)")
+    }
+}
+
 /// Options shared by `run` and `import`: the data directory and the decision settings.
 struct PipelineOptions: ParsableArguments {
     @Option(help: "Directory of the log, the warehouse and the model registry.") var dataDir = "./cardwatch-data"
@@ -36,6 +66,11 @@ struct PipelineOptions: ParsableArguments {
                 "PostgreSQL's password comes from PGPASSWORD or a password file (PGPASSFILE, ~/.pgpass), never the URL; "
                 + "PGHOST, PGPORT, PGUSER and PGDATABASE fill what the URL leaves out. Checkpoints go there too."))
     var warehouse: String?
+    @Option(
+        help: ArgumentHelp(
+            "The model registry: sqlite (registry.sqlite in --data-dir) or postgres://USER@HOST:PORT/DB; default: the "
+                + "warehouse's database when that is PostgreSQL, else sqlite."))
+    var registry: String?
     @Flag(help: "Print the pipeline's topology (sources, log, processor, sinks, stores) and exit.") var printTopology = false
     @Option(help: "Records per runtime batch, at most.") var batch = 32768
     @Option(help: "Checkpoint a partition's feature state every this many of its batches.") var checkpointEvery = 64
@@ -60,7 +95,8 @@ struct PipelineOptions: ParsableArguments {
     func topology(sources: [Topology.Source]) throws -> Topology {
         do {
             return try Topology.parse(
-                log: log, warehouse: warehouse, dataDirectory: dataDir, partitions: partitions, sources: sources)
+                log: log, warehouse: warehouse, registry: registry, dataDirectory: dataDir, partitions: partitions,
+                sources: sources)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -187,14 +223,18 @@ struct PipelineOptions: ParsableArguments {
         postgres: PostgresPool?
     ) {
         let postgres = try postgresWarehouse()
+        let registry = try openedRegistry().registry
         let store = try opened ?? openStore()
-        let registry = try ModelRegistry(directory: dataDir)
         let state = PipelineState()
         let rules = try ruleFile()
         var options = PartitionRuntime.Options()
         options.batchRecords = batch
         options.checkpointEvery = checkpointEvery
         options.pipelined = pipelined
+        // A shared warehouse holds the streams of many logs: this one's group names its own.
+        if postgres != nil {
+            do { options.group = "\(PartitionRuntime.defaultGroup)@\(try store.logID())" } catch { throw CLIError("\(error)") }
+        }
         let runtime = try EmbeddedRuntime(
             store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
             state: state, warehouse: try postgres.map(Self.external) ?? .embedded)
@@ -202,6 +242,14 @@ struct PipelineOptions: ParsableArguments {
         let replayed = runtime.counters.replayed
         if replayed > 0 { say("resumed: replayed \(grouped(replayed)) records committed after the last checkpoints") }
         return (store, registry, runtime, state, rules, postgres)
+    }
+
+    /// The registry of `--registry` (default: the warehouse's database when that is PostgreSQL).
+    func openedRegistry() throws -> (registry: ModelRegistry, pool: PostgresPool?) {
+        switch try topology(sources: []).registry {
+        case .postgres(let url): try openRegistry(url, dataDir: dataDir)
+        default: try openRegistry(nil, dataDir: dataDir)
+        }
     }
 
     /// The PostgreSQL pool of `--warehouse`, when it names one (connected and migrated).

@@ -29,6 +29,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Only rows at or after this date.") var from: String?
     @Option(help: "Only rows before this date.") var to: String?
     @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+    @OptionGroup var registryOption: RegistryOption
     @Option(help: "Write transaction_id,timestamp,card_id,score,label for every evaluated row (with --model).")
     var predictionsOut: String?
     @Option(help: "With --compare: bootstrap replicates for the confidence intervals (0: none).") var bootstrap = 1000
@@ -44,7 +45,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        let registry = try ModelRegistry(directory: dataDir)
+        let registry = try registryOption.open(dataDir: dataDir)
         let versions = try (compare.map(Self.list) ?? [model!]).map { try Models.version($0, registry) }
         if versions.count < 2 && compare != nil { throw ValidationError("--compare needs at least two models") }
         if Set(versions).count != versions.count { throw ValidationError("--compare names one model twice: \(versions)") }

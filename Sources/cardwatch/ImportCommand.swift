@@ -54,7 +54,7 @@ struct Import: ParsableCommand {
         let stored: Ingestor.Summary?
         do {
             stored =
-                try ModelRegistry(directory: pipeline.dataDir).production() != nil
+                try pipeline.openedRegistry().registry.production() != nil
                 ? nil : try storeFirst(store, format: recordFormat, policy: policy)
         } catch { throw ValidationError("\(file): \(error)") }
         let (_, _, runtime, state, _, _) = try pipeline.openPipeline(store: store, pipelined: true)

@@ -25,10 +25,11 @@ struct Models: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every registered model, newest first.")
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+        @OptionGroup var registryOption: RegistryOption
         @Flag(help: "JSON output.") var json = false
 
         func run() throws {
-            let records = try ModelRegistry(directory: dataDir).list()
+            let records = try registryOption.open(dataDir: dataDir).list()
             if json {
                 let rows: [[String: Any]] = records.map {
                     [
@@ -60,10 +61,11 @@ struct Models: ParsableCommand {
         )
         @Argument(help: "Version number or 'production'.") var version: String
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+        @OptionGroup var registryOption: RegistryOption
         @Flag(help: "Print the whole artifact as JSON.") var json = false
 
         func run() throws {
-            let registry = try ModelRegistry(directory: dataDir)
+            let registry = try registryOption.open(dataDir: dataDir)
             let v = try Models.version(version, registry)
             let artifact = try registry.artifact(version: v)
             if json {
@@ -124,12 +126,13 @@ struct Models: ParsableCommand {
         )
         @Argument(help: "Version number.") var version: String
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+        @OptionGroup var registryOption: RegistryOption
         @Option(help: "Minimum ROC AUC.") var minAuc = 0.90
         @Option(help: "How much lower than production's the average precision may be.") var tolerance = 0.01
         @Flag(help: "Promote even if the rule refuses (recorded as forced).") var force = false
 
         func run() throws {
-            let registry = try ModelRegistry(directory: dataDir)
+            let registry = try registryOption.open(dataDir: dataDir)
             let v = try Models.version(version, registry)
             let decision = try registry.promote(
                 version: v, rule: PromotionRule(minimumAUC: minAuc, apTolerance: tolerance), force: force)
@@ -145,6 +148,7 @@ struct Models: ParsableCommand {
             discussion: "Its features must be the engine's, in order (train it on a table from `cardwatch features`).")
         @Argument(help: "The XGBoost JSON model file.") var file: String
         @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+        @OptionGroup var registryOption: RegistryOption
 
         func run() throws {
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -154,7 +158,7 @@ struct Models: ParsableCommand {
                     json: data, featureNames: Feature.names, featureSchemaVersion: Feature.schemaVersion,
                     createdAt: ModelTraining.rfc3339(Int64(Date().timeIntervalSince1970 * 1e6)))
             } catch { throw ValidationError("\(file): \(error)") }
-            let v = try ModelRegistry(directory: dataDir).register(artifact)
+            let v = try registryOption.open(dataDir: dataDir).register(artifact)
             print("registered \(file) as model v\(v) (\(artifact.trees?.treeCount ?? 0) trees)")
         }
     }

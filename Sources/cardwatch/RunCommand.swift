@@ -175,10 +175,20 @@ struct Run: AsyncParsableCommand {
         var job = RetrainingJob(store: monitoring, catalog: registry, models: runtime.models)
         job.windowDays = retrainDays
         job.scoring = scoring
-        let retraining = RetrainingService(
+        var retraining = RetrainingService(
             job: job, schedule: try CronSchedule(retrain), state: state, monitoring: monitoring, logger: logger)
-        supervised("retraining") { try await retraining.run() }
-        let follower = ModelFollower(registry: registry, models: runtime.models, scoring: scoring, logger: logger)
+        let promoted = Doorbell()
+        if case .postgres(let url) = topology.registry {
+            // A registry shared by instances: one retrains at a time; any promotion wakes the follower.
+            let endpoint = try PostgresEndpoint.parse(url)
+            retraining.lease = PostgresRetrainingLease(pool: PostgresPool(endpoint, size: 1))
+            let notifications = PostgresModelNotifications(endpoint: endpoint, wake: promoted, logger: logger)
+            supervised("model-notifications") { try await notifications.run() }
+        }
+        let retrainingService = retraining
+        supervised("retraining") { try await retrainingService.run() }
+        let follower = ModelFollower(
+            registry: registry, models: runtime.models, scoring: scoring, logger: logger, wake: promoted)
         supervised("model-follower") { try await follower.run() }
 
         var settings = ServerSettings()

@@ -141,6 +141,7 @@ struct Train: ParsableCommand {
     @Option(help: "Choose the review threshold for this precision on the validation rows.") var targetPrecision: Double?
     @Option(help: "Choose the review threshold for this false-positive rate on the validation rows.") var targetFpr: Double?
     @Option(help: "Directory of the model registry.") var dataDir = "./cardwatch-data"
+    @OptionGroup var registryOption: RegistryOption
     @Flag(help: "Do not register the model.") var noRegister = false
     @Flag(help: "Promote the new model if the registry's promotion rule approves it.") var promote = false
     @Option(help: "Write the model artifact (JSON) to this file too.") var artifactOut: String?
@@ -228,7 +229,7 @@ struct Train: ParsableCommand {
         var version: Int?
         var decision: PromotionDecision?
         if !noRegister {
-            let registry = try ModelRegistry(directory: dataDir)
+            let registry = try registryOption.open(dataDir: dataDir)
             version = try registry.register(outcome.artifact)
             if promote {
                 // "On the same test window": score the production model on this candidate's test rows.

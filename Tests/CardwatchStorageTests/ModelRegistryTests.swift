@@ -1,4 +1,5 @@
 import CardwatchModel
+import CardwatchPostgres
 import CardwatchStorage
 import Foundation
 import Testing
@@ -33,6 +34,21 @@ private func withRegistry<T>(_ body: (ModelRegistry, String) throws -> T) throws
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-registry-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
     return try body(try ModelRegistry(directory: dir + "/nested"), dir + "/nested")
+}
+
+/// The registry's stores under test: SQLite's file, and PostgreSQL when the test server is there.
+enum RegistryBackend: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+    static var allCases: [RegistryBackend] { testPostgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+}
+
+/// A fresh registry of `backend`.
+private func withRegistry<T>(_ backend: RegistryBackend, _ body: (ModelRegistry) throws -> T) throws -> T {
+    switch backend {
+    case .sqlite: try withRegistry { registry, _ in try body(registry) }
+    case .postgres: try withPostgresDatabase { try body(ModelRegistry(store: try PostgresRegistryStore(pool: $0))) }
+    }
 }
 
 private func productionCount(_ registry: ModelRegistry) throws -> Int {
@@ -70,16 +86,18 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func modelsWithoutMetricsAreStored() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func modelsWithoutMetricsAreStored(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v = try registry.register(artifact(auc: nil, ap: nil))
             let record = try #require(try registry.record(version: v))
             #expect(record.metrics == nil && record.rocAUC == nil && record.averagePrecision == nil)
         }
     }
 
-    @Test func artifactCheckedOnRegisterAndLoad() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func artifactCheckedOnRegisterAndLoad(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             var bad = artifact()
             bad.logistic?.weights = [1]
             #expect(throws: RegistryError.self) { try registry.register(bad) }
@@ -97,16 +115,18 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func versionsIncrease() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func versionsIncrease(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let versions = try (0..<6).map { _ in try registry.register(artifact()) }
             #expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 })
             #expect(try registry.list().map(\.version) == versions.reversed())
         }
     }
 
-    @Test func approvedWithoutProduction() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func approvedWithoutProduction(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v = try registry.register(artifact(auc: 0.95, ap: 0.5))
             let evaluation = try registry.evaluateCandidate(version: v)
             #expect(evaluation.approved && !evaluation.promoted && evaluation.previousProduction == nil)
@@ -124,8 +144,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func refusedBelowMinimumAUC() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func refusedBelowMinimumAUC(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v = try registry.register(artifact(auc: 0.89, ap: 0.99), stage: .staging)
             let decision = try registry.promote(version: v)
             #expect(!decision.approved && !decision.promoted)
@@ -138,8 +159,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func refusedWithoutMetrics() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func refusedWithoutMetrics(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v = try registry.register(artifact(auc: nil, ap: nil))
             let decision = try registry.promote(version: v)
             #expect(!decision.promoted && decision.reason.contains("no evaluation metrics"))
@@ -147,8 +169,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func refusedWhenAPWorseThanProductionBeyondTolerance() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func refusedWhenAPWorseThanProductionBeyondTolerance(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let old = try registry.register(artifact(auc: 0.96, ap: 0.905))
             try registry.promote(version: old)
             let candidate = try registry.register(artifact(auc: 0.99, ap: 0.880))
@@ -162,8 +185,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func approvedWhenAPWorseByLessThanTolerance() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func approvedWhenAPWorseByLessThanTolerance(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let old = try registry.register(artifact(auc: 0.96, ap: 0.905))
             try registry.promote(version: old)
             let candidate = try registry.register(artifact(auc: 0.993, ap: 0.899))
@@ -178,8 +202,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func differentTestWindowsAndProductionAPOverride() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func differentTestWindowsAndProductionAPOverride(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let old = try registry.register(artifact(auc: 0.97, ap: 0.95))
             try registry.promote(version: old)
             let later = TimeWindow(from: "2024-04-01T00:00:00Z", to: "2024-04-10T00:00:00Z")
@@ -192,8 +217,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func productionWithoutMetricsOnlyAUCApplies() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func productionWithoutMetricsOnlyAUCApplies(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let imported = try registry.register(artifact(auc: nil, ap: nil), stage: .production)
             let candidate = try registry.register(artifact(auc: 0.91, ap: 0.2))
             let decision = try registry.promote(version: candidate)
@@ -202,8 +228,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func forcedPromotion() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func forcedPromotion(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let old = try registry.register(artifact(auc: 0.96, ap: 0.95))
             try registry.promote(version: old)
             let weak = try registry.register(artifact(auc: 0.70, ap: 0.40))
@@ -222,8 +249,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func historyRecordedInOrderWithReasons() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func historyRecordedInOrderWithReasons(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v1 = try registry.register(artifact(auc: 0.95, ap: 0.90))
             let v2 = try registry.register(artifact(auc: 0.96, ap: 0.80))
             let v3 = try registry.register(artifact(auc: 0.97, ap: 0.92))
@@ -251,8 +279,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func settingProductionByHandKeepsOneProduction() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func settingProductionByHandKeepsOneProduction(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             let v1 = try registry.register(artifact(), stage: .production)
             let v2 = try registry.register(artifact(auc: 0.5, ap: 0.1))
             try registry.setStage(version: v2, stage: .production)
@@ -264,8 +293,9 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
         }
     }
 
-    @Test func unknownVersionErrors() throws {
-        try withRegistry { registry, _ in
+    @Test(arguments: RegistryBackend.allCases)
+    func unknownVersionErrors(_ backend: RegistryBackend) throws {
+        try withRegistry(backend) { registry in
             _ = try registry.register(artifact())
             #expect(try registry.record(version: 99) == nil)
             #expect(throws: RegistryError.unknownVersion(99)) { try registry.promote(version: 99) }
@@ -313,10 +343,10 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
     /// changes: never two production models, exactly one once any promotion succeeded
     /// (hand changes here never demote production), the rule agrees with an independent
     /// oracle, and every model's stage is the last stage its history moved it to.
-    @Test(arguments: 1...12)
-    func randomSequencesKeepOneProduction(seed: UInt64) throws {
+    @Test(arguments: RegistryBackend.allCases, 1...12)
+    func randomSequencesKeepOneProduction(_ backend: RegistryBackend, seed: UInt64) throws {
         var rng = SplitMix(seed: seed)
-        try withRegistry { registry, _ in
+        try withRegistry(backend) { registry in
             var models: [Int: (auc: Double, ap: Double)] = [:]
             var production: Int?
             for _ in 0..<24 {
@@ -357,6 +387,28 @@ private func productionCount(_ registry: ModelRegistry) throws -> Int {
             await withTaskGroup(of: Void.self) { group in
                 for v in versions { group.addTask { _ = try? registry.promote(version: v, force: true) } }
             }
+            #expect(try productionCount(registry) == 1)
+            #expect(try registry.promotions().filter { $0.toStage == .production }.count == versions.count)
+        }
+    }
+
+    /// Eight processes' worth of registries on one PostgreSQL database, each promoting on a
+    /// thread of its own: one production model, every promotion recorded.
+    @Test(.enabled(if: testPostgresURL != nil)) func promotionsFromManyConnectionsKeepOneProduction() throws {
+        try withPostgresDatabase { pool in
+            let registry = ModelRegistry(store: try PostgresRegistryStore(pool: pool))
+            let versions = try (0..<8).map { i in try registry.register(artifact(auc: 0.95, ap: 0.90 + Double(i) * 0.001)) }
+            let done = DispatchGroup()
+            for v in versions {
+                done.enter()
+                Thread {
+                    defer { done.leave() }
+                    let own = PostgresPool(pool.endpoint, size: 1)
+                    defer { own.close() }
+                    _ = try? ModelRegistry(store: try PostgresRegistryStore(pool: own)).promote(version: v, force: true)
+                }.start()
+            }
+            done.wait()
             #expect(try productionCount(registry) == 1)
             #expect(try registry.promotions().filter { $0.toStage == .production }.count == versions.count)
         }

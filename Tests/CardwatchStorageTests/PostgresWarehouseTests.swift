@@ -5,6 +5,7 @@ import CardwatchPipeline
 import CardwatchPostgres
 import Foundation
 import GRDB
+import Logging
 import PostgresNIO
 import Synchronization
 import Testing
@@ -252,6 +253,64 @@ struct NoIngestSide: IngestSide {
         } catch {
             #expect(error.description.contains(why), "\(error.description)")
             #expect(!error.description.contains("hunter2"), "a password never reaches a message")
+        }
+    }
+}
+
+/// Instances sharing a PostgreSQL registry: promotions announced, retraining leased.
+@Suite(.enabled(if: testPostgresURL != nil, "needs the test PostgreSQL (CARDWATCH_TEST_POSTGRES)"))
+struct PostgresCoordinationTests {
+    /// A promotion made through another connection (another process's registry) rings the
+    /// listener's doorbell: the follower looks at once, well within 2 s.
+    @Test func aPromotionElsewhereWakesTheListener() async throws {
+        // A database of its own, kept while the listener runs.
+        let admin = PostgresPool(try PostgresEndpoint.parse(try #require(testPostgresURL)), size: 1)
+        defer { admin.close() }
+        let name = "cw_notify_\(UInt64.random(in: 0...UInt64.max))"
+        try admin.withSession("creating \(name)") { try $0.execute("CREATE DATABASE \(name)") }
+        defer { _ = try? admin.withSession("dropping \(name)") { try $0.execute("DROP DATABASE \(name) WITH (FORCE)") } }
+        var target = admin.endpoint
+        target.database = name
+        let pool = PostgresPool(target, size: 2)
+        defer { pool.close() }
+        let registry = ModelRegistry(store: try PostgresRegistryStore(pool: pool))
+        let v = try registry.register(amountModel(pivot: 100))
+        let rung = Doorbell()
+        let heard = Mutex<[ContinuousClock.Instant]>([])
+        let listener = Task {
+            try await PostgresModelNotifications(
+                endpoint: target, wake: rung, logger: Logger(label: "test")
+            ).run()
+        }
+        try await Task.sleep(for: .milliseconds(800))  // connected and listening
+        rung.wait(seconds: 0)  // nothing rung before the promotion counts
+        // One long wait: only a ring ends it early.
+        let watcher = Thread {
+            rung.wait(seconds: 5)
+            heard.withLock { $0.append(.now) }
+        }
+        watcher.start()
+        try await Task.sleep(for: .milliseconds(50))
+        let promotedAt = ContinuousClock.now
+        let other = PostgresPool(target, size: 1)
+        defer { other.close() }
+        try ModelRegistry(store: try PostgresRegistryStore(pool: other)).setStage(version: v, stage: .production)
+        for _ in 0..<60 where heard.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(100)) }
+        listener.cancel()
+        _ = try? await listener.value
+        let woken = try #require(heard.withLock { $0.first })
+        #expect(woken - promotedAt < .seconds(1), "woken \(woken - promotedAt) after the promotion (5 s without a ring)")
+    }
+
+    @Test func oneInstanceRetrainsAtATime() throws {
+        try withPostgresDatabase { pool in
+            let other = PostgresPool(pool.endpoint, size: 1)
+            defer { other.close() }
+            let a = PostgresRetrainingLease(pool: pool)
+            let b = PostgresRetrainingLease(pool: other)
+            let inner = try a.whileHeld { try b.whileHeld { "b ran" } }
+            #expect(inner == .some(nil), "while one holds the lease the other skips its run")
+            #expect(try b.whileHeld { "b ran" } == "b ran", "released after the run")
         }
     }
 }

@@ -14,16 +14,19 @@ public struct ModelFollower: Service {
     public let scoring: ScoringPolicy
     public let every: Duration
     public let logger: Logger
+    /// Rung when the registry announces a change (PostgreSQL's NOTIFY): a look at once.
+    public let wake: Doorbell
 
     public init(
         registry: any ModelDirectory, models: any ModelTarget, scoring: ScoringPolicy, every: Duration = .milliseconds(500),
-        logger: Logger
+        logger: Logger, wake: Doorbell = Doorbell()
     ) {
         self.registry = registry
         self.models = models
         self.scoring = scoring
         self.every = every
         self.logger = logger
+        self.wake = wake
     }
 
     /// One look at the registry: the version swapped in, or nil when the operators already
@@ -44,7 +47,7 @@ public struct ModelFollower: Service {
     public func run() async throws {
         let follower = self
         let seconds = Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18
-        try await runOnThreadUntilShutdown(name: "model-follower") { stop, wake in
+        try await runOnThreadUntilShutdown(name: "model-follower", wake: wake) { stop, wake in
             while !stop.isStopped {
                 try follower.check()
                 wake.wait(seconds: seconds)

@@ -183,6 +183,9 @@ public struct RetrainingService: Service {
     public let logger: Logger
     /// Called after each run (tests, logs).
     public var onRun: (@Sendable (RetrainingOutcome) -> Void)?
+    /// Held while a run trains, when instances share a registry: one retrains at a time, the
+    /// others skip that run.
+    public var lease: (any RetrainingLease)?
 
     public init(
         job: RetrainingJob, schedule: CronSchedule, clock: any SchedulerClock = WallClock(), state: PipelineState,
@@ -203,8 +206,16 @@ public struct RetrainingService: Service {
             let outcome: RetrainingOutcome
             do {
                 let job = job
+                let lease = lease
                 outcome = try await withCheckedThrowingContinuation { c in
-                    startThread(named: "retraining") { c.resume(with: Result { try job.run() }) }
+                    startThread(named: "retraining") {
+                        c.resume(
+                            with: Result {
+                                guard let lease else { return try job.run() }
+                                return try lease.whileHeld { try job.run() }
+                                    ?? RetrainingOutcome(ran: false, gate: "another instance holds the retraining lease")
+                            })
+                    }
                 }
             } catch {
                 logger.error("retraining failed: \(error)")
@@ -222,6 +233,12 @@ public struct RetrainingService: Service {
             onRun?(outcome)
         }
     }
+}
+
+/// A lease on retraining among instances that share a registry (PostgreSQL's advisory lock).
+public protocol RetrainingLease: Sendable {
+    /// Runs `body` holding the lease; nil, without running it, when another instance holds it.
+    func whileHeld<T>(_ body: () throws -> T) throws -> T?
 }
 
 /// A registered model as listed to people and programs.

@@ -80,12 +80,14 @@ public struct Topology: Sendable, Equatable {
             sources: sources)
     }
 
-    /// The topology `--log` and `--warehouse` values ask for: the log `sqlite` (the data
+    /// The topology `--log`, `--warehouse` and `--registry` values ask for: the log `sqlite` (the data
     /// directory's; the default and, in this build, the only backend), the warehouse that
     /// log's file (the default) or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
-    /// which then holds the checkpoints too). `warehouse` must hold no password.
+    /// which then holds the checkpoints too, and the registry unless `registry` says otherwise).
+    /// The URLs must hold no password.
     public static func parse(
-        log: String?, warehouse: String? = nil, dataDirectory: String, partitions: Int?, sources: [Source]
+        log: String?, warehouse: String? = nil, registry: String? = nil, dataDirectory: String, partitions: Int?,
+        sources: [Source]
     ) throws(TopologyError) -> Topology {
         var topology = embedded(dataDirectory: dataDirectory, partitions: partitions, sources: sources)
         if let warehouse, warehouse.lowercased() != "sqlite" {
@@ -98,6 +100,19 @@ public struct Topology: Sendable, Equatable {
             topology.warehouse = .postgres(url: warehouse)
             topology.serving = .postgres(url: warehouse)
             topology.checkpoints = .postgres(url: warehouse)
+            topology.registry = .postgres(url: warehouse)
+        }
+        if let registry {
+            let lower = registry.lowercased()
+            if lower == "sqlite" {
+                topology.registry = embedded(dataDirectory: dataDirectory).registry
+            } else if lower.hasPrefix("postgres://") || lower.hasPrefix("postgresql://") {
+                topology.registry = .postgres(url: registry)
+            } else {
+                throw TopologyError(
+                    "--registry \(registry): unknown backend; use sqlite (the data directory's file) or "
+                        + "postgres://USER@HOST:PORT/DATABASE")
+            }
         }
         guard let log, log.lowercased() != "sqlite" else { return topology }
         let scheme = log.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? log

@@ -251,7 +251,10 @@ struct LogOffsetMirror: DecisionSink {
                 (Topic.transactions, range.from.transactions, range.to.transactions),
                 (Topic.labels, range.from.labels, range.to.labels),
             ] where from != to {
-                try? log.commit(group: batch.group, topic: topic, partition: range.partition, offset: to, allowBackwards: true)
+                // Under the log's own processor group, whatever the sink's group: what its lag reads.
+                try? log.commit(
+                    group: PartitionRuntime.defaultGroup, topic: topic, partition: range.partition, offset: to,
+                    allowBackwards: true)
             }
         }
     }
