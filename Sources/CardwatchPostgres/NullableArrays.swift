@@ -28,3 +28,28 @@ struct NaNAsNullFloat8Array: PostgresNonThrowingEncodable {
         }
     }
 }
+
+/// A `text[]` parameter with NULL elements (nil), in the array's binary format.
+struct NullableTextArray: PostgresNonThrowingEncodable {
+    var values: [String?]
+    static var psqlType: PostgresDataType { .textArray }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(
+        into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>
+    ) {
+        buffer.writeInteger(Int32(1))
+        buffer.writeInteger(Int32(values.contains(nil) ? 1 : 0))
+        buffer.writeInteger(PostgresDataType.text.rawValue)
+        buffer.writeInteger(Int32(values.count))
+        buffer.writeInteger(Int32(1))
+        for v in values {
+            if let v {
+                buffer.writeInteger(Int32(v.utf8.count))
+                buffer.writeString(v)
+            } else {
+                buffer.writeInteger(Int32(-1))
+            }
+        }
+    }
+}

@@ -84,8 +84,8 @@ public enum PostgresSchema {
                 CREATE INDEX alerts_by_arrival ON alerts (arrival);
                 CREATE TABLE labels (
                     transaction_id TEXT NOT NULL, is_fraud SMALLINT NOT NULL, reported_at BIGINT NOT NULL,
-                    matched SMALLINT NOT NULL, arrival BIGINT NOT NULL, stream TEXT NOT NULL, "partition" INTEGER NOT NULL,
-                    "offset" BIGINT NOT NULL
+                    matched SMALLINT NOT NULL, arrival BIGINT NOT NULL, stream TEXT NOT NULL, "partition" INTEGER,
+                    "offset" BIGINT
                 );
                 CREATE INDEX labels_by_transaction ON labels (transaction_id);
                 -- Records whose transaction id had a decision already (answered with that first one).

@@ -21,9 +21,14 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
     /// The event days whose silver partition is known to exist.
     private let days = Mutex<Set<Int64>>([])
 
+    /// Silver keeps this many event days, the newest included (nil: all); older days'
+    /// partitions are dropped when a newer day's is created.
+    public let retainDays: Int?
+
     /// Opens the sink on `pool`, migrating the schema first.
-    public init(pool: PostgresPool, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) throws {
+    public init(pool: PostgresPool, retainDays: Int? = nil, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) throws {
         self.pool = pool
+        self.retainDays = retainDays
         self.observer = observer
         try PostgresSchema.migrate(pool)
     }
@@ -181,7 +186,8 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
     static let dayMicros: Int64 = 86_400_000_000
 
     /// Creates the silver partition of each event day in `times` not known yet, each in its
-    /// own short transaction (so a batch that fails later leaves an empty day, nothing else).
+    /// own short transaction (so a batch that fails later leaves an empty day, nothing else);
+    /// then, with `retainDays`, drops the days that fell out of the window.
     func createDays(_ times: [Int64]) throws {
         let wanted = Set(times.map { $0 >= 0 ? $0 / Self.dayMicros : ($0 + 1) / Self.dayMicros - 1 })
         let missing = days.withLock { wanted.subtracting($0) }
@@ -199,6 +205,28 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
             }
             _ = days.withLock { $0.insert(day) }
         }
+        if let retainDays, let newest = missing.max() { try dropDays(before: newest - Int64(retainDays) + 1) }
+    }
+
+    /// Drops silver's partitions of the days before `day` (the newest partitions are never
+    /// dropped by a late record: only a new day moves the window). Their rows' decisions stay
+    /// in `first_decisions`, alerts and the gold aggregates.
+    func dropDays(before day: Int64) throws {
+        try pool.transaction("dropping silver partitions before \(Self.dayTable(day))") { s in
+            try s.query("SELECT pg_advisory_xact_lock($1)", bindings(PostgresSchema.migrationLock + 1))
+            let names = try s.query(
+                """
+                SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'silver_transactions'::regclass
+                """, PostgresBindings()
+            ).rows.map { try $0.decode(String.self) }
+            let cut = Self.dayTable(day)
+            // silver_YYYYMMDD sorts as its day does.
+            for name in names where name.hasPrefix("silver_") && name.count == cut.count && name < cut {
+                try s.execute("DROP TABLE \"\(name)\"")
+            }
+        }
+        days.withLock { $0 = $0.filter { $0 >= day } }
     }
 
     /// `silver_YYYYMMDD` of a day since 1970 (UTC).

@@ -71,6 +71,8 @@ struct PipelineOptions: ParsableArguments {
             "The model registry: sqlite (registry.sqlite in --data-dir) or postgres://USER@HOST:PORT/DB; default: the "
                 + "warehouse's database when that is PostgreSQL, else sqlite."))
     var registry: String?
+    @Option(help: "With a PostgreSQL warehouse: keep silver's rows of this many event days, the newest included.")
+    var retainDays: Int?
     @Flag(help: "Print the pipeline's topology (sources, log, processor, sinks, stores) and exit.") var printTopology = false
     @Option(help: "Records per runtime batch, at most.") var batch = 32768
     @Option(help: "Checkpoint a partition's feature state every this many of its batches.") var checkpointEvery = 64
@@ -82,6 +84,12 @@ struct PipelineOptions: ParsableArguments {
         }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if let retainDays {
+            guard retainDays >= 1 else { throw ValidationError("--retain-days must be at least 1") }
+            guard let warehouse, PostgresEndpoint.isURL(warehouse) else {
+                throw ValidationError("--retain-days needs a PostgreSQL warehouse (--warehouse postgres://…)")
+            }
+        }
         for (name, v) in [("--high-threshold", highThreshold), ("--critical-threshold", criticalThreshold)] {
             if let v, !(0...1).contains(v) { throw ValidationError("\(name) must be within 0…1") }
         }
@@ -237,7 +245,7 @@ struct PipelineOptions: ParsableArguments {
         }
         let runtime = try EmbeddedRuntime(
             store: store, scorer: try productionScorer(registry: registry, store: store), rules: rules, options: options,
-            state: state, warehouse: try postgres.map(Self.external) ?? .embedded)
+            state: state, warehouse: try postgres.map { try Self.external($0, retainDays: retainDays) } ?? .embedded)
         try runtime.start()
         let replayed = runtime.counters.replayed
         if replayed > 0 { say("resumed: replayed \(grouped(replayed)) records committed after the last checkpoints") }
@@ -265,9 +273,10 @@ struct PipelineOptions: ParsableArguments {
     }
 
     /// The runtime's sink and checkpoints in PostgreSQL's warehouse.
-    static func external(_ pool: PostgresPool) throws -> EmbeddedRuntime.Warehouse {
+    static func external(_ pool: PostgresPool, retainDays: Int?) throws -> EmbeddedRuntime.Warehouse {
         .external(
-            sink: { try PostgresWarehouseSink(pool: pool, observer: $0) }, checkpoints: try PostgresCheckpointStore(pool: pool))
+            sink: { try PostgresWarehouseSink(pool: pool, retainDays: retainDays, observer: $0) },
+            checkpoints: try PostgresCheckpointStore(pool: pool))
     }
 
     func scorer(_ artifact: ModelArtifact, version: Int) throws -> Scorer {

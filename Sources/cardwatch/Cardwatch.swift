@@ -18,7 +18,7 @@ struct Cardwatch: AsyncParsableCommand {
             """,
         subcommands: [
             Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Import.self,
-            Bench.self,
+            Warehouse.self, Bench.self,
         ]
     )
 }

@@ -22,6 +22,7 @@ struct PostgresWarehouseTests {
         options.batchRecords = batch
         options.checkpointEvery = 2
         options.pipelined = true
+        options.group = "processor@\(try store.logID())"  // as `run` names a log's stream
         let runtime = try EmbeddedRuntime(
             store: store, scorer: scorer, options: options,
             warehouse: .external(
@@ -34,8 +35,12 @@ struct PostgresWarehouseTests {
     /// Every transaction decided once, with the decisions the embedded warehouse holds for the
     /// same log, whether or not the runtime stopped and restored half way; labels mark their
     /// silver rows; the aggregates equal a count over silver.
-    @Test(arguments: [false, true])
-    func decisionsEqualTheEmbeddedWarehouses(restartHalfWay: Bool) throws {
+    /// How the PostgreSQL run goes: straight through, stopped and restored half way, or
+    /// decided half way by the embedded warehouse and migrated (`SQLiteMigration`).
+    enum HalfWay: String, CaseIterable, Sendable { case straight, restart, migrate }
+
+    @Test(arguments: HalfWay.allCases)
+    func decisionsEqualTheEmbeddedWarehouses(halfWay: HalfWay) throws {
         let txs = try history(days: 12, cards: 60, seed: 21)
         let labelled = txs.filter { $0.isFraud == true }.prefix(20)
         let scorer = try Scorer(artifact: amountModel(pivot: 400), version: 1)
@@ -107,14 +112,30 @@ struct PostgresWarehouseTests {
             try withPostgresDatabase { pool in
                 let store = try SQLiteEventLog(directory: dir, partitions: 3)
                 try fill(store, 0..<half)
-                var runtime = try postgresRuntime(store, scorer, pool, batch: 700)
-                if restartHalfWay {
+                var runtime: EmbeddedRuntime
+                switch halfWay {
+                case .straight:
+                    runtime = try postgresRuntime(store, scorer, pool, batch: 700)
+                case .restart:
+                    runtime = try postgresRuntime(store, scorer, pool, batch: 700)
                     try drain(runtime)
                     try runtime.stop()
+                case .migrate:
+                    let embedded = try embeddedRuntime(store, scorer, batch: 700)
+                    try drain(embedded)
+                    try embedded.stop()
+                    let checkpoints = try (0..<3).compactMap {
+                        try embedded.checkpoints.latest(group: PartitionRuntime.defaultGroup, partition: $0)
+                    }
+                    let copied = try SQLiteMigration.run(
+                        WarehouseExport(log: store, directory: dir), into: pool, stream: "processor@\(try store.logID())",
+                        checkpoints: checkpoints)
+                    #expect(copied.first { $0.table == "silver_transactions" }?.rows == half)
+                    runtime = try postgresRuntime(store, scorer, pool, batch: 700)
                 }
                 try store.ingestLabels(labels, source: "labels", resumeAt: 1)
                 try fill(store, half..<txs.count)
-                if restartHalfWay {
+                if halfWay != .straight {
                     runtime = try postgresRuntime(store, scorer, pool, batch: 700)
                     #expect(runtime.counters.replayed == 0, "a clean stop checkpointed every partition")
                 }
@@ -155,6 +176,44 @@ struct PostgresWarehouseTests {
                 // The log's own offsets followed the sink's (lag, backpressure).
                 #expect(try store.processorLag() == 0)
             }
+        }
+    }
+
+    /// Silver keeps the newest `retainDays` event days: a new day drops the oldest, a late
+    /// record of a dropped day is still stored.
+    @Test func silverKeepsTheDaysItIsToldTo() throws {
+        try withPostgresDatabase { pool in
+            let sink = try PostgresWarehouseSink(pool: pool, retainDays: 2)
+            let day: Int64 = 86_400_000_000
+            func commit(_ offset: Int64, at time: Int64) throws {
+                var batch = SinkBatch(group: "g")
+                batch.consumed = [
+                    ConsumedRange(
+                        partition: 0, from: PartitionOffsets(transactions: offset, labels: 0),
+                        to: PartitionOffsets(transactions: offset + 1, labels: 0))
+                ]
+                var d = decided("t\(offset)", partition: 0, offset: offset)
+                d.transaction.timestamp = Timestamp(microseconds: time)
+                batch.decisions = [d]
+                try sink.commit(batch)
+            }
+            let start: Int64 = 20_000 * day  // 2024-10-04
+            for i in 0..<5 { try commit(Int64(i), at: start + Int64(i) * day + 3_600_000_000) }
+            func days() throws -> [String] {
+                try pool.withSession("listing silver's partitions") { s in
+                    try s.query(
+                        """
+                        SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                        WHERE i.inhparent = 'silver_transactions'::regclass ORDER BY 1
+                        """, PostgresBindings()
+                    ).rows.map { try $0.decode(String.self) }
+                }
+            }
+            #expect(try days() == ["silver_20241007", "silver_20241008"])
+            #expect(try sink.decisionCount() == 2)
+            try commit(5, at: start + 1)  // a late record of a dropped day
+            #expect(try sink.decisionCount() == 3)
+            #expect(try sink.alertCount() == 0)
         }
     }
 
