@@ -21,7 +21,7 @@ for r in $(seq "$ROUNDS"); do
     warehouse=()
     if [ $which = postgres ]; then
       psql "$admin" -qc "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench"
-      warehouse=(--warehouse "postgres://ci@127.0.0.1:$PORT/bench")
+      warehouse=(--warehouse "postgres://ci@127.0.0.1:$PORT/bench" --registry sqlite)
     fi
     sync
     s=$(date +%s.%N)
