@@ -177,7 +177,12 @@ grep -q "scoring with model v$other" "$tmp/run2.err" || { cat "$tmp/run2.err"; e
 grep -q "thresholds applied: review (high) ≥ 0.3000" "$tmp/show.txt" && grep -q "overriding the model's own" "$tmp/show.txt" \
   || { cat "$tmp/show.txt"; echo "models show must print the thresholds applied" >&2; exit 1; }
 kill -9 "$runpid"; wait "$runpid" 2>/dev/null || true
-"$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --json --quiet --max-event-age none | grep -q '"processed":0'
+# The import decides what the killed run appended but had not committed (none, unless the kill
+# fell between an append and its commit) and nothing it had.
+pending=$(python3 -c "import sqlite3; c = sqlite3.connect('$tmp/data/log.sqlite'); print(c.execute(\"SELECT (SELECT COUNT(*) FROM records WHERE topic = 'transactions') - (SELECT COUNT(*) FROM silver_transactions)\").fetchone()[0])")
+"$bin" import "$tmp/h.jsonl" --data-dir "$tmp/data" --json --quiet --max-event-age none > "$tmp/after-kill.json"
+grep -q "\"processed\":$pending[,}]" "$tmp/after-kill.json" \
+  || { cat "$tmp/after-kill.json"; echo "after the SIGKILL the import must decide the $pending records left, no more" >&2; exit 1; }
 echo "lock: import refused while run (PID $runpid) held the data directory, accepted after its SIGKILL"
 
 # A first day without labels (issue 15): a history without is_fraud imported into a new data

@@ -78,7 +78,8 @@ def snapshot_pg(url, data_dir):
     """The PostgreSQL warehouse's decisions, and the log's ingest-time dead letters and duplicates."""
     cols = [r[0] for r in psql(url, "SELECT column_name FROM information_schema.columns "
                                     "WHERE table_name = 'silver_transactions' ORDER BY ordinal_position")]
-    silver_cols = [c for c in cols if c not in ("latency_us", "arrival", "partition", "offset", "decided_at")]
+    # stream names each data directory's log: the two runs' differ by construction.
+    silver_cols = [c for c in cols if c not in ("latency_us", "arrival", "partition", "offset", "decided_at", "stream")]
     quoted = ", ".join(f'"{c}"' for c in silver_cols)
     db = os.path.join(data_dir, "log.sqlite")
     return {
@@ -141,7 +142,8 @@ def main():
         print(f"[crash-test] PostgreSQL warehouses: {warehouses['clean']}, {warehouses['crashed']}")
 
     def warehouse(name):
-        return ["--warehouse", warehouses[name]] if a.postgres else []
+        # The registry stays the data directory's file: the crashed run gets the clean run's model by copy.
+        return ["--warehouse", warehouses[name], "--registry", "sqlite"] if a.postgres else []
 
     t0 = time.time()
     out = sh(cmd + ["--data-dir", clean] + warehouse("clean")).stdout

@@ -18,7 +18,7 @@ import Synchronization
 ///
 /// Connections open lazily up to `size`; a caller waits for a free one at most `checkoutTimeout`.
 /// A connection that failed (closed, reset) is dropped. While connecting fails, new attempts
-/// back off exponentially (100 ms doubling to 5 s) and calls fail at once with
+/// back off exponentially (100 ms doubling to 2 s) and calls fail at once with
 /// `PostgresStoreError.unavailable` until the next attempt is due: the runtime's backpressure.
 public final class PostgresPool: Sendable {
     public let endpoint: PostgresEndpoint
@@ -147,7 +147,7 @@ public final class PostgresPool: Sendable {
             state.withLock {
                 $0.failures += 1
                 $0.lastFailure = mapped.message
-                let delay = min(5_000, 100 << min($0.failures - 1, 6))
+                let delay = min(2_000, 100 << min($0.failures - 1, 5))
                 $0.retryAt = ContinuousClock.now + .milliseconds(delay)
             }
             throw PostgresStoreError(mapped.kind == .storage ? .storage : .unavailable, mapped.message)

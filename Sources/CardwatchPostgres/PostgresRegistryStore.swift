@@ -1,4 +1,4 @@
-public import CardwatchModel
+import CardwatchModel
 public import CardwatchStorage
 import Foundation
 import PostgresNIO
