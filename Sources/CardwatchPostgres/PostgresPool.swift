@@ -60,6 +60,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` on a connection of the pool. `what` names the work in error messages.
+    @discardableResult
     public func withSession<T>(_ what: @autoclosure () -> String, _ body: (PostgresSession) throws -> T) throws -> T {
         let waited = permits.wait(timeout: .now() + .milliseconds(Int(checkoutTimeout.components.seconds * 1000)))
         guard waited == .success else {
@@ -87,6 +88,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in one transaction (`BEGIN` … `COMMIT`; rolled back when it throws).
+    @discardableResult
     public func transaction<T>(_ what: @autoclosure () -> String, _ body: (PostgresSession) throws -> T) throws -> T {
         try withSession(what()) { session in
             try session.execute("BEGIN")

@@ -1,5 +1,5 @@
 import CardwatchCore
-public import CardwatchFeatures
+import CardwatchFeatures
 public import CardwatchPipeline
 import Foundation
 import PostgresNIO

@@ -1,4 +1,4 @@
-public import CardwatchModel
+package import CardwatchModel
 import Foundation
 import GRDB
 
