@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 17: the API's reads against a PostgreSQL warehouse of ROWS silver rows (default 10 M,
-# over 100 event days, 200,000 cards, an alert for every 100th): GET /alerts/card/{id} and
+# over 100 event days, 200,000 cards, an alert for every 100th, decided over the last 100 days
+# of wall-clock time, about 1,000 a day; gold_minutes at 70 transactions a minute): GET /alerts/card/{id} and
 # GET /stats/summary, p50/p99 over N sequential requests on one keep-alive connection, served
 # by `cardwatch run --no-generator`; and the database's size per million decisions.
 # The rows are made by SQL (generate_series) in the warehouse's own tables (the schema from
@@ -46,10 +47,10 @@ INSERT INTO alerts (transaction_id, card_id, merchant_id, amount, event_time, "t
     action, model_version, reasons, fraud_pattern, arrival, decided_at)
 SELECT transaction_id, card_id, merchant_id, amount, event_time, "timestamp", fraud_probability, risk_tier, action,
     model_version, '[{"kind":"feature","name":"amount","value":1,"contribution":1}]', NULL, arrival,
-    (extract(epoch FROM now()) * 1e6)::int8 - ($ROWS - arrival * 5000) * 8
+    (extract(epoch FROM now()) * 1e6)::int8 - ($ROWS - "offset") * (100 * 86400000000 / $ROWS)
 FROM silver_transactions WHERE stream = 'bench' AND risk_tier = 'critical';
 INSERT INTO gold_minutes (minute, transactions, alerts, reviews, declines, probability_nanos, latency_sum_us, latency_max_us)
-SELECT m, 10000, 100, 0, 100, 10000 * 20000000, 10000 * 900, 900
+SELECT m, 70, 1, 0, 1, 70::int8 * 20000000, 70 * 900, 900
 FROM generate_series((extract(epoch FROM now())::int8 / 60 - 1440) * 60000000, (extract(epoch FROM now())::int8 / 60) * 60000000, 60000000) AS m
 ON CONFLICT (minute) DO NOTHING;
 ANALYZE;
