@@ -25,6 +25,22 @@ public struct TimedDataset: Sendable {
         self.labelled = labelled
     }
 
+    /// No rows yet, of `columns` features (filled by `append`, as the warehouses read them).
+    public init(columns: Int) {
+        self.init(matrix: FeatureMatrix(columns: columns), times: [], cards: [], patterns: [], transactionIDs: [])
+    }
+
+    /// One labelled row more.
+    public mutating func append(
+        _ values: [Double], label: Bool, time: Int64, card: String, transactionID: String, pattern: String?
+    ) {
+        matrix.append(values, label: label)
+        times.append(time)
+        cards.append(card)
+        transactionIDs.append(transactionID)
+        patterns.append(pattern)
+    }
+
     /// Whether row `i` carries a label.
     public func isLabelled(_ i: Int) -> Bool { labelled?[i] ?? true }
 

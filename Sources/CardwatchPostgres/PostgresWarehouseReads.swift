@@ -297,11 +297,7 @@ public final class PostgresWarehouseReads: ServingStore, MonitoringStore, Traini
         return try pool.withSession("reading training rows") { s in
             let watermark = try Self.watermark(s)
             let span = Int64(days * 86_400e6)
-            var matrix = FeatureMatrix(columns: Feature.count)
-            var times: [Int64] = []
-            var cards: [String] = []
-            var patterns: [String?] = []
-            var ids: [String] = []
+            var out = TimedDataset(columns: Feature.count)
             var values = [Double](repeating: .nan, count: Feature.count)
             let rows = try s.query(
                 """
@@ -314,13 +310,9 @@ public final class PostgresWarehouseReads: ServingStore, MonitoringStore, Traini
                 let c = Array(row)
                 for i in 0..<Feature.count { values[i] = try c[5 + i].decode(Double?.self) ?? .nan }
                 let (time, card, id, pattern, label) = try row.decode((Int64, String, String, String?, Int32).self)
-                matrix.append(values, label: label == 1)
-                times.append(time)
-                cards.append(card)
-                ids.append(id)
-                patterns.append(pattern)
+                out.append(values, label: label == 1, time: time, card: card, transactionID: id, pattern: pattern)
             }
-            return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
+            return out
         }
     }
 }

@@ -226,21 +226,15 @@ public final class SQLiteMonitoring: MonitoringStore, TrainingStore {
                         WHERE COALESCE(label, is_fraud) IS NOT NULL AND event_time BETWEEN ?1 - ?2 AND ?1 + ?2
                         ORDER BY event_time, arrival, "partition", "offset"
                         """, arguments: [try Self.eventTimeWatermark(db) ?? 0, Int64(days * 86_400e6)])
-                var matrix = FeatureMatrix(columns: Feature.count)
-                var times: [Int64] = []
-                var cards: [String] = []
-                var patterns: [String?] = []
-                var ids: [String] = []
+                var out = TimedDataset(columns: Feature.count)
                 var values = [Double](repeating: .nan, count: Feature.count)
                 while let row = try rows.next() {
                     for i in 0..<Feature.count { values[i] = (row[5 + i] as Double?) ?? .nan }
-                    matrix.append(values, label: (row[4] as Int) == 1)
-                    times.append(row[0])
-                    cards.append(row[1])
-                    ids.append(row[2])
-                    patterns.append(row[3])
+                    out.append(
+                        values, label: (row[4] as Int) == 1, time: row[0], card: row[1], transactionID: row[2],
+                        pattern: row[3])
                 }
-                return TimedDataset(matrix: matrix, times: times, cards: cards, patterns: patterns, transactionIDs: ids)
+                return out
             }
         }
     }
