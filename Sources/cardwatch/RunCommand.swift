@@ -137,6 +137,7 @@ struct Run: AsyncParsableCommand {
         }
         var topology = try pipeline.topology(sources: sources)
         topology.opened = .init(partitions: store.partitions, partitioner: store.partitioner.rawValue)
+        if postgres != nil { topology.consumerGroup = "\(PartitionRuntime.defaultGroup)@\(try store.logID())" }
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
         let scorer = runtime.models.current.scorer
