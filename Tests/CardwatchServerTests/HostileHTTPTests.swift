@@ -84,17 +84,19 @@ struct Malformed: Sendable, CustomStringConvertible {
     ]
 }
 
-/// Issue 14, item 2: malformed HTTP is answered (4xx) or closed within a second, over real
-/// sockets against a live server, and the server goes on answering.
+/// Issue 14, item 2: malformed HTTP is answered (4xx) or closed at once, not held until a
+/// timeout (the header timeout is 10 s), over real sockets against a live server, and the
+/// server goes on answering. "At once" is under 3 s: alone the 17 cases take 0.7 s in all,
+/// but beside the whole suite on two cores one took 1.53 s (CI, 2026-12-06).
 @Suite struct MalformedHTTPTests {
     @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1)), arguments: Malformed.cases)
-    func isAnsweredOrClosedWithinASecond(_ request: Malformed) async throws {
+    func isAnsweredOrClosedPromptly(_ request: Malformed) async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
             let reply = try await rawExchange(port: port, request.bytes(port))
             let answered = reply.status.map { request.statuses.contains($0) } ?? false
             #expect(answered || (reply.status == nil && reply.closed), "\(request): \(reply)")
-            #expect(reply.seconds < 1 * timeScale, "\(request): \(reply)")
+            #expect(reply.seconds < 3 * timeScale, "\(request): \(reply)")
             if reply.status.map({ $0 >= 400 }) ?? false {
                 #expect(reply.headers["content-type"] == "application/problem+json", "\(request): \(reply.headers)")
             }
