@@ -160,16 +160,8 @@ public final class PostgresWarehouseSink: DecisionSink, DecisionIndex, AlertCoun
     private func write(_ s: PostgresSession, _ batch: SinkBatch) throws -> ProcessedBatch {
         try advance(s, batch)
         let sequence = try s.query("SELECT nextval('commit_sequence')", PostgresBindings()).rows.first?.decode(Int64.self) ?? 0
-        var out = ProcessedBatch(sequence: sequence)
+        let out = ProcessedBatch(committing: batch, sequence: sequence)
         let decidedAt = batch.decisions.first?.decision.decidedAt ?? Timestamp.now.microseconds
-        out.decidedAt = batch.decisions.first?.decision.decidedAt
-        out.transactions = batch.decisions.map {
-            ProcessedTransaction(
-                transaction: $0.transaction, features: $0.features, decision: $0.decision,
-                latencyMicros: max(0, $0.decision.decidedAt - $0.appendedAt), partition: $0.partition,
-                offset: $0.offset, sequence: sequence)
-        }
-        out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }
         try PostgresRows.silver(s, out.transactions, stream: batch.group)
         try PostgresRows.firstDecisions(s, out.transactions, stream: batch.group)
         try PostgresRows.alerts(s, out.transactions, decidedAt: decidedAt)

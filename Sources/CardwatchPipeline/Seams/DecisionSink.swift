@@ -138,3 +138,19 @@ public protocol DecisionSink: Sendable {
 public protocol AlertCounting: Sendable {
     func alertCount() throws -> Int
 }
+
+extension ProcessedBatch {
+    /// `batch`'s decisions and labels as a warehouse holds them once committed as commit
+    /// `sequence`: what its observer is told.
+    public init(committing batch: SinkBatch, sequence: Int64) {
+        self.init(sequence: sequence)
+        decidedAt = batch.decisions.first?.decision.decidedAt
+        transactions = batch.decisions.map {
+            ProcessedTransaction(
+                transaction: $0.transaction, features: $0.features, decision: $0.decision,
+                latencyMicros: max(0, $0.decision.decidedAt - $0.appendedAt), partition: $0.partition, offset: $0.offset,
+                sequence: sequence)
+        }
+        labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }
+    }
+}

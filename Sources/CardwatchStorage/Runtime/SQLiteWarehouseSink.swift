@@ -90,15 +90,7 @@ public final class SQLiteWarehouseSink: DecisionSink {
     func write(_ db: Database, _ batch: SinkBatch, cards: inout CardProfiles.Pending) throws -> ProcessedBatch {
         try SinkOffsetsTable.advance(db, batch)
         let sequence = try Self.lastSequence(db) + 1
-        var out = ProcessedBatch(sequence: sequence)
-        out.decidedAt = batch.decisions.first?.decision.decidedAt
-        out.transactions = batch.decisions.map {
-            ProcessedTransaction(
-                transaction: $0.transaction, features: $0.features, decision: $0.decision,
-                latencyMicros: max(0, ($0.decision.decidedAt ?? $0.appendedAt) - $0.appendedAt), partition: $0.partition,
-                offset: $0.offset, sequence: sequence)
-        }
-        out.labels = batch.labels.map { ProcessedLabel(label: $0.label.event, matched: $0.matched, sequence: sequence) }
+        let out = ProcessedBatch(committing: batch, sequence: sequence)
         try log.writeSilverAndAlerts(db, out)
         try log.writeGold(db, out)
         try log.cardProfiles.fold(db, out, into: &cards)
