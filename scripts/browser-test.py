@@ -102,11 +102,20 @@ def main():
         held = driver.find_element(By.ID, "held").text
         assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) == count, "rows moved under the pointer"
         assert "=" in detail, f"no feature reasons in the detail: {detail!r}"
-        next(b for b in driver.find_elements(By.CSS_SELECTOR, "#detail button") if b.text == "Mark fraud").click()
+        button = next(b for b in driver.find_elements(By.CSS_SELECTOR, "#detail button") if b.text == "Mark fraud")
+        # The held rows go in when the pointer leaves the table for the button: the button must
+        # stay under the pointer (the page once scrolled to keep a row in view, and the click
+        # landed on whatever came under it).
+        top = "return document.getElementById('detail').getBoundingClientRect().top"
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        before = driver.execute_script(top)
+        button.click()
         if tokens:
             # The read token does not write: the page asks for the write token.
             WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: answer_prompt(d, tokens))
             assert "writes" in prompts[-1], f"not asked for the write token: {prompts}"
+        after = driver.execute_script(top)
+        assert before == after, f"the alert's detail moved from {before} to {after} px when {held!r} went in"
         # The pointer has left the table for the button: the held alerts are in the table.
         WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "held").text)
         assert len(driver.find_elements(By.CSS_SELECTOR, "#alerts tr")) > min(count, 99), "the held alerts were not added"

@@ -8,7 +8,7 @@ enum Dashboard {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <style>
         :root{--bg:#0f1419;--panel:#182029;--line:#2a3542;--text:#dde3ea;--dim:#8a97a6;--crit:#ff5d5d;--high:#ffb020;--ok:#3ccf7a}
-        *{box-sizing:border-box} body{margin:0;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--text)}
+        *{box-sizing:border-box} body{margin:0;overflow-anchor:none;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--text)}
         header{display:flex;gap:1.5rem;align-items:baseline;padding:.8rem 1.2rem;border-bottom:1px solid var(--line)}
         header h1{font-size:1.2rem;margin:0} .dim{color:var(--dim)} .ok{color:var(--ok)} .bad{color:var(--crit)}
         main{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1rem;padding:1rem 1.2rem}
@@ -80,7 +80,9 @@ enum Dashboard {
           return tr;
         }
         // While the pointer is on the table, new alerts wait: rows pushed down under it would
-        // make a click open the alert that arrived instead of the one aimed at.
+        // make a click open the alert that arrived instead of the one aimed at. Scroll anchoring
+        // is off (body) for the same reason: when the held rows go in, the browser would scroll
+        // the page to keep a row in place, and the detail's buttons would move under the pointer.
         const held = [];
         function add(a, live) {
           alerts.set(a.transaction_id, a);

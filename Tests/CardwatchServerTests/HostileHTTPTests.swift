@@ -272,24 +272,26 @@ struct Malformed: Sendable, CustomStringConvertible {
     /// While many connections sit idle and many heads trickle in, the server goes on
     /// answering (the latency under 20,000 and 500 is benchmarks/hostile-load.py's to
     /// measure, not a debug build's on a loaded machine: the bound here is only "answered").
-    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 1))) func healthAnswersWhileConnectionsAreHeld() async throws {
+    /// The wait is long because 350 connects in a burst overflow the accept queue, and a
+    /// handshake the kernel dropped is retried after 1, 2, 4 s while the rest of the suite
+    /// shares the two cores (a 5 s wait failed once in CI).
+    @Test(.timeLimit(.minutes(timeScale > 1 ? 10 : 2))) func healthAnswersWhileConnectionsAreHeld() async throws {
         try await Fixture().test(.live) { client in
             let port = try #require(client.port)
-            let times = try await onThread {
+            let replies = try await onThread {
                 let idle = try (0..<300).map { _ in try RawSocket(port: port) }
                 let slow = try (0..<50).map { _ in try RawSocket(port: port) }
                 for s in slow { s.send("GET /pipeline/health HTTP/1.1\r\nHost: 127.0.0.1\r\n") }
-                var times: [Double] = []
+                var replies: [RawReply] = []
                 for _ in 0..<20 {
                     let socket = try RawSocket(port: port)
                     socket.send(rawRequest("GET", "/pipeline/alerts", port: port))
-                    let r = socket.reply(timeout: 5 * timeScale)
-                    times.append(r.status == 200 ? r.seconds : 99)
+                    replies.append(socket.reply(timeout: 20 * timeScale))
                 }
                 _ = (idle, slow)
-                return times
+                return replies
             }
-            #expect(times.max() ?? 99 < 10, "\(times)")
+            #expect(replies.allSatisfy { $0.status == 200 }, "\(replies)")
         }
     }
 }
