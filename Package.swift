@@ -23,6 +23,12 @@ let package = Package(
         .library(name: "CardwatchServer", targets: ["CardwatchServer"]),
         .library(name: "CardwatchPostgres", targets: ["CardwatchPostgres"]),
     ],
+    // Kafka needs librdkafka (a system library): off by default, so that the README's run command
+    // builds on a fresh machine; `--traits Kafka` (the test command's) builds it in.
+    traits: [
+        .trait(name: "Kafka", description: "The Kafka log backend, through librdkafka (Debian librdkafka-dev)."),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -82,6 +88,19 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // librdkafka, found by pkg-config (Debian librdkafka-dev).
+        .systemLibrary(
+            name: "CRdKafka", path: "Sources/Kafka/CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // The log on Apache Kafka: producer, group consumer, reader, the outputs' topics, the mock cluster.
+        .target(
+            name: "CardwatchKafka",
+            dependencies: [
+                "CardwatchCore", "CardwatchPipeline", .product(name: "Logging", package: "swift-log"),
+                .target(name: "CRdKafka", condition: .when(traits: ["Kafka"])),
+            ],
+            path: "Sources/Kafka/CardwatchKafka",
+            swiftSettings: upcoming
+        ),
         .target(
             name: "CardwatchServer",
             dependencies: [
@@ -103,6 +122,7 @@ let package = Package(
             dependencies: [
                 "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
                 "CardwatchPipeline", "CardwatchServer", "CardwatchPostgres",
+                .target(name: "CardwatchKafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,6 +165,7 @@ let package = Package(
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
                 "CardwatchStorage", "CardwatchPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                .target(name: "CardwatchKafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

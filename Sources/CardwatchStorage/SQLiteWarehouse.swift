@@ -218,41 +218,13 @@ extension SQLiteEventLog: PipelineStore {
                     t.transactionID, t.cardID, t.merchantID, t.amount, t.timestamp.microseconds, time, d.probability,
                     d.tier.rawValue, d.action.rawValue, d.modelVersion, reasons, t.fraudPattern, p.sequence, decidedAt,
                 ])
-                published.append((t.cardID, Self.alertJSON(p, reasons: reasons, decidedAt: decidedAt)))
+                published.append(
+                    (t.cardID, WarehouseRows.alertJSON(p.transaction, p.decision, reasons: reasons, decidedAt: decidedAt)))
             }
         }
         // The alerts topic, for case management to consume: in the same transaction as the
         // alerts table and the batch's input offsets, so each alert is published exactly once.
         _ = try insert(db, .alerts, published, appendedAt: decidedAt)
-    }
-
-    /// An alert as the `alerts` topic carries it (keyed by card id): the `alerts` table's
-    /// row as one JSON object, times as RFC 3339.
-    static func alertJSON(_ p: ProcessedTransaction, reasons: String, decidedAt: Int64) -> [UInt8] {
-        let t = p.transaction
-        let d = p.decision
-        var out = Array(#"{"transaction_id":"#.utf8)
-        TransactionEncoder.appendJSONString(t.transactionID, to: &out)
-        out.append(contentsOf: Array(#","card_id":"#.utf8))
-        TransactionEncoder.appendJSONString(t.cardID, to: &out)
-        out.append(contentsOf: Array(#","merchant_id":"#.utf8))
-        TransactionEncoder.appendJSONString(t.merchantID, to: &out)
-        out.append(contentsOf: Array(#","amount":"#.utf8))
-        TransactionEncoder.appendNumber(t.amount, to: &out)
-        out.append(contentsOf: Array(#","event_time":""#.utf8) + Array(t.timestamp.rfc3339.utf8))
-        out.append(contentsOf: Array(#"","fraud_probability":"#.utf8))
-        TransactionEncoder.appendNumber(d.probability, to: &out)
-        out.append(contentsOf: Array(#","risk_tier":""#.utf8) + Array(d.tier.rawValue.utf8))
-        out.append(contentsOf: Array(#"","action":""#.utf8) + Array(d.action.rawValue.utf8))
-        out.append(contentsOf: Array(#"","model_version":"#.utf8) + Array(String(d.modelVersion).utf8))
-        out.append(contentsOf: Array(#","reasons":"#.utf8) + Array(reasons.utf8))
-        if let pattern = t.fraudPattern {
-            out.append(contentsOf: Array(#","fraud_pattern":"#.utf8))
-            TransactionEncoder.appendJSONString(pattern, to: &out)
-        }
-        out.append(contentsOf: Array(#","decided_at":""#.utf8) + Array(Timestamp(microseconds: decidedAt).rfc3339.utf8))
-        out.append(contentsOf: Array(#""}"#.utf8))
-        return out
     }
 
     func writeGold(_ db: Database, _ batch: ProcessedBatch) throws {

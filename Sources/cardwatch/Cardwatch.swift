@@ -16,9 +16,17 @@ struct Cardwatch: AsyncParsableCommand {
               cardwatch train --data history.jsonl --promote
               cardwatch import history.jsonl
             """,
-        subcommands: [
+        subcommands: Self.commands
+    )
+
+    static var commands: [any ParsableCommand.Type] {
+        var all: [any ParsableCommand.Type] = [
             Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Import.self,
             Warehouse.self, Bench.self,
         ]
-    )
+        #if Kafka
+            all.append(KafkaTools.self)
+        #endif
+        return all
+    }
 }

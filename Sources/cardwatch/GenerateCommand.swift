@@ -41,7 +41,12 @@ struct Generate: ParsableCommand {
     @Option(help: "Live mode: transactions per second.") var tps: Double?
     @Option(help: "Mean legitimate transactions per card per day.") var perCardDaily = 3.0
     @Option(help: "Median chargeback delay in days (log-normal, clamped to 1–30).") var labelDelayDays = 5.0
-    @Option(name: .shortAndLong, help: "Output file; '-' is standard output.") var out = "-"
+    @Option(
+        name: .shortAndLong,
+        help: "Output file; '-' is standard output; kafka://HOST:PORT[,…] produces to its transactions topic (keyed by card_id).")
+    var out = "-"
+    @Option(help: "With --out kafka://: partitions of the topics created when missing.") var partitions: Int?
+    @OptionGroup(title: "Kafka (with --out kafka://…)") var kafka: KafkaOptions
     @Option(help: "Output format: jsonl or csv (default: from the file name, else jsonl).", transform: parseFormat)
     var format: RecordFormat?
     @Option(help: "Write label events (chargebacks) as JSON Lines to this file.") var labelsOut: String?
@@ -52,6 +57,7 @@ struct Generate: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if Timestamp(rfc3339: start) == nil { throw ValidationError("--start '\(start)' is not an RFC 3339 date-time") }
         if tps != nil && days != nil { throw ValidationError("--tps (live) and --days (backfill) exclude each other") }
+        if let partitions, !(1...256).contains(partitions) { throw ValidationError("--partitions must be between 1 and 256") }
     }
 
     func makeConfig() throws -> GeneratorConfig {
@@ -85,7 +91,8 @@ struct Generate: ParsableCommand {
         let config = try makeConfig()
         let live = tps != nil || (days == nil && count == nil)
         let format = self.format ?? .guess(path: out)
-        var sink = try ByteSink(path: out)
+        var outlet = try kafkaOutlet()
+        var sink = try ByteSink(path: outlet == nil ? out : "/dev/null")
         var labelSink = try labelsOut.map { try ByteSink(path: $0) }
         if format == .csv { sink.buffer.append(contentsOf: TransactionEncoder.csvHeader.utf8) }
 
@@ -105,10 +112,17 @@ struct Generate: ParsableCommand {
         var produced = 0
         var lastTime = Timestamp(microseconds: 0)
         while count.map({ produced < $0 }) ?? true, let tx = generator.next() {
-            if live { try waitUntil(tx.timestamp, flushing: &sink, &labelSink) }
-            switch format {
-            case .jsonl: TransactionEncoder.appendJSONLine(tx, to: &sink.buffer)
-            case .csv: TransactionEncoder.appendCSVRow(tx, to: &sink.buffer)
+            if live {
+                if tx.timestamp.microseconds > wallClockMicroseconds() { try outlet?.flush() }
+                try waitUntil(tx.timestamp, flushing: &sink, &labelSink)
+            }
+            if outlet != nil {
+                try outlet!.add(tx)
+            } else {
+                switch format {
+                case .jsonl: TransactionEncoder.appendJSONLine(tx, to: &sink.buffer)
+                case .csv: TransactionEncoder.appendCSVRow(tx, to: &sink.buffer)
+                }
             }
             produced += 1
             lastTime = tx.timestamp
@@ -132,6 +146,7 @@ struct Generate: ParsableCommand {
             for l in generator.labels(reportedBy: lastTime) { TransactionEncoder.appendJSONLine(l, to: &labels.buffer) }
             try labels.close()
         }
+        try outlet?.flush()
         try sink.close()
         if !quiet {
             if showProgress { printError("") }
@@ -145,6 +160,16 @@ struct Generate: ParsableCommand {
                         ? "; \(grouped(c.labelsEmitted)) labels written, \(grouped(generator.pendingLabels)) not yet reported"
                         : ""))
         }
+    }
+
+    /// The Kafka topic `--out kafka://…` names (nil: a file or standard output).
+    func kafkaOutlet() throws -> (any TransactionOutlet)? {
+        guard out.lowercased().hasPrefix("kafka://") else { return nil }
+        #if Kafka
+            return try KafkaTransactionOutlet(url: out, options: kafka, partitions: partitions)
+        #else
+            throw ValidationError("--out \(out): \(KafkaSupport.missing ?? "")")
+        #endif
     }
 
     func progress(_ g: TransactionGenerator, _ n: Int, _ t: Timestamp, _ began: Double) -> String {

@@ -33,6 +33,7 @@ struct Import: ParsableCommand {
     @Option(help: "Pause ingestion while this many records wait for the processor.") var maxLag = 200_000
     @Option(help: "Records per ingest batch (one atomic append to the log).") var ingestBatch = 16_384
     @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup(title: "Kafka (with --log kafka://…)") var kafka: KafkaOptions
     @OptionGroup var ingest: LiveIngestOptions
     @Flag(help: "Print the summary as one JSON object.") var json = false
 
@@ -46,6 +47,13 @@ struct Import: ParsableCommand {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
         let policy = try ingest.policy()
+        if case .kafka(let url) = try pipeline.topology(sources: []).log {
+            #if Kafka
+                return try produceToKafka(url, format: recordFormat, policy: policy)
+            #else
+                throw ValidationError("--log \(url): \(KafkaSupport.missing ?? "")")
+            #endif
+        }
         let lock = try pipeline.lockDataDirectory(command: "cardwatch import")
         defer { withExtendedLifetime(lock) {} }
         let began = monotonicSeconds()

@@ -49,6 +49,13 @@ struct ByteSink {
     }
 }
 
+/// Where `generate` sends its transactions instead of a file (a Kafka topic).
+protocol TransactionOutlet {
+    mutating func add(_ transaction: Transaction) throws
+    /// Everything added is written when it returns.
+    mutating func flush() throws
+}
+
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }

@@ -38,6 +38,7 @@ struct Run: AsyncParsableCommand {
             """)
 
     @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup(title: "Kafka (with --log kafka://…)") var kafka: KafkaOptions
     @Option(help: "Transactions per second from the live generator.") var tps = 50.0
     @Flag(help: "No generator: decide only what arrives over HTTP (POST /v1/transactions).") var noGenerator = false
     @Option(help: "Generator seed (the synthetic world; 1 is the bootstrap model's world).") var seed: UInt64 = 1
@@ -118,6 +119,14 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         if try pipeline.printedTopology(sources: sources) { return }
+        let configured = try pipeline.topology(sources: sources)
+        if case .kafka(let url) = configured.log {
+            #if Kafka
+                return try await KafkaInstance(run: self, topology: configured, url: url).start()
+            #else
+                throw ValidationError("--log \(url): \(KafkaSupport.missing ?? "")")
+            #endif
+        }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "cardwatch")
         logger.logLevel = pipeline.quiet ? .warning : .info

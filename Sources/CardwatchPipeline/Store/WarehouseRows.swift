@@ -24,6 +24,37 @@ public enum WarehouseRows {
         return out
     }
 
+    /// An alert as the `alerts` topic carries it: the `alerts` table's row as one JSON object,
+    /// times as RFC 3339. Without `decidedAt` (Kafka's topic, produced at least once) a
+    /// transaction decided again after a crash gives the very same record.
+    public static func alertJSON(_ t: Transaction, _ d: Decision, reasons: String, decidedAt: Int64?) -> [UInt8] {
+        var out = Array(#"{"transaction_id":"#.utf8)
+        TransactionEncoder.appendJSONString(t.transactionID, to: &out)
+        out.append(contentsOf: Array(#","card_id":"#.utf8))
+        TransactionEncoder.appendJSONString(t.cardID, to: &out)
+        out.append(contentsOf: Array(#","merchant_id":"#.utf8))
+        TransactionEncoder.appendJSONString(t.merchantID, to: &out)
+        out.append(contentsOf: Array(#","amount":"#.utf8))
+        TransactionEncoder.appendNumber(t.amount, to: &out)
+        out.append(contentsOf: Array(#","event_time":""#.utf8) + Array(t.timestamp.rfc3339.utf8))
+        out.append(contentsOf: Array(#"","fraud_probability":"#.utf8))
+        TransactionEncoder.appendNumber(d.probability, to: &out)
+        out.append(contentsOf: Array(#","risk_tier":""#.utf8) + Array(d.tier.rawValue.utf8))
+        out.append(contentsOf: Array(#"","action":""#.utf8) + Array(d.action.rawValue.utf8))
+        out.append(contentsOf: Array(#"","model_version":"#.utf8) + Array(String(d.modelVersion).utf8))
+        out.append(contentsOf: Array(#","reasons":"#.utf8) + Array(reasons.utf8))
+        if let pattern = t.fraudPattern {
+            out.append(contentsOf: Array(#","fraud_pattern":"#.utf8))
+            TransactionEncoder.appendJSONString(pattern, to: &out)
+        }
+        if let decidedAt {
+            out.append(contentsOf: Array(#","decided_at":""#.utf8) + Array(Timestamp(microseconds: decidedAt).rfc3339.utf8))
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// A dead letter's reasons as a JSON array of {field, problem}.
     public static func reasonsJSON(issues: [FieldIssue]) -> String {
         var out: [UInt8] = []

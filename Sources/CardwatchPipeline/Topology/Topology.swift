@@ -8,8 +8,8 @@ import Foundation
 ///
 /// The embedded mode is one topology among several: a SQLite log whose file also holds
 /// the warehouse (so a batch's outputs and offsets commit in one transaction), serving
-/// reads from the same file, the registry and checkpoints beside it. Kafka, PostgreSQL and
-/// Redis endpoints are refused with a message until their backends exist.
+/// reads from the same file, the registry and checkpoints beside it. The log may be a Kafka
+/// cluster (with the `Kafka` trait) and the warehouse PostgreSQL; Redis is refused until its backend exists.
 public struct Topology: Sendable, Equatable {
     /// Where a stage's data lives.
     public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
@@ -19,12 +19,14 @@ public struct Topology: Sendable, Equatable {
         case files(directory: String)
         /// A PostgreSQL database (its URL, which holds no password).
         case postgres(url: String)
+        /// A Kafka cluster (`kafka://HOST:PORT[,HOST:PORT…]`).
+        case kafka(url: String)
 
         public var description: String {
             switch self {
             case .sqlite(let path): "sqlite:\(path)"
             case .files(let directory): "files:\(directory)"
-            case .postgres(let url): url
+            case .postgres(let url), .kafka(let url): url
             }
         }
     }
@@ -81,7 +83,7 @@ public struct Topology: Sendable, Equatable {
     }
 
     /// The topology `--log`, `--warehouse` and `--registry` values ask for: the log `sqlite` (the data
-    /// directory's; the default and, in this build, the only backend), the warehouse that
+    /// directory's; the default) or a Kafka cluster (builds with the `Kafka` trait), the warehouse that
     /// log's file (the default) or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
     /// which then holds the checkpoints too, and the registry unless `registry` says otherwise).
     /// The URLs must hold no password.
@@ -118,12 +120,18 @@ public struct Topology: Sendable, Equatable {
         let scheme = log.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? log
         switch scheme {
         case "kafka":
-            throw TopologyError("--log \(log): this build has no Kafka log yet; use sqlite (the default)")
+            guard let missing = KafkaSupport.missing else {
+                topology.log = .kafka(url: log)
+                topology.consumerGroup = KafkaSupport.defaultGroup
+                return topology
+            }
+            throw TopologyError("--log \(log): \(missing)")
         case "sqlite":
             throw TopologyError(
                 "--log \(log): the SQLite log lives in the data directory; choose it with --data-dir and say --log sqlite")
         default:
-            throw TopologyError("--log \(log): unknown backend '\(scheme)'; this build has sqlite (the default)")
+            throw TopologyError(
+                "--log \(log): unknown backend '\(scheme)'; use sqlite (the default) or kafka://HOST:PORT[,HOST:PORT…]")
         }
     }
 
@@ -132,7 +140,7 @@ public struct Topology: Sendable, Equatable {
         switch log {
         case .sqlite(let path): URL(fileURLWithPath: path).deletingLastPathComponent().path
         case .files(let directory): directory
-        case .postgres: dataDirectory
+        case .postgres, .kafka: dataDirectory
         }
     }
 

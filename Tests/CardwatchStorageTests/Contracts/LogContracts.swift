@@ -4,11 +4,15 @@ import Foundation
 import Testing
 
 // One body per protocol, run over every implementation, in the style of GRDB's tests that
-// run one body over every `DatabaseWriter`. Kafka and PostgreSQL join these lists when they come.
+// run one body over every `DatabaseWriter`. Kafka joins them when the build has it (`--traits Kafka`).
 
 /// A log implementation under test, made fresh for one test.
 enum LogBackend: String, CaseIterable, CustomTestStringConvertible {
     case memory, sqlite
+    #if Kafka
+        /// Topics of their own on the shared mock cluster (`KafkaSupport.swift`).
+        case kafka
+    #endif
     var testDescription: String { rawValue }
 
     /// Runs `body` with a new, empty log of `partitions` partitions.
@@ -16,6 +20,9 @@ enum LogBackend: String, CaseIterable, CustomTestStringConvertible {
         switch self {
         case .memory: return try body(MemoryLog(partitions: partitions))
         case .sqlite: return try withDataDirectory { try body(try SQLiteEventLog(directory: $0, partitions: partitions)) }
+        #if Kafka
+            case .kafka: return try withKafkaLog(partitions: partitions) { try body($0) }
+        #endif
         }
     }
 }

@@ -1,0 +1,55 @@
+#if Kafka
+    public import CardwatchPipeline
+    import CRdKafka
+
+    /// librdkafka's mock cluster: brokers that speak the real protocol on loopback ports, in this
+    /// process, for tests and benchmarks (no Apache Kafka broker can be installed here). Other
+    /// processes (kcat, confluent-kafka, other Cardwatch instances) reach it by `bootstrapServers`.
+    /// It cannot create topics through the admin API, so Cardwatch's are made here.
+    /// `@unchecked Sendable`: librdkafka's mock calls are thread-safe (they post to the cluster's thread).
+    public final class KafkaMockCluster: @unchecked Sendable {
+        private let handle: KafkaHandle
+        private let cluster: OpaquePointer
+        public let bootstrapServers: String
+        public let brokers: Int
+
+        public init(brokers: Int = 3) throws {
+            handle = try KafkaHandle(KafkaEndpoint(bootstrapServers: ""), consumer: false, settings: [("log_level", "3")])
+            guard let cluster = rd_kafka_mock_cluster_new(handle.rk, Int32(brokers)) else {
+                throw KafkaError("the mock cluster could not start")
+            }
+            self.cluster = cluster
+            self.brokers = brokers
+            bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+        }
+
+        deinit { rd_kafka_mock_cluster_destroy(cluster) }
+
+        /// The cluster as an endpoint (with `prefix` before the topic names).
+        public func endpoint(topicPrefix: String = "") -> KafkaEndpoint {
+            KafkaEndpoint(bootstrapServers: bootstrapServers, topicPrefix: topicPrefix)
+        }
+
+        /// Creates a topic (`replicationFactor` at most the brokers).
+        public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 3) throws {
+            try check(
+                rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(min(replicationFactor, brokers))),
+                "creating topic \(name)")
+        }
+
+        /// Creates Cardwatch's four topics, each name after `prefix`.
+        public func createTopics(prefix: String = "", partitions: Int) throws {
+            for t in Topic.allCases { try createTopic(prefix + t.rawValue, partitions: partitions) }
+        }
+
+        /// Takes a broker (1…brokers; nil: all) down: its connections close, new ones are refused.
+        public func setDown(_ broker: Int? = nil) throws {
+            try check(rd_kafka_mock_broker_set_down(cluster, Int32(broker ?? -1)), "taking broker \(broker ?? -1) down")
+        }
+
+        /// Brings a broker (nil: all) up again.
+        public func setUp(_ broker: Int? = nil) throws {
+            try check(rd_kafka_mock_broker_set_up(cluster, Int32(broker ?? -1)), "bringing broker \(broker ?? -1) up")
+        }
+    }
+#endif

@@ -1,0 +1,177 @@
+#if Kafka
+    import ArgumentParser
+    import CardwatchCore
+    import CardwatchKafka
+    import CardwatchPipeline
+    import CardwatchPostgres
+    import CardwatchStorage
+    import Foundation
+    import Logging
+    import ServiceLifecycle
+    import Synchronization
+    import UnixSignals
+
+    /// `cardwatch run --log kafka://… --warehouse postgres://…`: one instance of a consumer group.
+    ///
+    /// Started N times with the same `--group`, the instances share the topics' partitions
+    /// (Kafka's group protocol) and one warehouse. Each runs the partition runtime over the
+    /// partitions assigned to it: on assignment a partition's card state is its checkpoint in
+    /// the warehouse plus a replay from the transactions topic up to the warehouse's offsets;
+    /// on revocation it commits and checkpoints first. A batch's decisions commit with its
+    /// offsets in the warehouse (exactly once); its alerts and dead letters are produced to
+    /// their topics before that commit (at least once, deterministic payloads keyed by
+    /// transaction id), and the offsets go to Kafka after it, for lag tools. One instance at a
+    /// time retrains (the registry's lease); every instance follows the promoted model.
+    struct KafkaInstance {
+        let run: Run
+        let topology: Topology
+        let url: String
+
+        func start() async throws {
+            let pipeline = run.pipeline
+            let kafka = run.kafka
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            var logger = Logger(label: "cardwatch")
+            logger.logLevel = pipeline.quiet ? .warning : .info
+            guard case .postgres = topology.warehouse else {
+                throw ValidationError(
+                    "--log kafka:// needs --warehouse postgres://USER@HOST:PORT/DB: the instances of a group share one "
+                        + "warehouse, where each batch's decisions commit with its offsets (a single instance on the "
+                        + "embedded SQLite warehouse is not supported yet)")
+            }
+            let endpoint = try kafka.endpoint(url)
+            guard let pool = try pipeline.postgresWarehouse() else { return }
+            let (registry, registryPool) = try pipeline.openedRegistry()
+            let log: KafkaLog
+            do {
+                log = try KafkaLog(endpoint, partitions: pipeline.partitions, replicationFactor: kafka.replicationFactor)
+            } catch { throw CLIError("the log at \(endpoint) cannot be used: \(error)") }
+            let lease = PostgresRetrainingLease(pool: registryPool ?? pool)
+            let models = ProductionModel(try bootstrap(registry: registry, lease: lease, logger: logger))
+            let rules = try pipeline.ruleFile()
+            let state = PipelineState()
+            let warehouse = try PostgresWarehouseSink(pool: pool, retainDays: pipeline.retainDays) { batch in
+                state.processed.add(batch.transactions.count, ordering: .relaxed)
+                state.alerts.add(batch.transactions.count { $0.decision.isAlert }, ordering: .relaxed)
+                state.labels.add(batch.labels.count, ordering: .relaxed)
+            }
+            let checkpoints = try PostgresCheckpointStore(pool: pool)
+            var options = PartitionRuntime.Options()
+            options.group = kafka.group
+            options.batchRecords = pipeline.batch
+            options.checkpointEvery = pipeline.checkpointEvery
+            let runtimeOptions = options
+            let group = kafka.group
+            let sessionTimeout = kafka.sessionTimeout
+            logger.info(
+                "instance of group \(group) on \(endpoint) (\(log.partitions) partitions), warehouse \(topology.warehouse); model v\(models.current.scorer.modelVersion)"
+            )
+
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            func supervised(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
+                services.append(
+                    .init(
+                        service: Supervised(name, state: state, logger: logger, body: body),
+                        successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: name))
+            }
+            let processor = PartitionRuntimeService(idleSeconds: 0.005) {
+                let consumer = try KafkaConsumer(log: log, group: group, sessionTimeout: sessionTimeout)
+                let commits = consumer.offsetCommits
+                let sink = KafkaOutputSink(inner: warehouse, log: log) { commits.commit($0) }
+                return PartitionRuntime(
+                    consumer: consumer, log: log, sink: sink, index: warehouse, checkpoints: checkpoints, models: models,
+                    rules: rules, options: runtimeOptions)
+            }
+            supervised("processor") { try await processor.run() }
+            let monitoring = PostgresWarehouseReads(
+                pool: pool, ingest: KafkaIngestSide(log: log, sink: warehouse, group: group))
+            let interval = Duration.milliseconds(Int64(run.healthInterval * 1000))
+            let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
+            supervised("health") { try await health.run() }
+            var job = RetrainingJob(store: monitoring, catalog: registry, models: models)
+            job.windowDays = run.retrainDays
+            job.scoring = try pipeline.scoringPolicy
+            var retraining = RetrainingService(
+                job: job, schedule: try CronSchedule(run.retrain), state: state, monitoring: monitoring, logger: logger)
+            retraining.lease = lease
+            let retrainingService = retraining
+            supervised("retraining") { try await retrainingService.run() }
+            let promoted = Doorbell()
+            if case .postgres(let registryURL) = topology.registry {
+                let notifications = PostgresModelNotifications(
+                    endpoint: try PostgresEndpoint.parse(registryURL), wake: promoted, logger: logger)
+                supervised("model-notifications") { try await notifications.run() }
+            }
+            let follower = ModelFollower(
+                registry: registry, models: models, scoring: try pipeline.scoringPolicy, logger: logger, wake: promoted)
+            supervised("model-follower") { try await follower.run() }
+            if !pipeline.quiet {
+                let progress = ProgressService(state: state, logger: logger)
+                services.append(.init(service: progress, serviceName: "progress"))
+            }
+            let serviceGroup = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await serviceGroup.run()
+            let processed = state.processed.load(ordering: .relaxed)
+            let alerts = state.alerts.load(ordering: .relaxed)
+            logger.info("stopped: \(processed) transactions decided by this instance, \(alerts) alerts")
+        }
+
+        /// The production model; with none, one instance (the retraining lease's holder)
+        /// bootstraps it while the others wait for it.
+        func bootstrap(registry: ModelRegistry, lease: PostgresRetrainingLease, logger: Logger) throws -> Scorer {
+            while true {
+                if try registry.production() != nil { return try run.pipeline.productionScorer(registry: registry) }
+                if let scorer = try lease.whileHeld({ try run.pipeline.productionScorer(registry: registry) }) {
+                    return scorer
+                }
+                logger.info("waiting for the instance that bootstraps the first model")
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+    }
+
+    /// What the health check and retraining ask of the log side when it is Kafka.
+    struct KafkaIngestSide: IngestSide {
+        let log: KafkaLog
+        let sink: any DecisionSink
+        let group: String
+
+        /// Dead letters of undecodable records are in the warehouse (the runtime's); the
+        /// producers' own go to `transactions.dlq`, which this instance does not count.
+        func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) { (0, 0) }
+
+        /// Transactions and labels in the topics beyond the warehouse's offsets of the group.
+        func processorLag() throws -> Int64 {
+            var lag: Int64 = 0
+            for p in 0..<log.partitions {
+                let at = try sink.offsets(group: group, partition: p) ?? .start
+                lag += try log.endOffset(.transactions, partition: p) - at.transactions
+                lag += try log.endOffset(.labels, partition: p) - at.labels
+            }
+            return lag
+        }
+
+        func appendFeedbackLabel(_ label: LabelEvent) throws {
+            throw CLIError("feedback labels are not taken by instances on Kafka yet: produce them to the labels topic")
+        }
+    }
+
+    /// Logs the instance's progress every 10 s while it decides.
+    struct ProgressService: Service {
+        let state: PipelineState
+        let logger: Logger
+        func run() async throws {
+            var last = 0
+            while !Task.isShuttingDownGracefully {
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) } } catch { return }
+                let now = state.processed.load(ordering: .relaxed)
+                if now != last {
+                    logger.info(
+                        "decided \(now) transactions (\((now - last) / 10)/s), \(state.alerts.load(ordering: .relaxed)) alerts")
+                    last = now
+                }
+            }
+        }
+    }
+#endif
