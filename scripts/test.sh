@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+# The Kafka trait's library, and kcat for the interop test.
+dpkg -s librdkafka-dev >/dev/null 2>&1 || need_apt+=(librdkafka-dev)
+command -v kcat >/dev/null || need_apt+=(kcat)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -22,8 +25,10 @@ export CARDWATCH_PG_DIR="$PG_DIR"
 echo "== swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
 
-echo "== swift build (debug, with tests)"
-swift build --build-tests
+# The tests build with the Kafka trait (librdkafka); the CLI tests use the release build without
+# it, which is what the README's run command builds.
+echo "== swift build (debug, with tests, --traits Kafka)"
+swift build --traits Kafka --build-tests
 
 echo "== CLI smoke test (release build, as a new user)"
 scripts/cli-smoke.sh
@@ -34,15 +39,19 @@ python3 scripts/data-test.py "$(swift build -c release --show-bin-path)/cardwatc
 echo "== HTTP: Prometheus scrape, headless Chromium on the dashboard, schemathesis"
 scripts/http-tests.sh
 
+echo "== Kafka: kcat interop, a scale-out of three instances, kills, broker faults, a poison record"
+python3 scripts/kafka-scale-test.py "$(swift build --traits Kafka --show-bin-path)/cardwatch" "$(mktemp -d)/kafka-test" \
+  "$CARDWATCH_TEST_POSTGRES"
+
 echo "== swift test"
 # Progress lines (◇, ↳) are dropped to keep the log short; results and summaries stay.
 # PostgreSQL's cases run second, on their own: the server's load (databases created, batches
 # committed with fsync) must not share the cores with the first run's timed HTTP cases.
 set +o pipefail
-env -u CARDWATCH_TEST_POSTGRES -u CARDWATCH_REQUIRE_POSTGRES swift test --skip-build 2>&1 | grep -vE '^(◇|↳)|^􀟈'
+env -u CARDWATCH_TEST_POSTGRES -u CARDWATCH_REQUIRE_POSTGRES swift test --traits Kafka --skip-build 2>&1 | grep -vE '^(◇|↳)|^􀟈'
 status=${PIPESTATUS[0]}
 echo "== swift test: the PostgreSQL backends (contract suites, registry, warehouse)"
-swift test --skip-build --filter 'Postgres|Contract|ModelRegistryTests' 2>&1 | grep -vE '^(◇|↳)|^􀟈'
+swift test --traits Kafka --skip-build --filter 'Postgres|Contract|ModelRegistryTests' 2>&1 | grep -vE '^(◇|↳)|^􀟈'
 postgres_status=${PIPESTATUS[0]}
 set -o pipefail
 [ "$status" -eq 0 ] && [ "$postgres_status" -eq 0 ]

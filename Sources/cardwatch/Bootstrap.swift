@@ -56,7 +56,7 @@ struct PipelineOptions: ParsableArguments {
     var partitions: Int?
     @Option(
         help:
-            "The log's backend (the warehouse commits with it): sqlite, in --data-dir (the default and, in this build, the only one)."
+            "The log: sqlite, in --data-dir (the default), or kafka://HOST:PORT[,HOST:PORT…] (builds with the Kafka trait; with --warehouse postgres://…)."
     )
     var log: String?
     @Option(
@@ -111,9 +111,14 @@ struct PipelineOptions: ParsableArguments {
     }
 
     /// `--print-topology`: the topology as configured (and as the existing log says), printed; true when asked.
-    func printedTopology(sources: [Topology.Source]) throws -> Bool {
+    func printedTopology(sources: [Topology.Source], kafkaGroup: String? = nil) throws -> Bool {
         guard printTopology else { return false }
         var topology = try topology(sources: sources)
+        if case .kafka = topology.log {
+            topology.consumerGroup = kafkaGroup ?? topology.consumerGroup
+            print(topology.text)
+            return true
+        }
         // Read without opening the log: nothing is created, migrated or written.
         do {
             if let existing = try SQLiteEventLog.partitioning(directory: topology.logDirectory) {

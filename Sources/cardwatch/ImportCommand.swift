@@ -43,7 +43,7 @@ struct Import: ParsableCommand {
     }
 
     func run() throws {
-        if try pipeline.printedTopology(sources: [.file(path: file)]) { return }
+        if try pipeline.printedTopology(sources: [.file(path: file)], kafkaGroup: kafka.group) { return }
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let recordFormat = try format.map(parseFormat)
         let policy = try ingest.policy()

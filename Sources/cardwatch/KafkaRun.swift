@@ -74,8 +74,13 @@
                         service: Supervised(name, state: state, logger: logger, body: body),
                         successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: name))
             }
+            let rebalanceLogger = logger
             let processor = PartitionRuntimeService(idleSeconds: 0.005) {
                 let consumer = try KafkaConsumer(log: log, group: group, sessionTimeout: sessionTimeout)
+                consumer.onRebalance = { assigned, revoked in
+                    if !assigned.isEmpty { rebalanceLogger.info("partitions assigned: \(assigned)") }
+                    if !revoked.isEmpty { rebalanceLogger.info("partitions revoked: \(revoked)") }
+                }
                 let commits = consumer.offsetCommits
                 let sink = KafkaOutputSink(inner: warehouse, log: log) { commits.commit($0) }
                 return PartitionRuntime(

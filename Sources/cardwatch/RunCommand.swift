@@ -118,7 +118,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if try pipeline.printedTopology(sources: sources) { return }
+        if try pipeline.printedTopology(sources: sources, kafkaGroup: kafka.group) { return }
         let configured = try pipeline.topology(sources: sources)
         if case .kafka(let url) = configured.log {
             #if Kafka

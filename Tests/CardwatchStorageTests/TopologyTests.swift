@@ -22,11 +22,8 @@ import Testing
         #expect(t.text.contains("generator (50.0 tx/s)"))
     }
 
-    @Test func backendsThisBuildLacksAreRefusedByName() {
-        for (value, says) in [
-            ("kafka://broker:9092", "no Kafka log yet"), ("sqlite:/elsewhere", "--data-dir"),
-            ("postgres://db", "unknown backend 'postgres'"),
-        ] {
+    @Test func unknownLogBackendsAreRefusedByName() {
+        for (value, says) in [("sqlite:/elsewhere", "--data-dir"), ("postgres://db", "unknown backend 'postgres'")] {
             do {
                 _ = try Topology.parse(log: value, dataDirectory: "/d", partitions: nil, sources: [])
                 Issue.record("--log \(value) was accepted")
@@ -34,6 +31,24 @@ import Testing
                 #expect(error.description.contains(says), "\(error)")
             }
         }
+    }
+
+    /// Kafka is a log in builds with the `Kafka` trait (the test command's); without it,
+    /// `--log kafka://` says how to get a build that has it.
+    @Test func aKafkaLogNeedsTheKafkaTrait() throws {
+        let url = "kafka://b1:9092,b2:9092"
+        #if Kafka
+            let t = try Topology.parse(
+                log: url, warehouse: "postgres://cw@db:5432/fraud", dataDirectory: "/d", partitions: 6, sources: [])
+            #expect(t.log == .kafka(url: url) && t.consumerGroup == "cardwatch")
+            #expect(t.text.contains("log: \(url), 6 partitions"))
+            #expect(t.text.contains("processor: consumer group cardwatch on the Kafka cluster"))
+            #expect(t.json["log"] as? String == url)
+        #else
+            #expect {
+                try Topology.parse(log: url, dataDirectory: "/d", partitions: nil, sources: [])
+            } throws: { ($0 as? TopologyError)?.description.contains("--traits Kafka") == true }
+        #endif
     }
 
     @Test func aPostgresWarehouseHoldsTheDecisionsTheReadsAndTheCheckpoints() throws {

@@ -152,15 +152,31 @@ public struct Topology: Sendable, Equatable {
         lines.append("sources:")
         if sources.isEmpty { lines.append("  (none)") }
         for s in sources { lines.append("  \(s)") }
+        let count: String
+        if case .kafka = log, opened == nil, partitions == nil {
+            count = "as many partitions as its topics have (1 when it creates them)"
+        } else {
+            count = "\(p) partition\(p == 1 ? "" : "s")"
+        }
         lines.append(
-            "log: \(log), \(p) partition\(p == 1 ? "" : "s")\(partitioner.map { ", keys by \($0)" } ?? "")"
+            "log: \(log), \(count)\(partitioner.map { ", keys by \($0)" } ?? "")"
                 + "; topics transactions (keyed by card), labels, transactions.dlq, alerts")
-        lines.append(
-            "processor: consumer group \(consumerGroup); the embedded runtime reads the partitions in their arrival "
-                + "order through one operator; decisions commit with their input offsets")
+        if case .kafka = log {
+            lines.append(
+                "processor: consumer group \(consumerGroup) on the Kafka cluster; each instance runs an operator per "
+                    + "partition assigned to it; decisions commit with their input offsets in the warehouse")
+        } else {
+            lines.append(
+                "processor: consumer group \(consumerGroup); the embedded runtime reads the partitions in their arrival "
+                    + "order through one operator; decisions commit with their input offsets")
+        }
         lines.append(
             "decision sink (warehouse): \(warehouse)\(warehouse == log ? " (the log's file: one transaction per batch)" : "")")
-        lines.append("alerts: the alerts topic and the warehouse")
+        if case .kafka = log {
+            lines.append("alerts: the alerts topic (keyed by transaction id, at least once) and the warehouse")
+        } else {
+            lines.append("alerts: the alerts topic and the warehouse")
+        }
         lines.append("dead letters: transactions.dlq and the warehouse")
         lines.append("serving reads: \(serving)")
         lines.append("model registry: \(registry)")

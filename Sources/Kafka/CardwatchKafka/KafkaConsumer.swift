@@ -43,6 +43,8 @@
         private var pending: [TopicPartition: [LogRecord]] = [:]
         /// The records the last poll returned, per topic-partition (what a seek back may return again).
         private var delivered: [TopicPartition: [LogRecord]] = [:]
+        /// Told, on the polling thread, of each rebalance this member took part in (for the logs).
+        public var onRebalance: ((_ assigned: [Int], _ revoked: [Int]) -> Void)?
         /// Commits the sink's offsets to the group for the lag tools, from any thread.
         public let offsetCommits: KafkaOffsetCommits
 
@@ -258,6 +260,7 @@
                 if assigned != RD_KAFKA_RESP_ERR_NO_ERROR {
                     callbackError = callbackError ?? KafkaError("assigning \(partitions) to \(group)", assigned)
                 }
+                onRebalance?(partitions, [])
                 if let failure {
                     // Kept, but not fetched, until the listener takes them (at the next poll).
                     unrestored.formUnion(partitions)
@@ -270,6 +273,7 @@
                     do { try listener?.revoked(restored) } catch { callbackError = callbackError ?? error }
                 }
                 forget(partitions)
+                onRebalance?([], partitions)
                 _ = unassign(handle.rk, list, cooperative: cooperative)
             default:
                 // Not a rebalance the group can go on from: everything given up.
