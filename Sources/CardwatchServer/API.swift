@@ -40,6 +40,12 @@ public struct ServerDependencies: Sendable {
     public var healthInterval: Duration = .seconds(300)
     /// The running pipeline's shape, reported by `/pipeline/health` (nil: null).
     public var topology: Topology?
+    /// Why the log cannot be reached now (a Kafka cluster away), nil while it can: reported by
+    /// `/pipeline/health` (unhealthy, `log_unavailable`) while the pipeline waits for it.
+    public var logUnavailable: (@Sendable () -> String?)?
+    /// The records not yet decided in each partition (a Kafka group's lag), for `/metrics`'
+    /// `cardwatch_consumer_lag{partition}`; nil: the total lag of `monitoring`.
+    public var partitionLag: (@Sendable () -> [Int: Int64])?
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -219,6 +225,11 @@ public struct CardwatchAPI: Sendable {
                 body["healthy"] = false
                 body["warehouse_unavailable"] = unavailable
             }
+            if let away = d.logUnavailable?() {
+                body["status"] = "unhealthy"
+                body["healthy"] = false
+                body["log_unavailable"] = away
+            }
             return try JSONBody.response(body)
         }
         get("/pipeline/alerts") { request, _ in
@@ -226,8 +237,10 @@ public struct CardwatchAPI: Sendable {
             return try JSONBody.response(try d.monitoring.systemAlerts(limit: limit).map(JSONBody.systemAlert))
         }
         get("/metrics") { _, _ in
+            if let partitionLag = d.partitionLag { d.metrics.recordLag(byPartition: partitionLag()) }
             let text = d.metrics.render(
-                lag: try? d.monitoring.processorLag(), deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total)
+                lag: d.partitionLag == nil ? try? d.monitoring.processorLag() : nil,
+                deadLettersTotal: (try? d.monitoring.deadLetterCounts(since: 0))?.total)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: text)))

@@ -156,7 +156,8 @@ public enum OpenAPI {
                   "processed": {"type": ["integer", "null"]}, "alerts_raised": {"type": ["integer", "null"]},
                   "lag": {"type": ["integer", "null"]}, "dead_letters_total": {"type": ["integer", "null"]},
                   "last_check": {"type": ["object", "null"]},
-                  "warehouse_unavailable": {"type": "string", "description": "present while the warehouse (PostgreSQL) cannot be reached: why; the pipeline waits and resumes by itself"}
+                  "warehouse_unavailable": {"type": "string", "description": "present while the warehouse (PostgreSQL) cannot be reached: why; the pipeline waits and resumes by itself"},
+                  "log_unavailable": {"type": "string", "description": "present while the log (a Kafka cluster) cannot be reached: why; the pipeline waits and resumes by itself"}
                 }
               },
               "Problem": {

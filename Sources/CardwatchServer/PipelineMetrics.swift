@@ -16,7 +16,9 @@ public final class PipelineMetrics: Sendable {
     private let cacheHits: Metrics.Counter
     private let deadLetters: Metrics.Counter
     private let duplicates: Metrics.Counter
-    private let lag: Metrics.Gauge
+    /// The consumer lag: one gauge, or one per partition (`partitions`).
+    private let lag: Metrics.Gauge?
+    private let partitionLag: [Metrics.Gauge]
     private let alerts: Metrics.Counter
     private let deadLettersSeen = Mutex<Int>(0)
     private let deadLettersRefused: Metrics.Counter
@@ -24,7 +26,9 @@ public final class PipelineMetrics: Sendable {
     private let connectionsClosed: [ConnectionClosure: Metrics.Counter]
     private let connectionsOpen: Metrics.Gauge
 
-    public init() {
+    /// `partitions`: the consumer lag per partition (`cardwatch_consumer_lag{partition="p"}`,
+    /// an instance of a Kafka group); nil: one total (the embedded runtime).
+    public init(partitions: Int? = nil) {
         var factory = PrometheusMetricsFactory(registry: registry)
         // Decisions take about a millisecond: buckets from 100 µs to 1 s.
         factory.defaultDurationHistogramBuckets = [
@@ -53,7 +57,15 @@ public final class PipelineMetrics: Sendable {
         cacheHits = Metrics.Counter(label: "cardwatch_feature_cache_hits_total", factory: factory)
         deadLetters = Metrics.Counter(label: "cardwatch_dead_letters_total", factory: factory)
         duplicates = Metrics.Counter(label: "cardwatch_duplicates_total", factory: factory)
-        lag = Metrics.Gauge(label: "cardwatch_consumer_lag", factory: factory)
+        if let partitions {
+            lag = nil
+            partitionLag = (0..<partitions).map {
+                Metrics.Gauge(label: "cardwatch_consumer_lag", dimensions: [("partition", String($0))], factory: factory)
+            }
+        } else {
+            lag = Metrics.Gauge(label: "cardwatch_consumer_lag", factory: factory)
+            partitionLag = []
+        }
         alerts = Metrics.Counter(label: "cardwatch_alerts_total", factory: factory)
         deadLettersRefused = Metrics.Counter(label: "cardwatch_dead_letters_refused_total", factory: factory)
         connectionsRefused = Metrics.Counter(label: "cardwatch_http_connections_refused_total", factory: factory)
@@ -126,10 +138,15 @@ public final class PipelineMetrics: Sendable {
 
     public func setModelVersion(_ version: Int) { modelVersion.record(version) }
 
+    /// Each partition's lag, as of now (partitions this server does not know are left out).
+    public func recordLag(byPartition lags: [Int: Int64]) {
+        for (p, value) in lags where partitionLag.indices.contains(p) { partitionLag[p].record(value) }
+    }
+
     /// The Prometheus text exposition, with the consumer lag as of now and the dead letters
     /// counted from the dead-letter log (every source's, other processes' too).
     public func render(lag now: Int64?, deadLettersTotal: Int?) -> [UInt8] {
-        if let now { lag.record(now) }
+        if let now { lag?.record(now) }
         if let total = deadLettersTotal {
             let delta = deadLettersSeen.withLock { seen -> Int in
                 defer { seen = max(seen, total) }

@@ -4,6 +4,7 @@
     import CardwatchKafka
     import CardwatchPipeline
     import CardwatchPostgres
+    import CardwatchServer
     import CardwatchStorage
     import Foundation
     import Logging
@@ -50,11 +51,21 @@
             let models = ProductionModel(try bootstrap(registry: registry, lease: lease, logger: logger))
             let rules = try pipeline.ruleFile()
             let state = PipelineState()
+            let metrics = PipelineMetrics(partitions: log.partitions)
+            metrics.setModelVersion(models.current.scorer.modelVersion)
+            let feed = AlertFeed()
+            let watch = try KafkaClusterWatch(endpoint)
+            let answers = Locked<KafkaDecisions?>(nil)
             let warehouse = try PostgresWarehouseSink(pool: pool, retainDays: pipeline.retainDays) { batch in
                 state.processed.add(batch.transactions.count, ordering: .relaxed)
                 state.alerts.add(batch.transactions.count { $0.decision.isAlert }, ordering: .relaxed)
                 state.labels.add(batch.labels.count, ordering: .relaxed)
+                metrics.observe(batch)
+                feed.publish(batch)
+                answers.withLock { $0 }?.observe(batch)
             }
+            let decisions = KafkaDecisions(log: log, index: warehouse) { watch.status }
+            answers.withLock { $0 = decisions }
             let checkpoints = try PostgresCheckpointStore(pool: pool)
             var options = PartitionRuntime.Options()
             options.group = kafka.group
@@ -88,8 +99,8 @@
                     rules: rules, options: runtimeOptions)
             }
             supervised("processor") { try await processor.run() }
-            let monitoring = PostgresWarehouseReads(
-                pool: pool, ingest: KafkaIngestSide(log: log, sink: warehouse, group: group))
+            let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group)
+            let monitoring = PostgresWarehouseReads(pool: pool, ingest: lagSide)
             let interval = Duration.milliseconds(Int64(run.healthInterval * 1000))
             let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
             supervised("health") { try await health.run() }
@@ -110,6 +121,34 @@
             let follower = ModelFollower(
                 registry: registry, models: models, scoring: try pipeline.scoringPolicy, logger: logger, wake: promoted)
             supervised("model-follower") { try await follower.run() }
+            // The lag, refreshed with each check of the cluster: /metrics and the health check
+            // read it, and never wait for the cluster themselves.
+            supervised("cluster-watch") {
+                try await runOnThreadUntilShutdown(name: "cluster-watch") { stop, wake in
+                    watch.run(until: stop, wake: wake) { lagSide.refresh() }
+                }
+            }
+            if !run.noGenerator {
+                logger.info(
+                    "instances on Kafka run no generator: feed the topic with cardwatch generate --tps N --out \(url)")
+            }
+            var dependencies = ServerDependencies(
+                serving: monitoring, monitoring: monitoring, models: registry, decide: { try decisions.decide($0) },
+                modelSwitch: models)
+            dependencies.metrics = metrics
+            dependencies.feed = feed
+            dependencies.ingestPolicy = try run.ingest.policy()
+            dependencies.scoring = try pipeline.scoringPolicy
+            dependencies.state = state
+            dependencies.healthInterval = interval
+            var shown = topology
+            shown.consumerGroup = group
+            shown.opened = .init(partitions: log.partitions, partitioner: log.partitioner.rawValue)
+            dependencies.topology = shown
+            dependencies.logUnavailable = { watch.status }
+            dependencies.partitionLag = { lagSide.cached }
+            let api = CardwatchAPI(dependencies: dependencies, settings: run.serverSettings(logger: logger))
+            services.append(.init(service: api.application(), serviceName: "http"))
             if !pipeline.quiet {
                 let progress = ProgressService(state: state, logger: logger)
                 services.append(.init(service: progress, serviceName: "progress"))
@@ -141,20 +180,40 @@
         let log: KafkaLog
         let sink: any DecisionSink
         let group: String
+        /// Each partition's lag as of the last `refresh`.
+        private let lags = Locked<[Int: Int64]>([:])
+
+        init(log: KafkaLog, sink: any DecisionSink, group: String) {
+            self.log = log
+            self.sink = sink
+            self.group = group
+        }
+
+        var cached: [Int: Int64] { lags.withLock { $0 } }
+
+        /// Asks the cluster and the warehouse again (on the cluster watch's thread).
+        func refresh() {
+            if let now = try? lagByPartition() { lags.withLock { $0 = now } }
+        }
 
         /// Dead letters of undecodable records are in the warehouse (the runtime's); the
         /// producers' own go to `transactions.dlq`, which this instance does not count.
         func deadLetterCounts(since: Int64) throws -> (total: Int, recent: Int) { (0, 0) }
 
-        /// Transactions and labels in the topics beyond the warehouse's offsets of the group.
-        func processorLag() throws -> Int64 {
-            var lag: Int64 = 0
+        /// Transactions and labels in the topics beyond the warehouse's offsets of the group (as of the last refresh).
+        func processorLag() throws -> Int64 { cached.values.reduce(0, +) }
+
+        /// Each partition's transactions and labels beyond the warehouse's offsets (a second at
+        /// most per question to the cluster: a health check never hangs on it).
+        func lagByPartition() throws -> [Int: Int64] {
+            var lags: [Int: Int64] = [:]
             for p in 0..<log.partitions {
                 let at = try sink.offsets(group: group, partition: p) ?? .start
-                lag += try log.endOffset(.transactions, partition: p) - at.transactions
-                lag += try log.endOffset(.labels, partition: p) - at.labels
+                lags[p] =
+                    try log.endOffset(.transactions, partition: p, timeout: 1) - at.transactions
+                    + log.endOffset(.labels, partition: p, timeout: 1) - at.labels
             }
-            return lag
+            return lags
         }
 
         func appendFeedbackLabel(_ label: LabelEvent) throws {

@@ -201,26 +201,7 @@ struct Run: AsyncParsableCommand {
             registry: registry, models: runtime.models, scoring: scoring, logger: logger, wake: promoted)
         supervised("model-follower") { try await follower.run() }
 
-        var settings = ServerSettings()
-        settings.host = host
-        settings.port = port
-        settings.token = token ?? ProcessInfo.processInfo.environment["CARDWATCH_TOKEN"]
-        settings.maxBodyBytes = maxBodyBytes
-        settings.readToken = readToken ?? ProcessInfo.processInfo.environment["CARDWATCH_READ_TOKEN"]
-        settings.allowedOrigins = Self.list(allowedOrigins)
-        settings.allowedHosts = Self.list(allowedHosts)
-        settings.maxRecords = maxRecords
-        settings.deadLetters = DeadLetterAllowance(perSecond: deadLetterRate, burst: deadLetterBurst)
-        // Every connection is a descriptor: the soft limit goes up to the hard one first.
-        let files = HTTPLimits.raiseOpenFileLimit()
-        settings.limits.maxConnections = maxConnections ?? HTTPLimits.defaultMaxConnections()
-        settings.limits.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
-        settings.limits.headerTimeout = .milliseconds(Int64(headerTimeout * 1000))
-        settings.limits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
-        settings.limits.maxURLBytes = maxUrlBytes
-        settings.limits.maxHeaderBytes = maxHeaderBytes
-        settings.limits.maxHeaders = maxHeaders
-        logger.info("HTTP: at most \(settings.limits.maxConnections) connections (open-file limit \(files))")
+        let settings = serverSettings(logger: logger)
         var dependencies = ServerDependencies(
             serving: serving, monitoring: monitoring, models: registry,
             decide: { batch in try runtime.ingestAndDecide(batch) }, doorbell: state.arrivals,
@@ -268,6 +249,31 @@ struct LogIngestSide: IngestSide {
 }
 
 extension Run {
+    /// The HTTP server's settings from the command's options (the open-file limit raised first).
+    func serverSettings(logger: Logger) -> ServerSettings {
+        var settings = ServerSettings()
+        settings.host = host
+        settings.port = port
+        settings.token = token ?? ProcessInfo.processInfo.environment["CARDWATCH_TOKEN"]
+        settings.maxBodyBytes = maxBodyBytes
+        settings.readToken = readToken ?? ProcessInfo.processInfo.environment["CARDWATCH_READ_TOKEN"]
+        settings.allowedOrigins = Self.list(allowedOrigins)
+        settings.allowedHosts = Self.list(allowedHosts)
+        settings.maxRecords = maxRecords
+        settings.deadLetters = DeadLetterAllowance(perSecond: deadLetterRate, burst: deadLetterBurst)
+        // Every connection is a descriptor: the soft limit goes up to the hard one first.
+        let files = HTTPLimits.raiseOpenFileLimit()
+        settings.limits.maxConnections = maxConnections ?? HTTPLimits.defaultMaxConnections()
+        settings.limits.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        settings.limits.headerTimeout = .milliseconds(Int64(headerTimeout * 1000))
+        settings.limits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
+        settings.limits.maxURLBytes = maxUrlBytes
+        settings.limits.maxHeaderBytes = maxHeaderBytes
+        settings.limits.maxHeaders = maxHeaders
+        logger.info("HTTP: at most \(settings.limits.maxConnections) connections (open-file limit \(files))")
+        return settings
+    }
+
     /// A comma-separated option as its items.
     static func list(_ text: String?) -> [String] {
         (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

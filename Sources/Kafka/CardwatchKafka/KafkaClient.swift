@@ -122,12 +122,12 @@
             var err = [CChar](repeating: 0, count: 512)
             for (key, value) in all where rd_kafka_conf_set(conf, key, value, &err, err.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError("--kafka-option \(key)=\(value): \(String(cString: err))")
+                throw KafkaError("--kafka-option \(key)=\(value): \(text(err))")
             }
             configure(conf)
             guard let rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, &err, err.count) else {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError("cannot make a client for \(endpoint): \(String(cString: err))")
+                throw KafkaError("cannot make a client for \(endpoint): \(text(err))")
             }
             self.rk = rk
         }
@@ -160,7 +160,7 @@
             defer { for t in newTopics { rd_kafka_NewTopic_destroy(t) } }
             for name in names {
                 guard let t = rd_kafka_NewTopic_new(name, Int32(partitions), Int32(replicationFactor), &err, err.count) else {
-                    throw KafkaError("topic \(name): \(String(cString: err))")
+                    throw KafkaError("topic \(name): \(text(err))")
                 }
                 newTopics.append(t)
             }
@@ -230,5 +230,12 @@
         guard let error else { return }
         defer { rd_kafka_error_destroy(error) }
         throw KafkaError(what(), rd_kafka_error_code(error))
+    }
+#endif
+
+#if Kafka
+    /// A NUL-terminated C string in a buffer (librdkafka's error text) as a String.
+    func text(_ buffer: [CChar]) -> String {
+        buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 #endif

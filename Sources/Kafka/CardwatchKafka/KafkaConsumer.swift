@@ -66,7 +66,7 @@
                     ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "range"),
                     ("session.timeout.ms", String(Int(sessionTimeout * 1000))),
                     ("heartbeat.interval.ms", String(max(100, Int(sessionTimeout * 1000 / 6)))),
-                    ("fetch.wait.max.ms", "20"), ("enable.partition.eof", "false"),
+                    ("fetch.wait.max.ms", "5"), ("enable.partition.eof", "false"),
                 ]
             ) { conf in
                 rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
@@ -164,7 +164,7 @@
                 // Brokers away, a partition's end: librdkafka retries by itself. A fatal error fences this member.
                 var reason = [CChar](repeating: 0, count: 512)
                 if rd_kafka_fatal_error(handle.rk, &reason, reason.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw ConsumerGroupError("group \(group): \(String(cString: reason))")
+                    throw ConsumerGroupError("group \(group): \(text(reason))")
                 }
                 return nil
             }

@@ -1,7 +1,7 @@
 #if Kafka
     public import CardwatchPipeline
     import CRdKafka
-    import Foundation
+    public import Foundation
 
     /// The log on a Kafka cluster: Cardwatch's four topics (`--topic-prefix` before each name),
     /// co-partitioned, keys placed by Kafka's murmur2 (so a record an external producer keys by
@@ -81,8 +81,9 @@
         }
 
         /// Produces `records` to `topic`, each to its key's partition, and waits for every
-        /// delivery report; their positions, in order.
-        public func produce(_ topic: Topic, _ records: [OutgoingRecord]) throws -> [LogPosition] {
+        /// delivery report; their positions, in order. With a `deadline`, records not delivered
+        /// by then fail the call (transient; librdkafka may still deliver them later).
+        public func produce(_ topic: Topic, _ records: [OutgoingRecord], deadline: Date? = nil) throws -> [LogPosition] {
             guard !records.isEmpty else { return [] }
             let batch = DeliveryBatch(count: records.count)
             let rkt = topics[topic]!
@@ -104,7 +105,14 @@
                     break
                 }
             }
-            while !batch.isComplete { rd_kafka_poll(producer.rk, 20) }
+            while !batch.isComplete {
+                rd_kafka_poll(producer.rk, 5)
+                if let deadline, Date() > deadline, !batch.isComplete {
+                    throw KafkaError(
+                        "producing to \(endpoint.name(topic)): not delivered in time (the cluster is away or slow)",
+                        transient: true)
+                }
+            }
             return try batch.positions(topic: endpoint.name(topic))
         }
 
@@ -192,8 +200,13 @@
         }
 
         public func endOffset(_ topic: Topic, partition: Int) throws -> Int64 {
+            try endOffset(topic, partition: partition, timeout: 10)
+        }
+
+        /// The end offset, or a transient failure after `timeout` seconds.
+        public func endOffset(_ topic: Topic, partition: Int, timeout: Double) throws -> Int64 {
             try checkPartition(partition)
-            return try producer.watermarks(endpoint.name(topic), partition: partition).1
+            return try producer.watermarks(endpoint.name(topic), partition: partition, timeout: Int32(timeout * 1000)).1
         }
 
         /// A consumed message as a log record (its payload and key copied).
