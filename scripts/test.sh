@@ -40,8 +40,10 @@ echo "== HTTP: Prometheus scrape, headless Chromium on the dashboard, schemathes
 scripts/http-tests.sh
 
 echo "== Kafka: kcat interop, a scale-out of three instances, kills, broker faults, a poison record"
-python3 scripts/kafka-scale-test.py "$(swift build --traits Kafka --show-bin-path)/cardwatch" "$(mktemp -d)/kafka-test" \
-  "$CARDWATCH_TEST_POSTGRES"
+kafka_bin="$(swift build --traits Kafka --show-bin-path)/cardwatch"
+python3 scripts/kafka-scale-test.py "$kafka_bin" "$(mktemp -d)/kafka-test" "$CARDWATCH_TEST_POSTGRES"
+echo "== Kafka: the HTTP API of instances (synchronous decisions from any instance, the cluster away)"
+python3 scripts/kafka-http-test.py "$kafka_bin" "$(mktemp -d)/kafka-http" "$CARDWATCH_TEST_POSTGRES"
 
 echo "== swift test"
 # Progress lines (◇, ↳) are dropped to keep the log short; results and summaries stay.
