@@ -117,7 +117,12 @@
         ) throws(KafkaError) {
             self.endpoint = endpoint
             let conf = rd_kafka_conf_new()!
-            var all = [("bootstrap.servers", endpoint.bootstrapServers), ("client.id", "cardwatch")] + settings
+            // Small requests go out at once (a decision waits on each round trip).
+            var all = [
+                ("bootstrap.servers", endpoint.bootstrapServers), ("client.id", "cardwatch"),
+                ("socket.nagle.disable", "true"),
+            ]
+            all += settings
             all += endpoint.options.map { ($0.key, $0.value) }
             var err = [CChar](repeating: 0, count: 512)
             for (key, value) in all where rd_kafka_conf_set(conf, key, value, &err, err.count) != RD_KAFKA_CONF_OK {

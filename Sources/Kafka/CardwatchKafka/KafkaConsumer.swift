@@ -66,7 +66,7 @@
                     ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "range"),
                     ("session.timeout.ms", String(Int(sessionTimeout * 1000))),
                     ("heartbeat.interval.ms", String(max(100, Int(sessionTimeout * 1000 / 6)))),
-                    ("fetch.wait.max.ms", "5"), ("enable.partition.eof", "false"),
+                    ("fetch.wait.max.ms", "1"), ("enable.partition.eof", "false"),
                 ]
             ) { conf in
                 rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)

@@ -40,7 +40,7 @@
             producer = try KafkaHandle(
                 endpoint, consumer: false,
                 settings: [
-                    ("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "2"),
+                    ("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "0"),
                     ("queue.buffering.max.messages", "1000000"), ("partitioner", "murmur2_random"),
                 ]
             ) { rd_kafka_conf_set_dr_msg_cb($0, deliveryReport) }

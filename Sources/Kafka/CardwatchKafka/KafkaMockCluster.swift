@@ -1,6 +1,12 @@
 #if Kafka
     public import CardwatchPipeline
     import CRdKafka
+    import CardwatchCore
+    import Foundation
+
+    #if canImport(Glibc)
+        import Glibc
+    #endif
 
     /// librdkafka's mock cluster: brokers that speak the real protocol on loopback ports, in this
     /// process, for tests and benchmarks (no Apache Kafka broker can be installed here). Other
@@ -21,6 +27,29 @@
             self.cluster = cluster
             self.brokers = brokers
             bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+            Self.startNoDelay()
+        }
+
+        /// The mock brokers never set TCP_NODELAY on their connections (a real broker does), so
+        /// Nagle's algorithm holds a small answer until the client's delayed ACK, ~40 ms: every
+        /// latency through the mock would measure that. Every 5 ms, each TCP socket of this
+        /// process is set TCP_NODELAY (sockets of other kinds refuse it, harmlessly); started
+        /// once per process.
+        private static let noDelay = Locked(false)
+        private static func startNoDelay() {
+            guard noDelay.withLock({ started in defer { started = true }; return !started }) else { return }
+            startThread(named: "mock-nodelay") {
+                var one: Int32 = 1
+                while true {
+                    if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+                        for name in fds {
+                            guard let fd = Int32(name) else { continue }
+                            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                        }
+                    }
+                    usleep(5_000)
+                }
+            }
         }
 
         deinit { rd_kafka_mock_cluster_destroy(cluster) }
