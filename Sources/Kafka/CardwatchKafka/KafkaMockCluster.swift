@@ -37,7 +37,11 @@
         /// once per process.
         private static let noDelay = Locked(false)
         private static func startNoDelay() {
-            guard noDelay.withLock({ started in defer { started = true }; return !started }) else { return }
+            let first = noDelay.withLock { started in
+                defer { started = true }
+                return !started
+            }
+            guard first else { return }
             startThread(named: "mock-nodelay") {
                 var one: Int32 = 1
                 while true {
