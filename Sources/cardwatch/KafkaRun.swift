@@ -71,6 +71,7 @@
             options.group = kafka.group
             options.batchRecords = pipeline.batch
             options.checkpointEvery = pipeline.checkpointEvery
+            options.cardPartitioner = log.partitioner  // other producers write here too
             let runtimeOptions = options
             let group = kafka.group
             let sessionTimeout = kafka.sessionTimeout

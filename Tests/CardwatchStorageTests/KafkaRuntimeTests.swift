@@ -14,7 +14,11 @@
             let deadline = Date().addingTimeInterval(30)
             while !done() {
                 guard Date() < deadline else {
-                    Issue.record("not within 30 s: \(what)")
+                    let held = runtimes.map { r in
+                        "\(r.partitions) (consumer \((r.consumer as? KafkaConsumer)?.positions ?? ""), operators "
+                            + "\(r.partitions.map { p in "\(p): \(r.position(p).map { "\($0)" } ?? "-")" }), \(r.counters))"
+                    }
+                    Issue.record("not within 30 s: \(what); the runtimes hold \(held)")
                     return
                 }
                 for r in runtimes { try r.step() }
@@ -28,13 +32,15 @@
             let transactions = try history(days: 4, cards: 80, seed: 11, fraudRate: 0.05)
             let bench = try RuntimeBench(partitions: 4)
             try withKafkaLog(partitions: 4) { log in
+                let group = newGroup()
                 func runtime() throws -> PartitionRuntime {
                     var options = PartitionRuntime.Options()
                     options.batchRecords = 50
                     options.checkpointEvery = 3
                     options.features = bench.features
+                    options.group = group
                     return PartitionRuntime(
-                        consumer: try KafkaConsumer(log: log, group: "g", sessionTimeout: 6), log: log, sink: bench.sink,
+                        consumer: try KafkaConsumer(log: log, group: group, sessionTimeout: 6), log: log, sink: bench.sink,
                         index: bench.sink, checkpoints: bench.sink, models: bench.models, options: options)
                 }
                 func append(_ chunk: ArraySlice<Transaction>) throws {

@@ -357,6 +357,37 @@ let merchantFeatures: Set<Feature> = [
             contents.deadLetters.contains { $0.source.hasPrefix("log:labels[") && $0.issues.map(\.field) == ["transaction_id"] })
     }
 
+    /// On a log other producers write to, a transaction outside its card's partition is a
+    /// dead letter that says where it belongs; without the check it would be decided on a
+    /// part of its card's history.
+    @Test(arguments: [false, true]) func aTransactionOutsideItsCardsPartitionIsADeadLetterWhenChecked(_ checked: Bool)
+        throws
+    {
+        let bench = try RuntimeBench(partitions: 4)
+        var options = PartitionRuntime.Options()
+        options.cardPartitioner = checked ? .murmur2 : nil
+        let runtime = PartitionRuntime(
+            consumer: GroupConsumer(group: options.group, log: bench.log, groups: bench.groups), log: bench.log,
+            sink: bench.sink, index: bench.sink, checkpoints: bench.sink, models: bench.models, options: options)
+        try runtime.start()
+        let transactions = try history(days: 1, cards: 20, seed: 4)
+        try bench.append(transactions.dropLast())
+        // The last one keyed by another card, whose partition differs.
+        let stray = transactions.last!
+        let home = KeyPartitioner.murmur2.partition(forKey: stray.cardID, partitions: 4)
+        let key = try #require(
+            (0..<1000).map { "other-\($0)" }.first { KeyPartitioner.murmur2.partition(forKey: $0, partitions: 4) != home })
+        _ = try bench.log.append(.transactions, [(key: key, payload: IngestRecord(transaction: stray).payload)])
+        try bench.drain([runtime])
+        let contents = bench.sink.contents
+        #expect(contents.decisions.count == transactions.count - (checked ? 1 : 0))
+        #expect(contents.deadLetters.count == (checked ? 1 : 0))
+        if checked {
+            let problem = try #require(contents.deadLetters.first?.issues.first)
+            #expect(problem.field == "card_id" && problem.problem.contains("belongs to partition \(home)"), "\(problem)")
+        }
+    }
+
     @Test func everyRuntimeFollowsAPromotionFromItsNextBatch() throws {
         let bench = try RuntimeBench(partitions: 2)
         let a = bench.runtime(batchRecords: 10)

@@ -35,6 +35,11 @@ public final class PartitionRuntime: RebalanceListener {
         /// flight, one waiting): deciding and committing overlap on two cores. A failed commit
         /// then rebuilds every held partition from the sink, since later batches may have moved them.
         public var pipelined = false
+        /// When set, a transaction found in another partition than its card's by this
+        /// partitioner is a dead letter, not decided: a log other producers write to (Kafka)
+        /// may hold records keyed by something else, or placed by another partitioner, and a
+        /// card whose history is split between partitions would be decided on part of it.
+        public var cardPartitioner: KeyPartitioner?
         public init() {}
     }
 
@@ -549,6 +554,16 @@ public final class PartitionRuntime: RebalanceListener {
             case .success(let value): t = value
             case .failure(let e):
                 out?.deadLetters.append(deadLetter(r, e))
+                continue
+            }
+            if let partitioner = options.cardPartitioner,
+                case let home = partitioner.partition(forKey: t.cardID, partitions: log.partitions), home != p
+            {
+                let problem =
+                    "card \(t.cardID) belongs to partition \(home) (\(partitioner.rawValue) of card_id over \(log.partitions) "
+                    + "partitions), not \(p): produce keyed by card_id with the \(partitioner.rawValue) partitioner "
+                    + "(librdkafka: partitioner=murmur2_random), or the card's history splits between partitions"
+                out?.deadLetters.append(deadLetter(r, RecordError(issues: [FieldIssue(field: "card_id", problem: problem)])))
                 continue
             }
             if let first = firsts[t.transactionID], first.partition != p || first.offset != r.offset {

@@ -45,6 +45,20 @@
         private var delivered: [TopicPartition: [LogRecord]] = [:]
         /// Told, on the polling thread, of each rebalance this member took part in (for the logs).
         public var onRebalance: ((_ assigned: [Int], _ revoked: [Int]) -> Void)?
+        /// Where each held topic-partition stands (next to return, next fetched, waiting), for diagnostics.
+        public var positions: String {
+            held.sorted().flatMap { p in
+                topics.map { t in
+                    let tp = TopicPartition(topic: t, partition: p)
+                    return
+                        "\(t.rawValue)[\(p)]: at \(position[tp].map(String.init) ?? "-"), fetched \(fetched[tp].map(String.init) ?? "-"), "
+                        + "\(pending[tp]?.count ?? 0) waiting"
+                }
+            }.joined(separator: "; ")
+        }
+
+        /// Where the next poll starts its round over the waiting queues.
+        private var turn = 0
         /// Commits the sink's offsets to the group for the lag tools, from any thread.
         public let offsetCommits: KafkaOffsetCommits
 
@@ -106,49 +120,53 @@
         public func poll(maxRecords: Int) throws -> [LogRecord] {
             guard subscribed, !closed else { throw ConsumerGroupError("poll before subscribe, or after close") }
             try retryUnrestored()
-            var out: [LogRecord] = []
-            var returned: [TopicPartition: [LogRecord]] = [:]
-            // What waits in memory first, then librdkafka's queue (its callbacks run here).
-            for tp in pending.keys.sorted(by: { ($0.partition, $0.topic.rawValue) < ($1.partition, $1.topic.rawValue) }) {
-                let room = maxRecords - out.count
-                guard room > 0, var queue = pending[tp], !queue.isEmpty else { continue }
-                let taken = Array(queue.prefix(room))
-                queue.removeFirst(taken.count)
-                pending[tp] = queue.isEmpty ? nil : queue
-                out += taken
-                returned[tp, default: []] += taken
-            }
-            var timeout: Int32 = out.isEmpty && maxRecords > 0 ? 10 : 0
-            var failure: (any Error)?
-            while out.count < maxRecords || maxRecords == 0 {
+            // First what librdkafka has ready (its callbacks run here), into the waiting queues:
+            // always, even when records wait already, or a partition whose runtime waits for a
+            // record of its other topic would be given the same records again and again.
+            var timeout: Int32 = pending.values.allSatisfy(\.isEmpty) && maxRecords > 0 ? 10 : 0
+            var fetchedNow = 0
+            while fetchedNow < max(1, maxRecords) {
                 guard let msg = rd_kafka_consumer_poll(handle.rk, timeout) else { break }
                 timeout = 0
                 defer { rd_kafka_message_destroy(msg) }
-                let record: LogRecord?
-                do { record = try accept(msg) } catch {
-                    failure = error
-                    break
+                // Kept in the queues on a failure: nothing is returned, nothing lost.
+                guard let record = try accept(msg) else {
+                    if let error = callbackError {
+                        callbackError = nil
+                        throw error
+                    }
+                    continue
                 }
-                if callbackError != nil { break }
-                guard let record else { continue }
-                let tp = TopicPartition(topic: record.topic, partition: record.partition)
-                if maxRecords == 0 || out.count >= maxRecords {
-                    pending[tp, default: []].append(record)
-                } else {
-                    out.append(record)
-                    returned[tp, default: []].append(record)
-                }
-                if maxRecords == 0 { break }
+                pending[TopicPartition(topic: record.topic, partition: record.partition), default: []].append(record)
+                fetchedNow += 1
             }
-            // A rebalance in this poll may have taken partitions whose records were collected before it.
-            returned = returned.filter { held.contains($0.key.partition) && !unrestored.contains($0.key.partition) }
-            if let error = failure ?? callbackError {
+            if let error = callbackError {
                 callbackError = nil
-                // Kept for the next poll, in order.
-                for (tp, records) in returned { pending[tp] = records + (pending[tp] ?? []) }
                 throw error
             }
-            out = out.filter { held.contains($0.partition) && !unrestored.contains($0.partition) }
+            guard maxRecords > 0 else { return [] }
+            // Then from the queues: an even share per topic-partition first, whatever room is
+            // left to the ones with more (like the in-process group's consumer), starting at a
+            // different one each time.
+            let waiting = pending.keys.filter { held.contains($0.partition) && !unrestored.contains($0.partition) }
+                .sorted { ($0.partition, $0.topic.rawValue) < ($1.partition, $1.topic.rawValue) }
+            guard !waiting.isEmpty else { return [] }
+            turn = (turn + 1) % waiting.count
+            var out: [LogRecord] = []
+            var returned: [TopicPartition: [LogRecord]] = [:]
+            let share = max(1, maxRecords / waiting.count)
+            for round in 0..<2 {
+                for i in 0..<waiting.count {
+                    let tp = waiting[(turn + i) % waiting.count]
+                    let room = min(maxRecords - out.count, round == 0 ? share : .max)
+                    guard room > 0, var queue = pending[tp], !queue.isEmpty else { continue }
+                    let taken = Array(queue.prefix(room))
+                    queue.removeFirst(taken.count)
+                    pending[tp] = queue.isEmpty ? nil : queue
+                    out += taken
+                    returned[tp, default: []] += taken
+                }
+            }
             for (tp, records) in returned {
                 delivered[tp] = records
                 position[tp] = records.last!.offset + 1

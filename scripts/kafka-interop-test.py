@@ -1,0 +1,616 @@
+#!/usr/bin/env python3
+"""Kafka interop with a third-party client: confluent-kafka (librdkafka's Python binding).
+
+One mock Kafka cluster (`cardwatch kafka mock-cluster`, 3 brokers, 6 partitions), one
+`cardwatch run` instance on it deciding into a PostgreSQL database of its own (created
+through ADMIN_URL, dropped at the end), and confluent-kafka as the only client of the topics:
+
+1. murmur2: a Producer with partitioner=murmur2_random and idempotence produces ~2,000 schema
+   v1 records (key card_id, value the JSON line); every one is decided exactly once, in the
+   partition that Kafka's murmur2 (computed here in Python) gives its card;
+2. default partitioner: ~100 new records from a Producer with librdkafka's default
+   (consistent_random, CRC32); those that land outside their card's murmur2 partition are
+   exactly the dead letters (table `dead_letters`, and `transactions.dlq` with `reason`
+   headers `card_id: card … belongs to partition …`); the others are decided;
+3. alerts: a Consumer of its own group reads the `alerts` topic to its end: its distinct keys
+   are the `alerts` table's transaction ids, each payload's transaction_id its key;
+4. poison: a record `b'\\xff\\xfe not json'` (key card_poison) is a dead letter, and records
+   produced after it (some in its partition) are decided.
+
+The script makes its own virtual environment in WORKDIR/venv with the pinned confluent-kafka
+(from PyPI) and runs itself again with that interpreter.
+
+usage: kafka-interop-test.py CARDWATCH WORKDIR ADMIN_URL
+"""
+import base64
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CONFLUENT_KAFKA = "confluent-kafka==2.16.2"
+PARTITIONS = 6
+MAIN_RECORDS = 2000       # phase 1
+DEFAULT_RECORDS = 100     # phase 2
+FOLLOWERS = 20            # phase 4: valid records after the poison record, at least
+FOLLOWERS_SAME = 3        # … of which at least this many in the poison record's partition
+POLL_S, DEADLINE_S = 0.3, 60.0
+POISON_KEY, POISON_VALUE = "card_poison", b"\xff\xfe not json"
+
+if len(sys.argv) != 4:
+    sys.exit(__doc__)
+CARDWATCH, WORK, ADMIN = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+VENV = os.path.join(WORK, "venv")
+VENV_PY = os.path.join(VENV, "bin", "python")
+T0 = float(os.environ.get("KINTEROP_T0", time.time()))
+
+
+def say(msg):
+    print(f"[+{time.time() - T0:5.1f}s] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- the virtual environment
+
+def in_venv():
+    return os.path.realpath(sys.prefix) == os.path.realpath(VENV)
+
+
+def ensure_venv():
+    """Makes WORK/venv with the pinned confluent-kafka (kept when it already has it), then
+    runs this script again with its interpreter."""
+    os.makedirs(WORK, exist_ok=True)
+    want = CONFLUENT_KAFKA.split("==")[1]
+    probe = subprocess.run([VENV_PY, "-c", "import importlib.metadata as m; print(m.version('confluent-kafka'))"],
+                           capture_output=True, text=True) if os.path.exists(VENV_PY) else None
+    if probe is None or probe.returncode != 0 or probe.stdout.strip() != want:
+        shutil.rmtree(VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        pip = subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
+                              CONFLUENT_KAFKA], capture_output=True, text=True)
+        if pip.returncode != 0:
+            print(pip.stdout + pip.stderr)
+            print(f"FAIL setup: pip could not install {CONFLUENT_KAFKA} into {VENV}", flush=True)
+            sys.exit(1)
+        say(f"virtual environment {VENV} made with {CONFLUENT_KAFKA}")
+    else:
+        say(f"virtual environment {VENV} has {CONFLUENT_KAFKA} already")
+    env = dict(os.environ, KINTEROP_T0=str(T0))
+    os.execve(VENV_PY, [VENV_PY, os.path.abspath(__file__), *sys.argv[1:]], env)
+
+
+# ---------------------------------------------------------------- Kafka's murmur2
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit value."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail, extra = length & ~3, length % 4
+    if extra == 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def murmur2_partition(key: str, partitions=PARTITIONS) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def murmur2_selftest():
+    """Kafka's own test vectors (UtilsTest.testMurmur2), as Java's signed ints."""
+    vectors = {"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
+               "a-little-bit-longer-string": -1486304829,
+               "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107}
+    bad = {s: (murmur2(s.encode()), v & 0xFFFFFFFF) for s, v in vectors.items() if murmur2(s.encode()) != v & 0xFFFFFFFF}
+    return bad
+
+
+# ---------------------------------------------------------------- checks, processes, PostgreSQL
+
+results = []
+children = []       # every Popen started here: only these are ever signalled
+databases = []
+instance_log = None
+
+
+class Failed(Exception):
+    pass
+
+
+def tail_instance_log(n=30):
+    if not instance_log:
+        return
+    try:
+        with open(instance_log, errors="replace") as f:
+            lines = [l.rstrip("\n") for l in f if not l.startswith("%")][-n:]
+    except OSError as e:
+        print(f"    (no instance log: {e})")
+        return
+    print(f"    --- last {len(lines)} lines of {instance_log} (without librdkafka's % lines) ---")
+    for line in lines:
+        print("    " + line)
+    print("    ---", flush=True)
+
+
+def check(name, ok, detail):
+    results.append((name, bool(ok)))
+    print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
+    if not ok:
+        tail_instance_log()
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\t", url, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise Failed(f"psql failed ({sql[:80]}…): {out.stderr.strip()}")
+    return [line.split("\t") for line in out.stdout.split("\n") if line]
+
+
+def scalar_or_none(url, sql):
+    """The first value of a query, or None while its tables do not exist yet."""
+    try:
+        rows = psql(url, sql)
+    except Failed:
+        return None
+    return rows[0][0] if rows and rows[0] else None
+
+
+def stop(proc, grace=10.0):
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
+def wait_until(what, predicate, timeout=DEADLINE_S, alive=None):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if alive is not None and alive.poll() is not None:
+            raise Failed(f"the instance exited with status {alive.returncode} while waiting for {what}")
+        if time.time() > deadline:
+            raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mock_cluster():
+    err = open(os.path.join(WORK, "mock-cluster.err"), "w")
+    proc = subprocess.Popen([CARDWATCH, "kafka", "mock-cluster", "--partitions", str(PARTITIONS)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, cwd=WORK)
+    children.append(proc)
+    lines = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        first = lines.get(timeout=30)
+    except queue.Empty:
+        raise Failed("the mock cluster printed no bootstrap servers in 30 s")
+    if not first:
+        raise Failed(f"the mock cluster exited with status {proc.wait()} (see {err.name})")
+    say(f"mock Kafka cluster (pid {proc.pid}, {PARTITIONS} partitions) at {first}")
+    return proc, first
+
+
+# ---------------------------------------------------------------- confluent-kafka
+
+producers = []      # closed (destroyed) before the mock cluster stops
+
+
+def producer(bootstrap, murmur=True):
+    from confluent_kafka import Producer
+    if murmur:
+        conf = {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "enable.idempotence": True}
+    else:
+        conf = {"bootstrap.servers": bootstrap}  # librdkafka's default: consistent_random (CRC32)
+    p = Producer(conf)
+    producers.append(p)
+    return p
+
+
+def close_producers():
+    """Destroys the producers (their references are dropped) while the cluster is still up."""
+    import gc
+    for p in producers:
+        p.flush(5)
+    producers.clear()
+    gc.collect()
+
+
+def produce(p, records):
+    """Produces (key, value) pairs in order; returns [(key, partition, offset)] from the delivery reports."""
+    delivered, errors = [None] * len(records), []
+
+    def report(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append(f"{msg.key()!r}: {err}")
+            else:
+                delivered[i] = (msg.key().decode(), msg.partition(), msg.offset())
+        return cb
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                p.produce("transactions", key=key.encode(), value=value, on_delivery=report(i))
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    left = p.flush(30)
+    if left or errors or any(d is None for d in delivered):
+        raise Failed(f"produce: {left} undelivered after 30 s, {len(errors)} delivery errors "
+                     f"{errors[:3]}, {sum(d is None for d in delivered)} without a report")
+    return delivered
+
+
+def read_topic(bootstrap, topic, group, timeout=30.0):
+    """Every message of a topic, from its beginning to its end, with a Consumer of its own group."""
+    from confluent_kafka import Consumer, KafkaError
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        partitions = len(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        c.subscribe([topic])
+        messages, at_end = [], set()
+        deadline = time.time() + timeout
+        while len(at_end) < partitions:
+            if time.time() > deadline:
+                raise Failed(f"reading {topic}: at the end of {len(at_end)} of {partitions} partitions after {timeout:.0f} s")
+            msg = c.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    continue
+                raise Failed(f"reading {topic}: {msg.error()}")
+            at_end.discard(msg.partition())
+            messages.append(msg)
+        return messages
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- the test
+
+def main():
+    global instance_log
+    import importlib.metadata
+    import confluent_kafka
+    say(f"kafka-interop-test: {CARDWATCH}; confluent-kafka {importlib.metadata.version('confluent-kafka')} "
+        f"(librdkafka {confluent_kafka.libversion()[0]}); work {WORK}")
+    for entry in os.listdir(WORK):
+        if entry != "venv":
+            path = os.path.join(WORK, entry)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+    bad = murmur2_selftest()
+    check("murmur2 in Python matches Kafka's test vectors", not bad, f"6 vectors, {len(bad)} wrong" + (f": {bad}" if bad else ""))
+
+    history = os.path.join(WORK, "history.jsonl")
+    gen = subprocess.run([CARDWATCH, "generate", "--days", "5", "--cards", "140", "--seed", "7", "--quiet",
+                          "--out", history], capture_output=True, text=True, cwd=WORK)
+    if gen.returncode != 0:
+        raise Failed(f"cardwatch generate failed with exit status {gen.returncode}: {gen.stderr.strip()[-500:]}")
+    with open(history, "rb") as f:
+        lines = [l.rstrip(b"\n") for l in f if l.strip()]
+    records = [(json.loads(l), l) for l in lines]
+    if len(records) < MAIN_RECORDS + DEFAULT_RECORDS + 4 * FOLLOWERS:
+        raise Failed(f"the generated history has only {len(records)} records")
+    main_part = records[:MAIN_RECORDS]
+    default_part = records[MAIN_RECORDS:MAIN_RECORDS + DEFAULT_RECORDS]
+    pool = records[MAIN_RECORDS + DEFAULT_RECORDS:]
+    all_ids = [r["transaction_id"] for r, _ in records]
+    if len(set(all_ids)) != len(all_ids):
+        raise Failed("the generated history repeats transaction ids")
+    say(f"generated {len(records)} records: {len(main_part)} for murmur2_random, {len(default_part)} for the "
+        f"default partitioner, followers of the poison record from the other {len(pool)}")
+
+    mock, bootstrap = start_mock_cluster()
+    db = f"kinterop_{os.getpid()}_{random.randrange(10**6)}"
+    psql(ADMIN, f"CREATE DATABASE {db}")
+    databases.append(db)
+    url = ADMIN.rpartition("/")[0] + "/" + db
+    say(f"database {db} created")
+
+    instance_log = os.path.join(WORK, "instance.err")
+    inst = subprocess.Popen(
+        [CARDWATCH, "run", "--log", f"kafka://{bootstrap}", "--warehouse", url, "--data-dir",
+         os.path.join(WORK, "data"), "--no-generator", "--port", str(free_port())],
+        stdin=subprocess.DEVNULL, stdout=open(os.path.join(WORK, "instance.out"), "w"),
+        stderr=open(instance_log, "w"), cwd=WORK)
+    children.append(inst)
+    say(f"instance started (pid {inst.pid})")
+
+    def assigned():
+        with open(instance_log, errors="replace") as f:
+            return any("partitions assigned:" in l for l in f)
+    wait_until("the instance's 'partitions assigned'", assigned, alive=inst)
+    say("the instance holds its partitions")
+
+    def silver_distinct():
+        return int(scalar_or_none(url, "SELECT count(DISTINCT transaction_id) FROM silver_transactions") or 0)
+
+    def dead_letter_count():
+        return int(scalar_or_none(url, "SELECT count(*) FROM dead_letters") or 0)
+
+    def silver_rows(ids=None):
+        rows = psql(url, 'SELECT transaction_id, card_id, partition, "offset" FROM silver_transactions')
+        table = {}
+        for tid, card, part, off in rows:
+            table.setdefault(tid, []).append((card, int(part), int(off)))
+        return table
+
+    # ---- 1. murmur2_random, idempotent
+    say(f"== 1. {len(main_part)} records from confluent-kafka with partitioner=murmur2_random, idempotence on")
+    p1 = producer(bootstrap, murmur=True)
+    started = time.time()
+    reports = produce(p1, [(r["card_id"], raw) for r, raw in main_part])
+    say(f"produced {len(reports)} records in {time.time() - started:.1f} s")
+    off_murmur = [(k, p) for k, p, _ in reports if p != murmur2_partition(k)]
+    check("1. murmur2_random puts every card in its murmur2 partition (Python's murmur2)", not off_murmur,
+          f"{len(reports) - len(off_murmur)} of {len(reports)} delivered to murmur2(card_id) % {PARTITIONS}"
+          + (f"; e.g. {off_murmur[:3]}" if off_murmur else ""))
+    main_ids = {r["transaction_id"] for r, _ in main_part}
+    try:
+        wait_until(f"{len(main_ids)} decisions", lambda: silver_distinct() >= len(main_ids), alive=inst)
+    except Failed as e:
+        say(str(e))
+    took = time.time() - started
+    table = silver_rows()
+    rows = sum(len(v) for v in table.values())
+    missing = main_ids - set(table)
+    dups = [t for t, v in table.items() if len(v) > 1]
+    check("1. every record decided exactly once", not missing and not dups and rows == len(main_ids) == len(table),
+          f"{len(main_ids)} produced; silver_transactions: {rows} rows, {len(table)} distinct transaction ids; "
+          f"{len(missing)} missing, {len(dups)} duplicated ({took:.1f} s after the first produce)"
+          + (f"; missing e.g. {sorted(missing)[:3]}" if missing else "") + (f"; duplicated e.g. {dups[:3]}" if dups else ""))
+    by_card = {r["transaction_id"]: r["card_id"] for r, _ in records}
+    wrong = [(t, v[0][1]) for t, v in table.items() if t in main_ids and v[0][1] != murmur2_partition(by_card[t])]
+    check("1. decided in the murmur2 partition of their card", not wrong and table,
+          f"{len(table) - len(wrong)} of {len(table)} silver rows have partition = murmur2(card_id) % {PARTITIONS}"
+          + (f"; e.g. {wrong[:3]}" if wrong else ""))
+
+    # ---- 2. the default partitioner (consistent_random)
+    say(f"== 2. {len(default_part)} new records from confluent-kafka with its default partitioner (consistent_random)")
+    base_dl = dead_letter_count()
+    p2 = producer(bootstrap, murmur=False)
+    reports2 = produce(p2, [(r["card_id"], raw) for r, raw in default_part])
+    p2.flush(10)
+    placed, misplaced = {}, {}
+    for (r, _), (key, part, off) in zip(default_part, reports2):
+        home = murmur2_partition(key)
+        (placed if part == home else misplaced)[r["transaction_id"]] = (key, part, off, home)
+    say(f"delivered: {len(misplaced)} outside their card's murmur2 partition, {len(placed)} in it")
+    if not misplaced or not placed:
+        say("NOTE: the default partitioner placed all of them one way; the check below is weaker")
+
+    def dead_letters():
+        out = []
+        for source, line, reasons, raw, raw64 in psql(url, "SELECT source, line, reasons::text, raw, raw_base64 FROM dead_letters"):
+            out.append((source, int(line) if line else None, reasons, raw, raw64))
+        return out
+    try:
+        wait_until("the default-partitioner records' decisions and dead letters",
+                   lambda: silver_distinct() >= len(main_ids) + len(placed)
+                   and dead_letter_count() >= base_dl + len(misplaced), alive=inst)
+    except Failed as e:
+        say(str(e))
+    table = silver_rows()
+    dl_ids, dl_sources = {}, {}
+    for source, line, reasons, raw, _ in dead_letters():
+        try:
+            tid = json.loads(raw)["transaction_id"] if raw else None
+        except (ValueError, KeyError, TypeError):
+            tid = None
+        if tid in placed or tid in misplaced:
+            dl_ids[tid] = reasons
+            dl_sources[tid] = (source, line)
+    belongs = {t for t, reasons in dl_ids.items() if "belongs to partition" in reasons}
+    other = set(dl_ids) - belongs
+    check("2. exactly the misplaced records are dead letters ('belongs to partition')",
+          belongs == set(misplaced) and not other,
+          f"{len(misplaced)} misplaced by consistent_random; dead_letters: {len(belongs)} of this batch with "
+          f"'belongs to partition', {len(set(misplaced) - belongs)} misplaced without one, "
+          f"{len(belongs - set(misplaced))} correctly placed among them, {len(other)} with other reasons"
+          + (f"; e.g. {sorted(set(misplaced) ^ belongs)[:3]}" if belongs != set(misplaced) else ""))
+    where_ok = [t for t in belongs if dl_sources[t] == (f"log:transactions[{misplaced[t][1]}]", misplaced[t][2])]
+    example = next(iter(sorted(belongs)), None)
+    check("2. each dead letter names where the record was (source, line = offset)", len(where_ok) == len(belongs),
+          f"{len(where_ok)} of {len(belongs)} match the delivery report"
+          + (f"; e.g. {example}: {dl_sources[example]}, reasons {dl_ids[example][:160]}…" if example else ""))
+    placed_rows = {t: table.get(t, []) for t in placed}
+    placed_once = [t for t, v in placed_rows.items() if len(v) == 1 and v[0][1] == placed[t][1]]
+    leaked = [t for t in misplaced if t in table]
+    check("2. the correctly placed records are decided, the misplaced ones not",
+          len(placed_once) == len(placed) and not leaked,
+          f"{len(placed_once)} of {len(placed)} correctly placed decided once in their partition; "
+          f"{len(leaked)} of {len(misplaced)} misplaced in silver" + (f"; e.g. {leaked[:3]}" if leaked else ""))
+    dlq = read_topic(bootstrap, "transactions.dlq", f"kinterop-dlq-{os.getpid()}")
+    seen = {}
+    for msg in dlq:
+        try:
+            payload = json.loads(msg.value())
+            tid = json.loads(payload["raw"])["transaction_id"] if payload.get("raw") else None
+        except (ValueError, KeyError, TypeError):
+            continue
+        if tid in misplaced:
+            headers = [(k, v.decode(errors="replace")) for k, v in (msg.headers() or [])]
+            seen.setdefault(tid, []).append((msg.key().decode(errors="replace") if msg.key() else None, headers))
+    good = set()
+    for t, (card, part, _off, home) in misplaced.items():
+        for key, headers in seen.get(t, []):
+            reasons = [v for k, v in headers if k == "reason"]
+            sources = [v for k, v in headers if k == "source"]
+            if (key == f"log:transactions[{part}]" and sources == [key]
+                    and any(v.startswith(f"card_id: card {card} belongs to partition {home}") for v in reasons)):
+                good.add(t)
+    extra = set(seen) - set(misplaced)
+    sample = next((h for t in sorted(good) for _, h in seen[t]), None)
+    check("2. transactions.dlq carries them with 'reason' headers 'card_id: card … belongs to partition'",
+          good == set(misplaced) and not extra,
+          f"{len(dlq)} messages in transactions.dlq; {len(good)} of {len(misplaced)} misplaced records with the key "
+          f"and headers expected" + (f"; e.g. headers {sample}" if sample else ""))
+
+    # ---- 4. a poison record, then valid ones after it
+    say("== 4. a poison record from confluent-kafka, then valid records after it")
+    poison_part = murmur2_partition(POISON_KEY)
+    followers, same = [], 0
+    for r, raw in pool:
+        if len(followers) >= FOLLOWERS and same >= FOLLOWERS_SAME:
+            break
+        followers.append((r, raw))
+        same += murmur2_partition(r["card_id"]) == poison_part
+    (_, ppart, poff), = produce(p1, [(POISON_KEY, POISON_VALUE)])
+    reports4 = produce(p1, [(r["card_id"], raw) for r, raw in followers])
+    after = [(k, p, o) for k, p, o in reports4 if p == ppart and o > poff]
+    say(f"poison record at partition {ppart} offset {poff}; {len(reports4)} records after it, {len(after)} of them "
+        f"in its partition")
+    follower_ids = {r["transaction_id"] for r, _ in followers}
+    poison64 = base64.b64encode(POISON_VALUE).decode()
+    poison_sql = f"SELECT source, line, reasons::text FROM dead_letters WHERE raw_base64 = '{poison64}'"
+    try:
+        wait_until("the poison record's dead letter and its followers' decisions",
+                   lambda: scalar_or_none(url, poison_sql) is not None
+                   and silver_distinct() >= len(main_ids) + len(placed) + len(follower_ids), alive=inst)
+    except Failed as e:
+        say(str(e))
+    dead = psql(url, poison_sql)
+    check("4. the poison record is a dead letter", len(dead) == 1 and dead[0][:2] == [f"log:transactions[{ppart}]", str(poff)],
+          f"{len(dead)} dead letters with raw_base64 {poison64}"
+          + (f": source {dead[0][0]}, line {dead[0][1]}, reasons {dead[0][2][:160]}" if dead else ""))
+    table = silver_rows()
+    decided_f = [t for t in follower_ids if len(table.get(t, [])) == 1]
+    after_poison = psql(url, f'SELECT count(*) FROM silver_transactions WHERE partition = {ppart} AND "offset" > {poff}')
+    n_after = int(after_poison[0][0])
+    check("4. records produced after the poison record are decided", len(decided_f) == len(follower_ids)
+          and n_after == len(after) and after,
+          f"{len(decided_f)} of {len(follower_ids)} decided once; in the poison record's partition {ppart}: "
+          f"{n_after} of {len(after)} decided after offset {poff}; instance "
+          f"{'running' if inst.poll() is None else f'exited with status {inst.returncode}'}")
+
+    # ---- 3. the alerts topic against the alerts table (after everything above)
+    say("== 3. a confluent-kafka Consumer of its own group reads the alerts topic to its end")
+    expected_total = len(main_ids) + len(placed) + len(follower_ids)
+    rows = psql(url, "SELECT count(*), count(DISTINCT transaction_id) FROM silver_transactions")[0]
+    check("exactly once over the whole run", int(rows[0]) == int(rows[1]) == expected_total,
+          f"silver_transactions: {rows[0]} rows, {rows[1]} distinct; expected {expected_total} "
+          f"({len(main_ids)} + {len(placed)} + {len(follower_ids)})")
+    deadline, attempt = time.time() + 30, 0
+    while True:
+        attempt += 1
+        table_ids = {r[0] for r in psql(url, "SELECT transaction_id FROM alerts")}
+        messages = read_topic(bootstrap, "alerts", f"kinterop-alerts-{os.getpid()}-{attempt}")
+        keys = [m.key().decode(errors="replace") if m.key() is not None else None for m in messages]
+        if set(keys) == table_ids or time.time() > deadline:
+            break
+        time.sleep(POLL_S)
+    bad_payload = []
+    for m, key in zip(messages, keys):
+        try:
+            if json.loads(m.value())["transaction_id"] != key:
+                bad_payload.append(key)
+        except (ValueError, KeyError, TypeError):
+            bad_payload.append(key)
+    distinct = set(keys)
+    only_topic, only_table = sorted(distinct - table_ids, key=str), sorted(table_ids - distinct)
+    check("3. the alerts topic's distinct keys equal the alerts table's transaction ids",
+          distinct == table_ids and table_ids,
+          f"{len(messages)} messages, {len(distinct)} distinct keys; {len(table_ids)} rows in alerts; "
+          f"{len(only_topic)} only in the topic, {len(only_table)} only in the table"
+          + (f"; e.g. {only_topic[:3]} / {only_table[:3]}" if only_topic or only_table else ""))
+    check("3. every alert's JSON payload has transaction_id = its key", not bad_payload and messages,
+          f"{len(messages) - len(bad_payload)} of {len(messages)}" + (f"; e.g. {bad_payload[:3]}" if bad_payload else ""))
+
+    alive = inst.poll() is None
+    clean = stop(inst)
+    check("the instance ran to the end and stops on SIGTERM", alive and clean and inst.returncode == 0,
+          f"{'running' if alive else 'had exited'} at the end; "
+          f"{'stopped' if clean else 'SIGKILLed 10 s after SIGTERM'}, exit status {inst.returncode}")
+    del p1, p2
+    close_producers()
+    stop(mock)
+
+
+def run():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cleanup below runs on SIGTERM too
+    status = 1
+    try:
+        main()
+        failed = [n for n, ok in results if not ok]
+        print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
+        status = 1 if failed or not results else 0
+    except Failed as e:
+        print(f"FAIL setup: {e}", flush=True)
+        tail_instance_log()
+    except Exception as e:  # noqa: BLE001 — a crash of the script is a failure too, with the log
+        print(f"FAIL script: {type(e).__name__}: {e}", flush=True)
+        tail_instance_log()
+        raise
+    finally:
+        try:
+            close_producers()
+        except Exception as e:  # noqa: BLE001
+            print(f"(could not close the producers: {e})", flush=True)
+        for p in children:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for p in children:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for db in databases:
+            try:
+                psql(ADMIN, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                say(f"database {db} dropped")
+            except Failed as e:
+                print(f"(could not drop {db}: {e})", flush=True)
+        say(f"done in {time.time() - T0:.0f} s")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    if not in_venv():
+        ensure_venv()
+    run()
