@@ -44,6 +44,8 @@ kafka_bin="$(swift build --traits Kafka --show-bin-path)/cardwatch"
 python3 scripts/kafka-scale-test.py "$kafka_bin" "$(mktemp -d)/kafka-test" "$CARDWATCH_TEST_POSTGRES"
 echo "== Kafka: the HTTP API of instances (synchronous decisions from any instance, the cluster away)"
 python3 scripts/kafka-http-test.py "$kafka_bin" "$(mktemp -d)/kafka-http" "$CARDWATCH_TEST_POSTGRES"
+echo "== Kafka: confluent-kafka (PyPI, in a virtual environment) produces and consumes"
+python3 scripts/kafka-interop-test.py "$kafka_bin" "$(mktemp -d)/kafka-interop" "$CARDWATCH_TEST_POSTGRES"
 
 echo "== swift test"
 # Progress lines (◇, ↳) are dropped to keep the log short; results and summaries stay.
