@@ -73,25 +73,7 @@
                 try a.stop()
                 #expect(a.counters.checkpoints + b.counters.checkpoints > 0)
             }
-            let decisions = bench.sink.contents.decisions
-            #expect(decisions.count == transactions.count)
-            #expect(Set(decisions.map(\.transaction.transactionID)).count == transactions.count, "each decided exactly once")
-            #expect(bench.sink.contents.labels.count == transactions.filter { $0.isFraud == true }.count)
-
-            let alone = try RuntimeBench(partitions: 4)
-            let single = alone.runtime(batchRecords: 50, checkpointEvery: 3)
-            try single.start()
-            try alone.append(transactions)
-            try alone.appendLabels(for: transactions)
-            try alone.drain([single])
-            let reference = alone.decisions
-            for d in decisions {
-                let r = try #require(reference[d.transaction.transactionID])
-                #expect(d.partition == r.partition, "Kafka's partition is the memory log's (murmur2)")
-                for f in Feature.allCases where !merchantFeatures.contains(f) {
-                    #expect(d.features[f] == r.features[f], "\(d.transaction.transactionID) \(f)")
-                }
-            }
+            try bench.expectEachDecidedOnceWithTheCardFeaturesOfOneRuntime(transactions)
         }
     }
 #endif

@@ -62,6 +62,29 @@ final class RuntimeBench {
         }
     }
 
+    /// Every transaction decided once, every label applied, and each decision's card features
+    /// those of the same stream through one runtime alone over a memory log (the reference).
+    func expectEachDecidedOnceWithTheCardFeaturesOfOneRuntime(_ transactions: [Transaction]) throws {
+        let decided = sink.contents.decisions
+        #expect(decided.count == transactions.count)
+        #expect(Set(decided.map(\.transaction.transactionID)).count == transactions.count, "each decided exactly once")
+        #expect(sink.contents.labels.count == transactions.filter { $0.isFraud == true }.count)
+        let alone = try RuntimeBench(partitions: log.partitions)
+        let single = alone.runtime(batchRecords: 50, checkpointEvery: 3)
+        try single.start()
+        try alone.append(transactions)
+        try alone.appendLabels(for: transactions)
+        try alone.drain([single])
+        let reference = alone.decisions
+        for d in decided {
+            let r = try #require(reference[d.transaction.transactionID])
+            #expect(d.partition == r.partition, "the same partition (murmur2 of the card)")
+            for f in Feature.allCases where !merchantFeatures.contains(f) {
+                #expect(d.features[f] == r.features[f], "\(d.transaction.transactionID) \(f)")
+            }
+        }
+    }
+
     var decisions: [String: DecidedTransaction] {
         Dictionary(sink.contents.decisions.map { ($0.transaction.transactionID, $0) }, uniquingKeysWith: { a, _ in a })
     }
@@ -159,25 +182,7 @@ let merchantFeatures: Set<Feature> = [
         #expect(a.partitions == [0, 1, 2, 3])
         #expect(a.counters.replayed > 0 || !crash, "a crashed member's partitions are rebuilt by replay")
 
-        let decided = bench.sink.contents.decisions
-        #expect(decided.count == transactions.count)
-        #expect(Set(decided.map(\.transaction.transactionID)).count == transactions.count, "each decided exactly once")
-        #expect(bench.sink.contents.labels.count == transactions.filter { $0.isFraud == true }.count)
-
-        // The same stream through one runtime alone: card features identical.
-        let alone = try RuntimeBench(partitions: 4)
-        let single = alone.runtime(batchRecords: 50, checkpointEvery: 3)
-        try single.start()
-        try alone.append(transactions)
-        try alone.appendLabels(for: transactions)
-        try alone.drain([single])
-        let reference = alone.decisions
-        for d in decided {
-            let r = try #require(reference[d.transaction.transactionID])
-            for f in Feature.allCases where !merchantFeatures.contains(f) {
-                #expect(d.features[f] == r.features[f], "\(d.transaction.transactionID) \(f)")
-            }
-        }
+        try bench.expectEachDecidedOnceWithTheCardFeaturesOfOneRuntime(transactions)
     }
 
     /// Checkpoints every few batches (a short replay after the latest), or never (all replayed).
