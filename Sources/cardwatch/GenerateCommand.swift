@@ -1,6 +1,7 @@
 import ArgumentParser
 import CardwatchCore
 import CardwatchGenerator
+import CardwatchPipeline
 
 #if canImport(Glibc)
     import Glibc
