@@ -117,10 +117,11 @@
         ) throws(KafkaError) {
             self.endpoint = endpoint
             let conf = rd_kafka_conf_new()!
-            // Small requests go out at once (a decision waits on each round trip).
+            // Small requests go out at once (a decision waits on each round trip); a broker that
+            // comes back is reconnected to within a second (librdkafka's default backs off to 10 s).
             var all = [
                 ("bootstrap.servers", endpoint.bootstrapServers), ("client.id", "cardwatch"),
-                ("socket.nagle.disable", "true"),
+                ("socket.nagle.disable", "true"), ("reconnect.backoff.max.ms", "1000"),
             ]
             all += settings
             all += endpoint.options.map { ($0.key, $0.value) }
