@@ -15,7 +15,19 @@ through ADMIN_URL, dropped at the end), and confluent-kafka as the only client o
 3. alerts: a Consumer of its own group reads the `alerts` topic to its end: its distinct keys
    are the `alerts` table's transaction ids, each payload's transaction_id its key;
 4. poison: a record `b'\\xff\\xfe not json'` (key card_poison) is a dead letter, and records
-   produced after it (some in its partition) are decided.
+   produced after it (some in its partition) are decided;
+5. Avro: records in the Confluent wire format, written by confluent-kafka's AvroSerializer with
+   the shipped schema (schemas/transaction-v1.avsc) and with another writer schema (fields in
+   another order, one more field, milliseconds), and one produced by kcat from a file, are
+   decided with their values; the instance fetched each writer schema once from the registry
+   (`--schema-registry`); a record with a schema id the registry does not know is a dead
+   letter that says so;
+6. the decisions topic (`--decisions-topic`): its distinct keys are every decided transaction.
+
+No schema registry server can be installed here (Confluent's is a Java service from Maven, which
+this machine does not reach): the script serves the registry's REST subset that both sides use
+(`POST /subjects/{subject}/versions`, `GET /schemas/ids/{id}`) from a thread, and counts the
+lookups.
 
 The script makes its own virtual environment in WORKDIR/venv with the pinned confluent-kafka
 (from PyPI) and runs itself again with that interpreter.
@@ -36,6 +48,11 @@ import threading
 import time
 
 CONFLUENT_KAFKA = "confluent-kafka==2.16.2"
+CONFLUENT_KAFKA_EXTRA = "confluent-kafka[avro]==2.16.2"  # AvroSerializer: fastavro, the registry client
+AVRO_RECORDS = 150        # phase 5, with the shipped schema
+FOREIGN_RECORDS = 20      # phase 5, with another writer schema
+UNKNOWN_SCHEMA_ID = 999
+SHIPPED_AVSC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schemas", "transaction-v1.avsc")
 PARTITIONS = 6
 MAIN_RECORDS = 2000       # phase 1
 DEFAULT_RECORDS = 100     # phase 2
@@ -67,13 +84,13 @@ def ensure_venv():
     runs this script again with its interpreter."""
     os.makedirs(WORK, exist_ok=True)
     want = CONFLUENT_KAFKA.split("==")[1]
-    probe = subprocess.run([VENV_PY, "-c", "import importlib.metadata as m; print(m.version('confluent-kafka'))"],
+    probe = subprocess.run([VENV_PY, "-c", "import fastavro, importlib.metadata as m; print(m.version('confluent-kafka'))"],
                            capture_output=True, text=True) if os.path.exists(VENV_PY) else None
     if probe is None or probe.returncode != 0 or probe.stdout.strip() != want:
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
         pip = subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
-                              CONFLUENT_KAFKA], capture_output=True, text=True)
+                              CONFLUENT_KAFKA_EXTRA], capture_output=True, text=True)
         if pip.returncode != 0:
             print(pip.stdout + pip.stderr)
             print(f"FAIL setup: pip could not install {CONFLUENT_KAFKA} into {VENV}", flush=True)
@@ -310,6 +327,89 @@ def read_topic(bootstrap, topic, group, timeout=30.0):
         c.close()
 
 
+# ---------------------------------------------------------------- a schema registry's REST subset
+
+class Registry:
+    """Confluent Schema Registry's REST subset: schemas registered under subjects get ids (the
+    same text, the same id); `GET /schemas/ids/{id}` answers them, or 404 (error 40403).
+    `lookups` counts the GETs per id, to show the instance caches what it fetched."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.schemas, self.lookups, self.lock = {}, {}, threading.Lock()
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                if path.startswith("/schemas/ids/"):
+                    try:
+                        i = int(path.rsplit("/", 1)[1])
+                    except ValueError:
+                        return self.send(404, {"error_code": 40403, "message": "Schema not found"})
+                    with registry.lock:
+                        registry.lookups[i] = registry.lookups.get(i, 0) + 1
+                        text = registry.schemas.get(i)
+                    if text is None:
+                        return self.send(404, {"error_code": 40403, "message": "Schema not found"})
+                    return self.send(200, {"schema": text})
+                self.send(404, {"error_code": 40401, "message": "Subject not found"})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                if not self.path.startswith("/subjects/") or "/versions" not in self.path:
+                    return self.send(404, {"error_code": 404, "message": "not served here"})
+                with registry.lock:
+                    found = next((i for i, t in registry.schemas.items() if t == body["schema"]), None)
+                    if found is None:
+                        found = len(registry.schemas) + 1
+                        registry.schemas[found] = body["schema"]
+                self.send(200, {"id": found})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+
+def avro_value(r):
+    """A generated JSON record as the Avro serializer takes it (instants as datetimes)."""
+    import datetime
+    v = {f: r.get(f) for f in ("transaction_id", "card_id", "amount", "merchant_id", "merchant_category", "currency",
+                               "latitude", "longitude", "country", "channel", "customer_id", "fraud_pattern")}
+    v["timestamp"] = datetime.datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
+    v["is_fraud"] = None if r.get("is_fraud") is None else bool(r["is_fraud"])
+    return v
+
+
+def event_micros(r):
+    import datetime
+    t = datetime.datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
+    return (t - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) // datetime.timedelta(microseconds=1)
+
+
+# A writer schema of another producer: another name, fields in another order, one schema v1
+# does not have, milliseconds for the instant, no optional fields but the channel.
+FOREIGN_AVSC = json.dumps({"type": "record", "name": "CardPayment", "namespace": "bank.payments", "fields": [
+    {"name": "source_system", "type": "string"},
+    {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "merchant_id", "type": "string"},
+    {"name": "amount", "type": "double"},
+    {"name": "card_id", "type": "string"},
+    {"name": "transaction_id", "type": "string"},
+    {"name": "channel", "type": ["null", {"type": "enum", "name": "Via", "symbols": ["atm", "pos", "online"]}]}]})
+
+
 # ---------------------------------------------------------------- the test
 
 def main():
@@ -351,10 +451,13 @@ def main():
     url = ADMIN.rpartition("/")[0] + "/" + db
     say(f"database {db} created")
 
+    registry = Registry()
+    say(f"schema registry (the REST subset) at {registry.url}")
     instance_log = os.path.join(WORK, "instance.err")
     inst = subprocess.Popen(
         [CARDWATCH, "run", "--log", f"kafka://{bootstrap}", "--warehouse", url, "--data-dir",
-         os.path.join(WORK, "data"), "--no-generator", "--port", str(free_port())],
+         os.path.join(WORK, "data"), "--no-generator", "--port", str(free_port()),
+         "--schema-registry", registry.url, "--decisions-topic"],
         stdin=subprocess.DEVNULL, stdout=open(os.path.join(WORK, "instance.out"), "w"),
         stderr=open(instance_log, "w"), cwd=WORK)
     children.append(inst)
@@ -527,13 +630,91 @@ def main():
           f"{n_after} of {len(after)} decided after offset {poff}; instance "
           f"{'running' if inst.poll() is None else f'exited with status {inst.returncode}'}")
 
+    # ---- 5. Avro in the Confluent wire format
+    say("== 5. Avro records: confluent-kafka's AvroSerializer (the shipped schema and another writer's), kcat, "
+        "an unknown schema id")
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    client = SchemaRegistryClient({"url": registry.url})
+    with open(SHIPPED_AVSC) as f:
+        shipped = AvroSerializer(client, f.read())
+    foreign = AvroSerializer(client, FOREIGN_AVSC, conf={"subject.name.strategy": lambda ctx, name: "payments-value"})
+    context = SerializationContext("transactions", MessageField.VALUE)
+    used = {r["transaction_id"] for r, _ in followers}
+    rest = [(r, raw) for r, raw in pool if r["transaction_id"] not in used]
+    avro_part, rest = rest[:AVRO_RECORDS], rest[AVRO_RECORDS:]
+    foreign_part, rest = rest[:FOREIGN_RECORDS], rest[FOREIGN_RECORDS:]
+    (kcat_record, _), unknown_record = rest[0], rest[1][0]
+    if len(foreign_part) < FOREIGN_RECORDS or len(rest) < 2:
+        raise Failed(f"the generated history has too few records left for phase 5 ({len(rest)})")
+    values = [(r["card_id"], shipped(avro_value(r), context)) for r, _ in avro_part]
+    for r, _ in foreign_part:
+        v = avro_value(r)
+        v = {"source_system": "acquirer-7", "timestamp": v["timestamp"], "merchant_id": v["merchant_id"],
+             "amount": v["amount"], "card_id": v["card_id"], "transaction_id": v["transaction_id"], "channel": v["channel"]}
+        values.append((r["card_id"], foreign(v, context)))
+    shipped_id = int.from_bytes(values[0][1][1:5], "big")
+    foreign_id = int.from_bytes(values[-1][1][1:5], "big")
+    unknown_value = shipped(avro_value(unknown_record), context)
+    unknown_value = unknown_value[:1] + UNKNOWN_SCHEMA_ID.to_bytes(4, "big") + unknown_value[5:]
+    values.append((unknown_record["card_id"], unknown_value))
+    produce(p1, values)
+    kcat_file = os.path.join(WORK, "kcat-avro.bin")
+    with open(kcat_file, "wb") as f:
+        f.write(shipped(avro_value(kcat_record), context))
+    kcat = subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", "transactions", "-p",
+                           str(murmur2_partition(kcat_record["card_id"])), "-k", kcat_record["card_id"], kcat_file],
+                          capture_output=True, text=True, timeout=60)
+    if kcat.returncode != 0:
+        raise Failed(f"kcat -P failed with status {kcat.returncode}: {kcat.stderr.strip()[-300:]}")
+    say(f"produced {len(avro_part)} records with schema id {shipped_id} (shipped), {len(foreign_part)} with schema id "
+        f"{foreign_id} (another writer), 1 with the unknown schema id {UNKNOWN_SCHEMA_ID}; kcat produced 1 from a file")
+    avro_records = {r["transaction_id"]: r for r, _ in avro_part + foreign_part + [(kcat_record, None)]}
+    unknown_sql = (f"SELECT source, reasons::text FROM dead_letters WHERE reasons::text LIKE "
+                   f"'%schema id {UNKNOWN_SCHEMA_ID} is not in the registry%'")
+    try:
+        wait_until("the Avro records' decisions and the unknown schema id's dead letter",
+                   lambda: silver_distinct() >= len(main_ids) + len(placed) + len(follower_ids) + len(avro_records)
+                   and scalar_or_none(url, unknown_sql) is not None, alive=inst)
+    except Failed as e:
+        say(str(e))
+    rows = psql(url, 'SELECT transaction_id, card_id, merchant_id, event_time, channel, currency FROM silver_transactions')
+    decided = {}
+    for tid, card, merchant, event_time, channel, currency in rows:
+        if tid in avro_records:
+            decided.setdefault(tid, []).append((card, merchant, int(event_time), channel or None, currency))
+
+    def expected(r, foreign_writer):
+        micros = event_micros(r)
+        return (r["card_id"], r["merchant_id"], micros // 1000 * 1000 if foreign_writer else micros,
+                r.get("channel"), "USD" if foreign_writer else r.get("currency", "USD"))
+    foreign_ids = {r["transaction_id"] for r, _ in foreign_part}
+    wrong = [t for t, r in avro_records.items()
+             if decided.get(t) != [expected(r, t in foreign_ids)]]
+    check("5. Avro records (AvroSerializer with the shipped schema and another writer's, kcat) decided once with "
+          "their values", not wrong,
+          f"{len(avro_records) - len(wrong)} of {len(avro_records)} decided once with their card, merchant, instant, "
+          f"channel and currency" + (f"; e.g. {wrong[0]}: {decided.get(wrong[0])} vs "
+                                     f"{expected(avro_records[wrong[0]], wrong[0] in foreign_ids)}" if wrong else ""))
+    kcat_ok = len(decided.get(kcat_record["transaction_id"], [])) == 1
+    check("5. kcat's Avro record (from a file) is decided", kcat_ok,
+          f"{kcat_record['transaction_id']}: {decided.get(kcat_record['transaction_id'])}")
+    unknown = psql(url, unknown_sql)
+    check(f"5. a record with the unknown schema id {UNKNOWN_SCHEMA_ID} is a dead letter that says so", len(unknown) == 1,
+          f"{len(unknown)} dead letters" + (f": {unknown[0][0]}, {unknown[0][1][:200]}" if unknown else ""))
+    with registry.lock:
+        lookups = dict(registry.lookups)
+    check("5. the instance fetched each writer schema once", lookups.get(shipped_id) == 1 and lookups.get(foreign_id) == 1
+          and lookups.get(UNKNOWN_SCHEMA_ID) == 1, f"GET /schemas/ids/N per id: {lookups}")
+
     # ---- 3. the alerts topic against the alerts table (after everything above)
     say("== 3. a confluent-kafka Consumer of its own group reads the alerts topic to its end")
-    expected_total = len(main_ids) + len(placed) + len(follower_ids)
+    expected_total = len(main_ids) + len(placed) + len(follower_ids) + len(avro_records)
     rows = psql(url, "SELECT count(*), count(DISTINCT transaction_id) FROM silver_transactions")[0]
     check("exactly once over the whole run", int(rows[0]) == int(rows[1]) == expected_total,
           f"silver_transactions: {rows[0]} rows, {rows[1]} distinct; expected {expected_total} "
-          f"({len(main_ids)} + {len(placed)} + {len(follower_ids)})")
+          f"({len(main_ids)} + {len(placed)} + {len(follower_ids)} + {len(avro_records)})")
     deadline, attempt = time.time() + 30, 0
     while True:
         attempt += 1
@@ -559,6 +740,15 @@ def main():
           + (f"; e.g. {only_topic[:3]} / {only_table[:3]}" if only_topic or only_table else ""))
     check("3. every alert's JSON payload has transaction_id = its key", not bad_payload and messages,
           f"{len(messages) - len(bad_payload)} of {len(messages)}" + (f"; e.g. {bad_payload[:3]}" if bad_payload else ""))
+
+
+    # ---- 6. the decisions topic
+    silver_ids = {r[0] for r in psql(url, "SELECT transaction_id FROM silver_transactions")}
+    decisions = read_topic(bootstrap, "decisions", f"kinterop-decisions-{os.getpid()}")
+    keys = {m.key().decode(errors="replace") for m in decisions if m.key() is not None}
+    check("6. the decisions topic's distinct keys are every decided transaction", keys == silver_ids and keys,
+          f"{len(decisions)} messages, {len(keys)} distinct keys; {len(silver_ids)} decided; "
+          f"{len(keys - silver_ids)} only in the topic, {len(silver_ids - keys)} only decided")
 
     alive = inst.poll() is None
     clean = stop(inst)

@@ -2,6 +2,7 @@ import ArgumentParser
 import CardwatchPipeline
 
 #if Kafka
+    import CardwatchCore
     import CardwatchKafka
 #endif
 
@@ -19,6 +20,13 @@ struct KafkaOptions: ParsableArguments {
     @Option(help: "Replicas of the topics created when missing (with --partitions partitions).") var replicationFactor = 3
     @Option(help: "Seconds without a heartbeat before the group gives an instance's partitions to the others.")
     var sessionTimeout = 6.0
+    @Option(
+        help: ArgumentHelp(
+            "run: the schema registry that Avro transactions' writer schemas are fetched from by id (Confluent wire format; https://USER:PASSWORD@HOST sends basic authentication).",
+            valueName: "url"))
+    var schemaRegistry: String?
+    @Flag(help: "run: also produce every decision to the decisions topic (keyed by transaction id).")
+    var decisionsTopic = false
 
     func validate() throws {
         if !(1...32).contains(replicationFactor) { throw ValidationError("--replication-factor must be within 1…32") }
@@ -32,6 +40,13 @@ struct KafkaOptions: ParsableArguments {
     }
 
     #if Kafka
+        /// The writer schemas of Avro records: the registry, when one is given.
+        func avroDecoder() throws -> ConfluentAvroDecoder {
+            do {
+                return ConfluentAvroDecoder(source: try schemaRegistry.map { try SchemaRegistry(url: $0) })
+            } catch { throw ValidationError("\(error)") }
+        }
+
         /// The cluster `url` names, with these settings.
         func endpoint(_ url: String) throws -> KafkaEndpoint {
             do {

@@ -45,7 +45,9 @@
             let (registry, registryPool) = try pipeline.openedRegistry()
             let log: KafkaLog
             do {
-                log = try KafkaLog(endpoint, partitions: pipeline.partitions, replicationFactor: kafka.replicationFactor)
+                log = try KafkaLog(
+                    endpoint, partitions: pipeline.partitions, replicationFactor: kafka.replicationFactor,
+                    decisions: kafka.decisionsTopic)
             } catch { throw CLIError("the log at \(endpoint) cannot be used: \(error)") }
             let lease = PostgresRetrainingLease(pool: registryPool ?? pool)
             let models = ProductionModel(try bootstrap(registry: registry, lease: lease, logger: logger))
@@ -72,6 +74,7 @@
             options.batchRecords = pipeline.batch
             options.checkpointEvery = pipeline.checkpointEvery
             options.cardPartitioner = log.partitioner  // other producers write here too
+            options.avro = try kafka.avroDecoder()
             let runtimeOptions = options
             let group = kafka.group
             let sessionTimeout = kafka.sessionTimeout

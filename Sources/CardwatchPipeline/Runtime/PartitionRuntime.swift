@@ -40,6 +40,9 @@ public final class PartitionRuntime: RebalanceListener {
         /// may hold records keyed by something else, or placed by another partitioner, and a
         /// card whose history is split between partitions would be decided on part of it.
         public var cardPartitioner: KeyPartitioner?
+        /// Reads transactions in the Confluent wire format (Avro), told apart from JSON by their
+        /// first byte; without a schema source, each is a dead letter that says one is needed.
+        public var avro = ConfluentAvroDecoder(source: nil)
         public init() {}
     }
 
@@ -537,6 +540,10 @@ public final class PartitionRuntime: RebalanceListener {
         for r in transactions {
             if let t = given.isEmpty ? nil : given[LogPosition(partition: r.partition, offset: r.offset)] {
                 decoded.append(.success(t))
+            } else if ConfluentAvroDecoder.isFramed(r.payload) {
+                // A registry that cannot be asked fails the batch (tried again); never a dead letter.
+                decoded.append(
+                    try options.avro.json(r.payload).flatMap { json in json.withUnsafeBytes { transactionDecoder.decode($0) } })
             } else {
                 decoded.append(r.payload.withUnsafeBytes { transactionDecoder.decode($0) })
             }

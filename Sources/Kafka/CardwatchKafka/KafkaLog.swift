@@ -35,7 +35,11 @@
         /// Opens the log, creating its topics when missing: with `partitions` partitions (or as
         /// many as the existing topics have; 1 for a new cluster) and `replicationFactor` replicas.
         /// Existing topics with another count than `partitions` are refused.
-        public init(_ endpoint: KafkaEndpoint, partitions requested: Int? = nil, replicationFactor: Int = 3) throws {
+        ///
+        /// With `decisions`, the `decisions` topic too (`produceDecisions`), co-partitioned like the others.
+        public init(
+            _ endpoint: KafkaEndpoint, partitions requested: Int? = nil, replicationFactor: Int = 3, decisions: Bool = false
+        ) throws {
             self.endpoint = endpoint
             producer = try KafkaHandle(
                 endpoint, consumer: false,
@@ -44,7 +48,8 @@
                     ("queue.buffering.max.messages", "1000000"), ("partitioner", "murmur2_random"),
                 ]
             ) { rd_kafka_conf_set_dr_msg_cb($0, deliveryReport) }
-            let names = Topic.allCases.map(endpoint.name)
+            let decisionsName = endpoint.topicPrefix + Self.decisionsTopic
+            let names = Topic.allCases.map(endpoint.name) + (decisions ? [decisionsName] : [])
             let existing = try producer.partitionCounts().filter { names.contains($0.key) }
             let counts = Set(existing.values)
             guard counts.count <= 1 else {
@@ -67,11 +72,24 @@
             var topics: [Topic: OpaquePointer] = [:]
             for t in Topic.allCases { topics[t] = rd_kafka_topic_new(producer.rk, endpoint.name(t), nil) }
             self.topics = topics
+            decisionsHandle = decisions ? rd_kafka_topic_new(producer.rk, decisionsName, nil) : nil
+        }
+
+        /// The topic every decision goes to when asked for (not one of the log's `Topic`s: nothing reads it back).
+        public static let decisionsTopic = "decisions"
+        private let decisionsHandle: OpaquePointer?
+        public var producesDecisions: Bool { decisionsHandle != nil }
+
+        /// Produces to the `decisions` topic (opened with `decisions: true`), as `produce` does.
+        public func produceDecisions(_ records: [OutgoingRecord]) throws {
+            guard let decisionsHandle else { throw KafkaError("this log was opened without the decisions topic") }
+            _ = try produce(decisionsHandle, name: endpoint.topicPrefix + Self.decisionsTopic, records, deadline: nil)
         }
 
         deinit {
             _ = rd_kafka_flush(producer.rk, 10_000)
             for t in topics.values { rd_kafka_topic_destroy(t) }
+            if let decisionsHandle { rd_kafka_topic_destroy(decisionsHandle) }
         }
 
         // MARK: Producing
@@ -84,9 +102,14 @@
         /// delivery report; their positions, in order. With a `deadline`, records not delivered
         /// by then fail the call (transient; librdkafka may still deliver them later).
         public func produce(_ topic: Topic, _ records: [OutgoingRecord], deadline: Date? = nil) throws -> [LogPosition] {
+            try produce(topics[topic]!, name: endpoint.name(topic), records, deadline: deadline)
+        }
+
+        private func produce(
+            _ rkt: OpaquePointer, name: String, _ records: [OutgoingRecord], deadline: Date?
+        ) throws -> [LogPosition] {
             guard !records.isEmpty else { return [] }
             let batch = DeliveryBatch(count: records.count)
-            let rkt = topics[topic]!
             for (i, r) in records.enumerated() {
                 let p = partitioner.partition(forKey: r.key, partitions: partitions)
                 batch.expect(i, partition: p)
@@ -109,11 +132,11 @@
                 rd_kafka_poll(producer.rk, 5)
                 if let deadline, Date() > deadline, !batch.isComplete {
                     throw KafkaError(
-                        "producing to \(endpoint.name(topic)): not delivered in time (the cluster is away or slow)",
+                        "producing to \(name): not delivered in time (the cluster is away or slow)",
                         transient: true)
                 }
             }
-            return try batch.positions(topic: endpoint.name(topic))
+            return try batch.positions(topic: name)
         }
 
         private static func produceOne(

@@ -70,9 +70,11 @@
                 "creating topic \(name)")
         }
 
-        /// Creates Cardwatch's four topics, each name after `prefix`.
+        /// Creates Cardwatch's topics (the four of the log and `decisions`), each name after
+        /// `prefix`: the mock cluster of librdkafka 2.0 does not answer CreateTopics.
         public func createTopics(prefix: String = "", partitions: Int) throws {
             for t in Topic.allCases { try createTopic(prefix + t.rawValue, partitions: partitions) }
+            try createTopic(prefix + KafkaLog.decisionsTopic, partitions: partitions)
         }
 
         /// Takes a broker (1…brokers; nil: all) down: its connections close, new ones are refused.

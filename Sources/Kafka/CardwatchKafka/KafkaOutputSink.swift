@@ -3,7 +3,8 @@
     import CardwatchCore
 
     /// The decision sink of a runtime on Kafka: a batch's alerts go to the `alerts` topic (keyed
-    /// by transaction id) and its dead letters to `transactions.dlq` (their reasons in headers),
+    /// by transaction id), every decision to `decisions` when the log has it, and its dead
+    /// letters to `transactions.dlq` (their reasons in headers),
     /// delivered before the warehouse's commit; then the warehouse commits the batch with its
     /// offsets (the exactly-once part), and the offsets go to the group in Kafka for lag tools.
     ///
@@ -24,13 +25,8 @@
         }
 
         public func commit(_ batch: SinkBatch) throws {
-            let alerts = batch.decisions.filter(\.decision.isAlert).map {
-                OutgoingRecord(
-                    key: $0.transaction.transactionID,
-                    payload: WarehouseRows.alertJSON(
-                        $0.transaction, $0.decision, reasons: WarehouseRows.reasonsJSON($0.decision.reasons), decidedAt: nil))
-            }
-            _ = try log.produce(.alerts, alerts)
+            _ = try log.produce(.alerts, batch.decisions.filter(\.decision.isAlert).map(Self.decided))
+            if log.producesDecisions { try log.produceDecisions(batch.decisions.map(Self.decided)) }
             _ = try log.produce(.transactionsDLQ, batch.deadLetters.map(Self.deadLetter))
             try inner.commit(batch)
             committed(batch.consumed)
@@ -42,6 +38,15 @@
 
         public func batchEnds(group: String, partition: Int, after: PartitionOffsets) throws -> [PartitionOffsets] {
             try inner.batchEnds(group: group, partition: partition, after: after)
+        }
+
+        /// A decision as `alerts` (and `decisions`) carry it: keyed by transaction id, without
+        /// the decision time, so deciding the batch again produces the same record.
+        static func decided(_ d: DecidedTransaction) -> OutgoingRecord {
+            OutgoingRecord(
+                key: d.transaction.transactionID,
+                payload: WarehouseRows.alertJSON(
+                    d.transaction, d.decision, reasons: WarehouseRows.reasonsJSON(d.decision.reasons), decidedAt: nil))
         }
 
         /// A dead letter as `transactions.dlq` carries it: the JSON record (source, line,
