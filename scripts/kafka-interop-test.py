@@ -22,7 +22,12 @@ through ADMIN_URL, dropped at the end), and confluent-kafka as the only client o
    decided with their values; the instance fetched each writer schema once from the registry
    (`--schema-registry`); a record with a schema id the registry does not know is a dead
    letter that says so;
-6. the decisions topic (`--decisions-topic`): its distinct keys are every decided transaction.
+6. the decisions topic (`--decisions-topic`): its distinct keys are every decided transaction;
+7. labels: `cardwatch import FILE --labels LABELS --log kafka://… --warehouse …` produces labels
+   of the file's transactions and of transactions decided earlier (found in the warehouse) to
+   their cards' partitions, and a label of an unknown transaction keyed by its id; an analyst's
+   verdict (`POST /v1/transactions/{id}/feedback` on the instance) goes the same way; the
+   warehouse's `labels` table shows each applied in its card's partition.
 
 No schema registry server can be installed here (Confluent's is a Java service from Maven, which
 this machine does not reach): the script serves the registry's REST subset that both sides use
@@ -453,10 +458,11 @@ def main():
 
     registry = Registry()
     say(f"schema registry (the REST subset) at {registry.url}")
+    port = free_port()
     instance_log = os.path.join(WORK, "instance.err")
     inst = subprocess.Popen(
         [CARDWATCH, "run", "--log", f"kafka://{bootstrap}", "--warehouse", url, "--data-dir",
-         os.path.join(WORK, "data"), "--no-generator", "--port", str(free_port()),
+         os.path.join(WORK, "data"), "--no-generator", "--port", str(port),
          "--schema-registry", registry.url, "--decisions-topic"],
         stdin=subprocess.DEVNULL, stdout=open(os.path.join(WORK, "instance.out"), "w"),
         stderr=open(instance_log, "w"), cwd=WORK)
@@ -749,6 +755,57 @@ def main():
     check("6. the decisions topic's distinct keys are every decided transaction", keys == silver_ids and keys,
           f"{len(decisions)} messages, {len(keys)} distinct keys; {len(silver_ids)} decided; "
           f"{len(keys - silver_ids)} only in the topic, {len(silver_ids - keys)} only decided")
+
+    # ---- 7. labels through an import and through an analyst's verdict
+    say("== 7. labels: cardwatch import --labels to Kafka, and an analyst's verdict on the instance")
+    import urllib.request
+    labelled_new = rest[2:32]
+    tx_file, labels_file = os.path.join(WORK, "labelled.jsonl"), os.path.join(WORK, "labels.jsonl")
+    with open(tx_file, "wb") as f:
+        for _, raw in labelled_new:
+            f.write(raw + b"\n")
+    earlier = [r for r, _ in main_part[:5]]
+    unknown_id = "tx_never_seen"
+    label_ids = [r["transaction_id"] for r, _ in labelled_new[:10]] + [r["transaction_id"] for r in earlier] + [unknown_id]
+    with open(labels_file, "w") as f:
+        for i, tid in enumerate(label_ids):
+            f.write(json.dumps({"transaction_id": tid, "is_fraud": i % 2 == 0, "reported_at": "2026-12-01T00:00:00Z"}) + "\n")
+    imp = subprocess.run([CARDWATCH, "import", tx_file, "--labels", labels_file, "--log", f"kafka://{bootstrap}",
+                          "--warehouse", url, "--max-event-age", "none", "--json", "--quiet"], capture_output=True, text=True, cwd=WORK, timeout=120)
+    summary = json.loads(imp.stdout or "{}") if imp.returncode == 0 else {}
+    check("7. import --labels to Kafka produces the file and its labels", imp.returncode == 0
+          and summary.get("produced") == len(labelled_new) and summary.get("labels") == len(label_ids),
+          f"exit status {imp.returncode}; {summary or imp.stderr.strip()[-300:]}")
+    verdict_on = next((r[0] for r in psql(url, "SELECT transaction_id FROM alerts ORDER BY transaction_id LIMIT 1")), None)
+    status = None
+    if verdict_on:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/transactions/{verdict_on}/feedback",
+                                         data=json.dumps({"label": "fraud", "analyst": "kinterop"}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as e:
+            status = f"{e.code} {e.read()[:200]!r}"
+    expect_ids = set(label_ids) | ({verdict_on} if verdict_on else set())
+    cards = {r["transaction_id"]: r["card_id"] for r, _ in records}
+
+    def label_rows():
+        rows = psql(url, 'SELECT transaction_id, matched, "partition" FROM labels')
+        return {t: (int(m), int(p) if p else None) for t, m, p in rows if t in expect_ids}
+    try:
+        wait_until("the labels in the warehouse", lambda: len(label_rows()) >= len(expect_ids), alive=inst)
+    except Failed as e:
+        say(str(e))
+    got = label_rows()
+    wrong = [t for t in expect_ids - {unknown_id}
+             if got.get(t, (None, None)) != (1, murmur2_partition(cards[t]))]
+    check("7. labels of the file's and of earlier transactions, and the verdict, applied in their card's partition",
+          not wrong and status == 200,
+          f"{len(expect_ids) - 1 - len(wrong)} of {len(expect_ids) - 1} matched in murmur2(card_id) % {PARTITIONS}; "
+          f"verdict on {verdict_on}: {status}" + (f"; e.g. {wrong[:3]}: {[got.get(t) for t in wrong[:3]]}" if wrong else ""))
+    check("7. a label of an unknown transaction is kept, unmatched, in its id's partition",
+          got.get(unknown_id) == (0, murmur2_partition(unknown_id)), f"{unknown_id}: {got.get(unknown_id)}")
 
     alive = inst.poll() is None
     clean = stop(inst)

@@ -149,7 +149,9 @@ struct Import: ParsableCommand {
 
     /// Appends label events (JSON Lines) to the labels log, resuming after the last batch a
     /// previous (interrupted) import of the same file committed.
-    static func appendLabels(_ path: String, to store: SQLiteEventLog) throws {
+    /// Returns how many the file holds.
+    @discardableResult
+    static func appendLabels(_ path: String, to store: some PipelineStore) throws -> Int {
         let source = "labels:" + URL(fileURLWithPath: path).standardizedFileURL.path
         let events = try Input.labels(path, command: "import")
         var at = Int(try store.resumePosition(source: source) ?? 0)
@@ -158,5 +160,6 @@ struct Import: ParsableCommand {
             try store.ingestLabels(Array(events[at..<end]), source: source, resumeAt: Int64(end))
             at = end
         }
+        return events.count
     }
 }

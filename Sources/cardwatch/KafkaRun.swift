@@ -103,7 +103,7 @@
                     rules: rules, options: runtimeOptions)
             }
             supervised("processor") { try await processor.run() }
-            let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group)
+            let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group, routing: PostgresLabelRouting(pool: pool))
             let monitoring = PostgresWarehouseReads(pool: pool, ingest: lagSide)
             let interval = Duration.milliseconds(Int64(run.healthInterval * 1000))
             let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
@@ -184,13 +184,16 @@
         let log: KafkaLog
         let sink: any DecisionSink
         let group: String
+        /// Analysts' verdicts go to the labels topic, routed by the warehouse's decisions.
+        let labels: KafkaIngestStore
         /// Each partition's lag as of the last `refresh`.
         private let lags = Locked<[Int: Int64]>([:])
 
-        init(log: KafkaLog, sink: any DecisionSink, group: String) {
+        init(log: KafkaLog, sink: any DecisionSink, group: String, routing: PostgresLabelRouting) {
             self.log = log
             self.sink = sink
             self.group = group
+            labels = KafkaIngestStore(log: log) { try routing.targets($0) }
         }
 
         var cached: [Int: Int64] { lags.withLock { $0 } }
@@ -220,8 +223,10 @@
             return lags
         }
 
+        /// The verdict as a label, to its transaction's card's partition (the alert it answers was decided, so the
+        /// warehouse knows the card); the partition's owner applies it like a chargeback.
         func appendFeedbackLabel(_ label: LabelEvent) throws {
-            throw CLIError("feedback labels are not taken by instances on Kafka yet: produce them to the labels topic")
+            try labels.ingestLabels([label], source: "feedback", resumeAt: 0)
         }
     }
 

@@ -24,6 +24,17 @@ public struct RoutedLabel: Sendable, Equatable, Codable {
         transactionTime = transaction?.timestamp
     }
 
+    /// A label routed by what a warehouse or an import remembers of its transaction (`target`;
+    /// nil: unknown, the label is kept and changes no state).
+    public init(_ label: LabelEvent, target: LabelTarget?) {
+        transactionID = label.transactionID
+        isFraud = label.isFraud
+        reportedAt = label.reportedAt
+        cardID = target?.cardID
+        merchantID = target?.merchantID
+        transactionTime = target?.time
+    }
+
     /// The log key: the card when known, else the transaction.
     public var key: String { cardID ?? transactionID }
 
@@ -92,4 +103,19 @@ public struct RoutedLabel: Sendable, Equatable, Codable {
             return .failure(RecordError(issues: [FieldIssue(field: "record", problem: "is not a JSON object")]))
         }
     }
+}
+
+/// What a label needs of its transaction to reach the partition that counted it.
+public struct LabelTarget: Sendable, Equatable {
+    public var cardID: String
+    public var merchantID: String
+    public var time: Timestamp
+
+    public init(cardID: String, merchantID: String, time: Timestamp) {
+        self.cardID = cardID
+        self.merchantID = merchantID
+        self.time = time
+    }
+
+    public init(_ t: Transaction) { self.init(cardID: t.cardID, merchantID: t.merchantID, time: t.timestamp) }
 }
