@@ -13,10 +13,10 @@
     /// committed offsets are never read: the decision sink's are the truth, and they are
     /// committed to Kafka after each sink commit (`offsetCommits`) only so that lag tools see them.
     ///
-    /// The default assignor is `range` (eager): with `cooperative-sticky`, librdkafka 2.0.2
-    /// sometimes never fetches a partition that was assigned while empty, so a partition would
-    /// stall (found in a three-member test). `--kafka-option partition.assignment.strategy=…`
-    /// chooses another; the incremental protocol is followed when the group uses it.
+    /// The assignor is `cooperative-sticky` (the incremental protocol): a rebalance moves only
+    /// the partitions that change owner, the others are decided on throughout.
+    /// `--kafka-option partition.assignment.strategy=range` chooses the eager protocol, which is
+    /// followed too.
     ///
     /// A seek within the records of the last poll (the runtime gives back what it could not use
     /// yet) is served from memory, without librdkafka's seek (which drops its prefetched data).
@@ -77,7 +77,7 @@
                 log.endpoint, consumer: true,
                 settings: [
                     ("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
-                    ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "range"),
+                    ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "cooperative-sticky"),
                     ("session.timeout.ms", String(Int(sessionTimeout * 1000))),
                     ("heartbeat.interval.ms", String(max(100, Int(sessionTimeout * 1000 / 6)))),
                     ("fetch.wait.max.ms", "1"), ("enable.partition.eof", "false"),
@@ -259,7 +259,7 @@
                 var failure: (any Error)?
                 if closed {
                     failure = ConsumerGroupError("closing")
-                } else {
+                } else if !partitions.isEmpty {  // the incremental protocol's rounds may add nothing
                     do { try listener?.assigned(partitions) } catch { failure = error }
                 }
                 let offsets = starting ?? [:]
@@ -278,7 +278,7 @@
                 if assigned != RD_KAFKA_RESP_ERR_NO_ERROR {
                     callbackError = callbackError ?? KafkaError("assigning \(partitions) to \(group)", assigned)
                 }
-                onRebalance?(partitions, [])
+                if !partitions.isEmpty { onRebalance?(partitions, []) }
                 if let failure {
                     // Kept, but not fetched, until the listener takes them (at the next poll).
                     unrestored.formUnion(partitions)
@@ -291,7 +291,7 @@
                     do { try listener?.revoked(restored) } catch { callbackError = callbackError ?? error }
                 }
                 forget(partitions)
-                onRebalance?([], partitions)
+                if !partitions.isEmpty { onRebalance?([], partitions) }
                 _ = unassign(handle.rk, list, cooperative: cooperative)
             default:
                 // Not a rebalance the group can go on from: everything given up.

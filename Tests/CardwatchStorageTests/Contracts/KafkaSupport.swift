@@ -149,11 +149,13 @@
                 }
                 #expect(Set(consumers[0].assignment).isDisjoint(with: consumers[1].assignment))
                 let seen = events.withLock { $0 }
-                let gained = try #require(seen.firstIndex { $0.hasPrefix("1+") })
                 for p in consumers[1].assignment {
+                    let gained = try #require(seen.firstIndex { $0.hasPrefix("1+") && $0.contains("\(p)") })
                     let given = seen.firstIndex { $0.hasPrefix("0-") && $0.contains("\(p)") }
                     #expect(given.map { $0 < gained } == true, "partition \(p) revoked from 0 before 1 got it: \(seen)")
                 }
+                // The incremental protocol (the default): the first member kept what it was not asked to give up.
+                #expect(!seen.contains { $0.hasPrefix("0-") && ["2", "3"].contains(where: $0.contains) }, "\(seen)")
                 // The leaver's partitions go to the other, after its revocation.
                 try consumers[1].close()
                 try pollUntil([consumers[0]], "everything back with the first member", into: &records) { _ in
