@@ -34,14 +34,11 @@
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "cardwatch")
             logger.logLevel = pipeline.quiet ? .warning : .info
-            guard case .postgres = topology.warehouse else {
-                throw ValidationError(
-                    "--log kafka:// needs --warehouse postgres://USER@HOST:PORT/DB: the instances of a group share one "
-                        + "warehouse, where each batch's decisions commit with its offsets (a single instance on the "
-                        + "embedded SQLite warehouse is not supported yet)")
-            }
             let endpoint = try kafka.endpoint(url)
-            guard let pool = try pipeline.postgresWarehouse() else { return }
+            // The shared PostgreSQL warehouse, or one instance alone on a SQLite file of its own.
+            let pool = try pipeline.postgresWarehouse()
+            let dataLock = pool == nil ? try pipeline.lockDataDirectory(command: "cardwatch run --log kafka://") : nil
+            defer { withExtendedLifetime(dataLock) {} }
             let (registry, registryPool) = try pipeline.openedRegistry()
             let log: KafkaLog
             do {
@@ -49,7 +46,7 @@
                     endpoint, partitions: pipeline.partitions, replicationFactor: kafka.replicationFactor,
                     decisions: kafka.decisionsTopic)
             } catch { throw CLIError("the log at \(endpoint) cannot be used: \(error)") }
-            let lease = PostgresRetrainingLease(pool: registryPool ?? pool)
+            let lease = (registryPool ?? pool).map { PostgresRetrainingLease(pool: $0) }
             let models = ProductionModel(try bootstrap(registry: registry, lease: lease, logger: logger))
             let rules = try pipeline.ruleFile()
             let state = PipelineState()
@@ -58,7 +55,7 @@
             let feed = AlertFeed()
             let watch = try KafkaClusterWatch(endpoint)
             let answers = Locked<KafkaDecisions?>(nil)
-            let warehouse = try PostgresWarehouseSink(pool: pool, retainDays: pipeline.retainDays) { batch in
+            let observer: @Sendable (ProcessedBatch) -> Void = { batch in
                 state.processed.add(batch.transactions.count, ordering: .relaxed)
                 state.alerts.add(batch.transactions.count { $0.decision.isAlert }, ordering: .relaxed)
                 state.labels.add(batch.labels.count, ordering: .relaxed)
@@ -66,9 +63,23 @@
                 feed.publish(batch)
                 answers.withLock { $0 }?.observe(batch)
             }
+            let stores =
+                try pool.map { try KafkaWarehouse(pool: $0, retainDays: pipeline.retainDays, observer: observer) }
+                ?? KafkaWarehouse(alone: topology, partitions: log.partitions, observer: observer)
+            let warehouse = stores.sink
             let decisions = KafkaDecisions(log: log, index: warehouse) { watch.status }
             answers.withLock { $0 = decisions }
-            let checkpoints = try PostgresCheckpointStore(pool: pool)
+            let checkpoints = stores.checkpoints
+            // Alone on SQLite: a second member of the group is refused (`SoleMember`).
+            let sole =
+                pool == nil
+                ? SoleMember(partitions: log.partitions, group: kafka.group, grace: kafka.sessionTimeout + 10) {
+                    [group = kafka.group] p in
+                    (
+                        try log.committedOffset(group: group, topic: .transactions, partition: p),
+                        try warehouse.offsets(group: group, partition: p)?.transactions ?? 0
+                    )
+                } : nil
             var options = PartitionRuntime.Options()
             options.group = kafka.group
             options.batchRecords = pipeline.batch
@@ -92,6 +103,14 @@
             let rebalanceLogger = logger
             let processor = PartitionRuntimeService(idleSeconds: 0.005) {
                 let consumer = try KafkaConsumer(log: log, group: group, sessionTimeout: sessionTimeout)
+                if let sole {
+                    consumer.admit = { held in
+                        try sole.admit(held) { reason in
+                            rebalanceLogger.critical("\(reason)")
+                            kill(getpid(), SIGTERM)  // the service group stops the instance; `start` then fails with the reason
+                        }
+                    }
+                }
                 consumer.onRebalance = { assigned, revoked in
                     if !assigned.isEmpty { rebalanceLogger.info("partitions assigned: \(assigned)") }
                     if !revoked.isEmpty { rebalanceLogger.info("partitions revoked: \(revoked)") }
@@ -103,8 +122,8 @@
                     rules: rules, options: runtimeOptions)
             }
             supervised("processor") { try await processor.run() }
-            let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group, routing: PostgresLabelRouting(pool: pool))
-            let monitoring = PostgresWarehouseReads(pool: pool, ingest: lagSide)
+            let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group, labelTargets: stores.labelTargets)
+            let (serving, monitoring) = stores.reads(lagSide)
             let interval = Duration.milliseconds(Int64(run.healthInterval * 1000))
             let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
             supervised("health") { try await health.run() }
@@ -113,7 +132,7 @@
             job.scoring = try pipeline.scoringPolicy
             var retraining = RetrainingService(
                 job: job, schedule: try CronSchedule(run.retrain), state: state, monitoring: monitoring, logger: logger)
-            retraining.lease = lease
+            retraining.lease = lease  // nil alone: nobody to share retraining with
             let retrainingService = retraining
             supervised("retraining") { try await retrainingService.run() }
             let promoted = Doorbell()
@@ -137,7 +156,7 @@
                     "instances on Kafka run no generator: feed the topic with cardwatch generate --tps N --out \(url)")
             }
             var dependencies = ServerDependencies(
-                serving: monitoring, monitoring: monitoring, models: registry, decide: { try decisions.decide($0) },
+                serving: serving, monitoring: monitoring, models: registry, decide: { try decisions.decide($0) },
                 modelSwitch: models)
             dependencies.metrics = metrics
             dependencies.feed = feed
@@ -160,6 +179,8 @@
             let serviceGroup = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await serviceGroup.run()
+            try stores.flush()
+            if let refused = sole?.refused { throw CLIError(refused) }
             let processed = state.processed.load(ordering: .relaxed)
             let alerts = state.alerts.load(ordering: .relaxed)
             logger.info("stopped: \(processed) transactions decided by this instance, \(alerts) alerts")
@@ -167,9 +188,10 @@
 
         /// The production model; with none, one instance (the retraining lease's holder)
         /// bootstraps it while the others wait for it.
-        func bootstrap(registry: ModelRegistry, lease: PostgresRetrainingLease, logger: Logger) throws -> Scorer {
+        func bootstrap(registry: ModelRegistry, lease: (any RetrainingLease)?, logger: Logger) throws -> Scorer {
             while true {
                 if try registry.production() != nil { return try run.pipeline.productionScorer(registry: registry) }
+                guard let lease else { return try run.pipeline.productionScorer(registry: registry) }
                 if let scorer = try lease.whileHeld({ try run.pipeline.productionScorer(registry: registry) }) {
                     return scorer
                 }
@@ -189,11 +211,14 @@
         /// Each partition's lag as of the last `refresh`.
         private let lags = Locked<[Int: Int64]>([:])
 
-        init(log: KafkaLog, sink: any DecisionSink, group: String, routing: PostgresLabelRouting) {
+        init(
+            log: KafkaLog, sink: any DecisionSink, group: String,
+            labelTargets: @escaping @Sendable ([String]) throws -> [String: LabelTarget]
+        ) {
             self.log = log
             self.sink = sink
             self.group = group
-            labels = KafkaIngestStore(log: log) { try routing.targets($0) }
+            labels = KafkaIngestStore(log: log, lookup: labelTargets)
         }
 
         var cached: [Int: Int64] { lags.withLock { $0 } }

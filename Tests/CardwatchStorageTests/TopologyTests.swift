@@ -44,6 +44,9 @@ import Testing
             #expect(t.text.contains("log: \(url), 6 partitions"))
             #expect(t.text.contains("processor: consumer group cardwatch on the Kafka cluster"))
             #expect(t.json["log"] as? String == url)
+            // Alone on the SQLite warehouse: a file of its own in the data directory.
+            let alone = try Topology.parse(log: url, dataDirectory: "/d", partitions: nil, sources: [])
+            #expect(alone.warehouse == .sqlite(path: "/d/kafka/log.sqlite") && alone.serving == alone.warehouse)
         #else
             #expect {
                 try Topology.parse(log: url, dataDirectory: "/d", partitions: nil, sources: [])

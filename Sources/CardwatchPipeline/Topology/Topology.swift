@@ -123,6 +123,12 @@ public struct Topology: Sendable, Equatable {
             guard let missing = KafkaSupport.missing else {
                 topology.log = .kafka(url: log)
                 topology.consumerGroup = KafkaSupport.defaultGroup
+                if case .sqlite = topology.warehouse {
+                    // One instance alone: its warehouse a file of its own (never an embedded log's).
+                    let file = kafkaWarehouse(dataDirectory: dataDirectory)
+                    topology.warehouse = .sqlite(path: file)
+                    topology.serving = .sqlite(path: file)
+                }
                 return topology
             }
             throw TopologyError("--log \(log): \(missing)")
@@ -133,6 +139,12 @@ public struct Topology: Sendable, Equatable {
             throw TopologyError(
                 "--log \(log): unknown backend '\(scheme)'; use sqlite (the default) or kafka://HOST:PORT[,HOST:PORT…]")
         }
+    }
+
+    /// The SQLite warehouse of a single instance on Kafka: `kafka/log.sqlite` in the data
+    /// directory (the layout of an embedded data directory, whose log tables stay empty).
+    public static func kafkaWarehouse(dataDirectory: String) -> String {
+        URL(fileURLWithPath: dataDirectory).appendingPathComponent("kafka").appendingPathComponent("log.sqlite").path
     }
 
     /// The directory the SQLite log lives in.

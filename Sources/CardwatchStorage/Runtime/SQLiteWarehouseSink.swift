@@ -25,8 +25,14 @@ public final class SQLiteWarehouseSink: DecisionSink {
     /// (rolled back), as a full disk would fail it.
     let faults = Locked<(commits: Int, failAt: Int?)>((0, nil))
 
-    public init(log: SQLiteEventLog, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) {
+    /// The log is elsewhere (Kafka) and this file is the warehouse only: each decided id is
+    /// recorded in `seen_transactions` at its commit (no append recorded it), which makes the
+    /// sink the idempotency index too (`firstDecisions`), and the file's own log offsets are left alone.
+    public let logElsewhere: Bool
+
+    public init(log: SQLiteEventLog, logElsewhere: Bool = false, observer: (@Sendable (ProcessedBatch) -> Void)? = nil) {
         self.log = log
+        self.logElsewhere = logElsewhere
         self.observer = observer
     }
 
@@ -104,9 +110,10 @@ public final class SQLiteWarehouseSink: DecisionSink {
                     #"{"first_partition":\#(r.first.partition),"first_offset":\#(r.first.offset)}"#,
                 ])
         }
+        if logElsewhere { try recordDecided(db, batch, sequence: sequence) }
         // The log's own offsets of the group follow the sink's: what `processorLag` and the
         // monitoring read.
-        for range in batch.consumed where range.from != range.to {
+        for range in batch.consumed where range.from != range.to && !logElsewhere {
             if range.to.transactions != range.from.transactions {
                 try log.moveOffset(
                     db, group: batch.group, topic: .transactions, partition: range.partition, to: range.to.transactions)
@@ -127,6 +134,22 @@ public final class SQLiteWarehouseSink: DecisionSink {
         }
         if fails { throw InjectedCommitFailure(commit: faults.withLock { $0.commits }) }
         return out
+    }
+
+    /// The batch's decided ids with their places (the first place of an id stays).
+    func recordDecided(_ db: Database, _ batch: SinkBatch, sequence: Int64) throws {
+        var row = RowBinder(
+            try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO seen_transactions (transaction_id, arrival, "partition", "offset") VALUES (?, ?, ?, ?)
+                    """))
+        for d in batch.decisions {
+            row.text(d.transaction.transactionID)
+            row.int(sequence)
+            row.int(d.partition)
+            row.int(d.offset)
+            try row.run(db)
+        }
     }
 
     /// The sink's tables in the log's file, for data directories old and new: the offsets and
@@ -158,4 +181,54 @@ public final class SQLiteWarehouseSink: DecisionSink {
 struct InjectedCommitFailure: Error, CustomStringConvertible {
     var commit: Int
     var description: String { "commit \(commit) failed (injected by a test)" }
+}
+
+/// With the log elsewhere: the first decision of each id, found by its place in silver.
+extension SQLiteWarehouseSink: DecisionIndex {
+    public func firstDecisions(_ transactionIDs: [String]) throws -> [String: FirstDecision] {
+        guard !transactionIDs.isEmpty else { return [:] }
+        return try SQLiteEventLog.perform("looking up \(transactionIDs.count) transaction ids") {
+            try log.pool.read { db in
+                let find = try db.cachedStatement(
+                    sql: """
+                        SELECT t."partition", t."offset", s.fraud_probability, s.risk_tier, s.action, s.model_version
+                        FROM seen_transactions t
+                        JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
+                        WHERE t.transaction_id = ?
+                        """)
+                var out: [String: FirstDecision] = [:]
+                for id in Set(transactionIDs) {
+                    guard let row = try Row.fetchOne(find, arguments: [id]) else { continue }
+                    let tier: String = row[3]
+                    let action: String = row[4]
+                    out[id] = FirstDecision(
+                        partition: row[0], offset: row[1],
+                        decision: Decision(
+                            probability: row[2], tier: RiskTier(rawValue: tier) ?? .low,
+                            action: Action(rawValue: action) ?? .approve, reasons: [], modelVersion: row[5]))
+                }
+                return out
+            }
+        }
+    }
+
+    /// The decided transactions among `ids`, by id (labels routed to their cards' partitions).
+    public func labelTargets(_ ids: [String]) throws -> [String: LabelTarget] {
+        try SQLiteEventLog.perform("finding the transactions of \(ids.count) labels") {
+            try log.pool.read { db in
+                let find = try db.cachedStatement(
+                    sql: """
+                        SELECT s.card_id, s.merchant_id, s.event_time FROM seen_transactions t
+                        JOIN silver_transactions s ON s."partition" = t."partition" AND s."offset" = t."offset"
+                        WHERE t.transaction_id = ?
+                        """)
+                var out: [String: LabelTarget] = [:]
+                for id in Set(ids) {
+                    guard let row = try Row.fetchOne(find, arguments: [id]) else { continue }
+                    out[id] = LabelTarget(cardID: row[0], merchantID: row[1], time: Timestamp(microseconds: row[2]))
+                }
+                return out
+            }
+        }
+    }
 }

@@ -13,10 +13,13 @@
     /// committed offsets are never read: the decision sink's are the truth, and they are
     /// committed to Kafka after each sink commit (`offsetCommits`) only so that lag tools see them.
     ///
-    /// The assignor is `cooperative-sticky` (the incremental protocol): a rebalance moves only
-    /// the partitions that change owner, the others are decided on throughout.
-    /// `--kafka-option partition.assignment.strategy=range` chooses the eager protocol, which is
-    /// followed too.
+    /// The assignor is `range`, the only one of librdkafka's that keeps co-partitioned topics
+    /// together: partition p of `transactions` and of `labels` always go to the same member,
+    /// which the runtime needs (a partition's labels update the state its transactions built).
+    /// `roundrobin` and `cooperative-sticky` place each topic-partition on its own, and were
+    /// seen to split them (a member given `labels[0…5]` while another kept `transactions[0…5]`
+    /// after a rebalance on the mock cluster): they are refused. The incremental protocol's
+    /// callbacks are followed all the same.
     ///
     /// A seek within the records of the last poll (the runtime gives back what it could not use
     /// yet) is served from memory, without librdkafka's seek (which drops its prefetched data).
@@ -43,6 +46,10 @@
         private var pending: [TopicPartition: [LogRecord]] = [:]
         /// The records the last poll returned, per topic-partition (what a seek back may return again).
         private var delivered: [TopicPartition: [LogRecord]] = [:]
+        /// Asked, with every partition this member then holds, before an assignment reaches the
+        /// listener: an error keeps the new partitions paused and untold (asked again at each
+        /// poll), and `poll` throws it, but for `AdmissionPending`.
+        public var admit: ((_ held: [Int]) throws -> Void)?
         /// Told, on the polling thread, of each rebalance this member took part in (for the logs).
         public var onRebalance: ((_ assigned: [Int], _ revoked: [Int]) -> Void)?
         /// Where each held topic-partition stands (next to return, next fetched, waiting), for diagnostics.
@@ -70,6 +77,13 @@
         /// A member of `group` on `log`'s cluster. `sessionTimeout`: how long the group waits for a
         /// silent member before its partitions go to the others.
         public init(log: KafkaLog, group: String, sessionTimeout: Double = 6) throws {
+            for o in log.endpoint.options where o.key == "partition.assignment.strategy" && o.value != "range" {
+                throw KafkaError(
+                    "partition.assignment.strategy=\(o.value): Cardwatch's consumers use range, the assignor that keeps "
+                        + "partition p of transactions and of labels on one member (the others place each topic's "
+                        + "partitions on their own, and a partition's labels must reach the member that holds its "
+                        + "transactions)")
+            }
             self.log = log
             self.group = group
             let box = CallbackBox()
@@ -77,7 +91,7 @@
                 log.endpoint, consumer: true,
                 settings: [
                     ("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
-                    ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "cooperative-sticky"),
+                    ("auto.offset.reset", "earliest"), ("partition.assignment.strategy", "range"),
                     ("session.timeout.ms", String(Int(sessionTimeout * 1000))),
                     ("heartbeat.interval.ms", String(max(100, Int(sessionTimeout * 1000 / 6)))),
                     ("fetch.wait.max.ms", "1"), ("enable.partition.eof", "false"),
@@ -260,7 +274,10 @@
                 if closed {
                     failure = ConsumerGroupError("closing")
                 } else if !partitions.isEmpty {  // the incremental protocol's rounds may add nothing
-                    do { try listener?.assigned(partitions) } catch { failure = error }
+                    do {
+                        try admit?(held.sorted())
+                        try listener?.assigned(partitions)
+                    } catch { failure = error }
                 }
                 let offsets = starting ?? [:]
                 starting = nil
@@ -283,7 +300,7 @@
                     // Kept, but not fetched, until the listener takes them (at the next poll).
                     unrestored.formUnion(partitions)
                     _ = rd_kafka_pause_partitions(handle.rk, list)
-                    if !closed { callbackError = callbackError ?? failure }
+                    if !closed && !(failure is AdmissionPending) { callbackError = callbackError ?? failure }
                 }
             case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
                 let restored = partitions.filter { !unrestored.contains($0) }
@@ -324,6 +341,7 @@
             let partitions = unrestored.sorted()
             starting = [:]
             defer { starting = nil }
+            do { try admit?(held.sorted()) } catch is AdmissionPending { return }
             try listener?.assigned(partitions)
             var offsets: [TopicPartition: Int64] = [:]
             for p in partitions {
@@ -341,6 +359,12 @@
             try check(rd_kafka_resume_partitions(handle.rk, list.list), "resuming \(partitions)")
             try seekFetcher(offsets)
         }
+    }
+
+    /// Thrown by `KafkaConsumer.admit` to hold new partitions back without failing the poll:
+    /// they are asked about again at the next one.
+    public struct AdmissionPending: Error {
+        public init() {}
     }
 
     /// Commits the sink's offsets to the group (asynchronously), so that `kcat`, Burrow and
