@@ -32,11 +32,16 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafkatest import FEATURES, free_port, same, stop  # noqa: E402
+from kafkatest import FEATURES, Failed, free_port, same, stop  # noqa: E402
+from kafkatest import wait_until as wait_for  # noqa: E402
 
 PARTITIONS = 6
 SESSION_TIMEOUT_S = 4
 DEADLINE_S = 120.0
+
+
+def wait_until(what, predicate, timeout=DEADLINE_S, alive=None):
+    return wait_for(what, predicate, timeout, alive)
 
 if len(sys.argv) != 3:
     sys.exit(__doc__)
@@ -49,26 +54,9 @@ def say(msg):
     print(f"[+{time.time() - T0:5.1f}s] {msg}", flush=True)
 
 
-class Failed(Exception):
-    pass
-
-
 def check(name, ok, detail):
     results.append((name, bool(ok)))
     print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-
-
-def wait_until(what, predicate, timeout=DEADLINE_S, alive=None):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None and alive.poll() is not None:
-            raise Failed(f"the instance exited with status {alive.returncode} while waiting for {what}")
-        if time.time() > deadline:
-            raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def cardwatch(*args, timeout=300):

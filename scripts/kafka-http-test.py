@@ -22,6 +22,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafkatest import murmur2_partition  # noqa: E402
+
 BIN, WORK, ADMIN = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
 procs = []
@@ -45,34 +48,8 @@ def psql(url, sql):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (the Java client's Utils.murmur2), as a signed 32-bit int."""
-    m, r = 0x5BD1E995, 24
-    h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
-    n4 = len(data) // 4
-    for i in range(n4):
-        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    rest = data[4 * n4:]
-    if len(rest) == 3:
-        h ^= rest[2] << 16
-    if len(rest) >= 2:
-        h ^= rest[1] << 8
-    if len(rest) >= 1:
-        h ^= rest[0]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
-
 def partition(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return murmur2_partition(key, partitions)
 
 
 def http(method, url, body=None, timeout=30):

@@ -46,11 +46,15 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kafkatest  # noqa: E402
+from kafkatest import Failed, free_port, murmur2_selftest, stop  # noqa: E402
+from kafkatest import wait_until as wait_for  # noqa: E402
 
 CONFLUENT_KAFKA = "confluent-kafka==2.16.2"
 CONFLUENT_KAFKA_EXTRA = "confluent-kafka[avro]==2.16.2"  # AvroSerializer: fastavro, the registry client
@@ -107,45 +111,10 @@ def ensure_venv():
     os.execve(VENV_PY, [VENV_PY, os.path.abspath(__file__), *sys.argv[1:]], env)
 
 
-# ---------------------------------------------------------------- Kafka's murmur2
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit value."""
-    m, r = 0x5BD1E995, 24
-    length = len(data)
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    for i in range(0, length - length % 4, 4):
-        k = data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    tail, extra = length & ~3, length % 4
-    if extra == 3:
-        h ^= data[tail + 2] << 16
-    if extra >= 2:
-        h ^= data[tail + 1] << 8
-    if extra >= 1:
-        h ^= data[tail]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
+# ---------------------------------------------------------------- Kafka's murmur2 (kafkatest.py)
 
 def murmur2_partition(key: str, partitions=PARTITIONS) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-def murmur2_selftest():
-    """Kafka's own test vectors (UtilsTest.testMurmur2), as Java's signed ints."""
-    vectors = {"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
-               "a-little-bit-longer-string": -1486304829,
-               "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107}
-    bad = {s: (murmur2(s.encode()), v & 0xFFFFFFFF) for s, v in vectors.items() if murmur2(s.encode()) != v & 0xFFFFFFFF}
-    return bad
+    return kafkatest.murmur2_partition(key, partitions)
 
 
 # ---------------------------------------------------------------- checks, processes, PostgreSQL
@@ -154,10 +123,6 @@ results = []
 children = []       # every Popen started here: only these are ever signalled
 databases = []
 instance_log = None
-
-
-class Failed(Exception):
-    pass
 
 
 def tail_instance_log(n=30):
@@ -199,36 +164,8 @@ def scalar_or_none(url, sql):
     return rows[0][0] if rows and rows[0] else None
 
 
-def stop(proc, grace=10.0):
-    if proc.poll() is not None:
-        return True
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-        return True
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return False
-
-
 def wait_until(what, predicate, timeout=DEADLINE_S, alive=None):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None and alive.poll() is not None:
-            raise Failed(f"the instance exited with status {alive.returncode} while waiting for {what}")
-        if time.time() > deadline:
-            raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_S)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return wait_for(what, predicate, timeout, alive, poll=POLL_S)
 
 
 def start_mock_cluster():

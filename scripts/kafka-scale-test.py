@@ -33,11 +33,13 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafkatest import FEATURES, REL_TOL, free_port, same, stop  # noqa: E402
 
 if len(sys.argv) != 4:
     sys.exit(__doc__)
@@ -54,16 +56,7 @@ TAKEOVER_LIMIT_S, TAKEOVER_GOAL_S = 13.0, 10.0
 # with 4 s about 8 s.
 SESSION_TIMEOUT_S = 4
 TIER_AGREEMENT = 0.999
-REL_TOL = 1e-9
 
-FEATURES = [
-    "tx_count_5min", "tx_count_1hr", "avg_amount_1hr", "max_amount_1hr", "geo_velocity_kmh", "time_since_last_tx_s",
-    "high_risk_merchant_count_1hr", "amount_vs_avg_ratio", "amount", "hour_of_day", "is_weekend", "is_night",
-    "distance_from_home_km", "card_tx_count_1d", "card_tx_count_7d", "card_tx_count_30d", "card_avg_amount_1d",
-    "card_avg_amount_7d", "card_avg_amount_30d", "small_amount_count_1hr", "is_new_merchant", "merchant_tx_count_1d",
-    "merchant_tx_count_7d", "merchant_tx_count_30d", "merchant_fraud_rate_1d", "merchant_fraud_rate_7d",
-    "merchant_fraud_rate_30d", "is_online", "is_high_risk_merchant",
-]
 ASSIGNMENT = re.compile(r"partitions (assigned|revoked): \[([0-9, ]*)\]")
 T0 = time.time()
 rng = random.Random(SEED)
@@ -112,26 +105,6 @@ class Failed(Exception):
 # ---------------------------------------------------------------- processes
 
 children = []  # every Popen started, for the cleanup
-
-
-def stop(proc, grace=10.0):
-    """SIGTERM, then SIGKILL after `grace` seconds; True when it stopped on SIGTERM."""
-    if proc.poll() is not None:
-        return True
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-        return True
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MockCluster:
@@ -340,12 +313,6 @@ def silver(url):
             dups[tid] = dups.get(tid, 1) + 1
         table[tid] = (r[1], feats, int(r[2]), int(r[3]), int(r[4]))
     return table, dups
-
-
-def same(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    return a == b or abs(a - b) <= REL_TOL * max(abs(a), abs(b))
 
 
 def compare(label, ids, table, dups, reference, logs):

@@ -4,6 +4,7 @@ this directory to sys.path)."""
 import signal
 import socket
 import subprocess
+import time
 
 FEATURES = [
     "tx_count_5min", "tx_count_1hr", "avg_amount_1hr", "max_amount_1hr", "geo_velocity_kmh", "time_since_last_tx_s",
@@ -80,3 +81,22 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Failed(Exception):
+    """A step of a test that could not go on (its message says why)."""
+
+
+def wait_until(what, predicate, timeout, alive=None, poll=0.3):
+    """predicate()'s first true value, asked every `poll` seconds; Failed after `timeout`, or at
+    once when the process `alive` has exited."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if alive is not None and alive.poll() is not None:
+            raise Failed(f"the instance exited with status {alive.returncode} while waiting for {what}")
+        if time.time() > deadline:
+            raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)

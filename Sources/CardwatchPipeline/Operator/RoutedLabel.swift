@@ -16,12 +16,7 @@ public struct RoutedLabel: Sendable, Equatable, Codable {
     public var transactionTime: Timestamp?
 
     public init(_ label: LabelEvent, transaction: Transaction?) {
-        transactionID = label.transactionID
-        isFraud = label.isFraud
-        reportedAt = label.reportedAt
-        cardID = transaction?.cardID
-        merchantID = transaction?.merchantID
-        transactionTime = transaction?.timestamp
+        self.init(label, target: transaction.map(LabelTarget.init))
     }
 
     /// A label routed by what a warehouse or an import remembers of its transaction (`target`;
