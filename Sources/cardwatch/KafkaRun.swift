@@ -67,7 +67,8 @@
                 try pool.map { try KafkaWarehouse(pool: $0, retainDays: pipeline.retainDays, observer: observer) }
                 ?? KafkaWarehouse(alone: topology, partitions: log.partitions, observer: observer)
             let warehouse = stores.sink
-            let decisions = KafkaDecisions(log: log, index: warehouse) { watch.status }
+            let index = stores.index
+            let decisions = KafkaDecisions(log: log, index: index) { watch.status }
             answers.withLock { $0 = decisions }
             let checkpoints = stores.checkpoints
             // Alone on SQLite: a second member of the group is refused (`SoleMember`).
@@ -122,7 +123,7 @@
                 let commits = consumer.offsetCommits
                 let sink = KafkaOutputSink(inner: warehouse, log: log) { commits.commit($0) }
                 return PartitionRuntime(
-                    consumer: consumer, log: log, sink: sink, index: warehouse, checkpoints: checkpoints, models: models,
+                    consumer: consumer, log: log, sink: sink, index: index, checkpoints: checkpoints, models: models,
                     rules: rules, options: runtimeOptions)
             }
             supervised("processor") { try await processor.run() }

@@ -11,7 +11,9 @@
     /// shares, or, for one instance alone, a SQLite file of its own (`Topology.kafkaWarehouse`),
     /// which is then also the idempotency index and the labels' router (`seen_transactions`).
     struct KafkaWarehouse {
-        let sink: any DecisionSink & DecisionIndex
+        let sink: any DecisionSink
+        /// Each transaction id's first decision (repeats are answered with it).
+        let index: any DecisionIndex
         let checkpoints: any CheckpointStore
         let labelTargets: @Sendable ([String]) throws -> [String: LabelTarget]
         /// The API's, health check's and retraining's reads, given the log side.
@@ -20,7 +22,9 @@
         let flush: () throws -> Void
 
         init(pool: PostgresPool, retainDays: Int?, observer: @escaping @Sendable (ProcessedBatch) -> Void) throws {
-            sink = try PostgresWarehouseSink(pool: pool, retainDays: retainDays, observer: observer)
+            let postgres = try PostgresWarehouseSink(pool: pool, retainDays: retainDays, observer: observer)
+            sink = postgres
+            index = postgres
             checkpoints = try PostgresCheckpointStore(pool: pool)
             let routing = PostgresLabelRouting(pool: pool)
             labelTargets = { try routing.targets($0) }
@@ -42,9 +46,11 @@
             }
             let sqlite = SQLiteWarehouseSink(log: file, logElsewhere: true, observer: observer)
             sink = sqlite
+            let decided = SQLiteDecidedIndex(sink: sqlite)
+            index = decided
             checkpoints = try SQLiteCheckpointStore(
                 path: URL(fileURLWithPath: directory).appendingPathComponent(EmbeddedRuntime.checkpointFile).path)
-            labelTargets = { try sqlite.labelTargets($0) }
+            labelTargets = { try decided.labelTargets($0) }
             reads = { side in
                 (FeedbackToKafka(inner: file.serving, labels: side), LagFromKafka(inner: file.monitoring, side: side))
             }

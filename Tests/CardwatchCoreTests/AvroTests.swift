@@ -218,6 +218,23 @@ let foreignAvroSchema = """
         #expect(source.asked.withLock { $0 } == 2)
     }
 
+    /// A producer writing records with ever new schema ids that nobody registered holds no
+    /// memory without bound: the decoder forgets the unreadable ones beyond its limit.
+    @Test func unknownSchemaIdsAreRememberedWithinABound() throws {
+        let (avro, source) = decoder([1: shippedAvroSchema])
+        let t = Transaction(
+            transactionID: "t", cardID: "c", amount: 5, timestamp: Timestamp(microseconds: 1_700_000_000_000_000),
+            merchantID: "m")
+        _ = try avro.json(AvroWriter.shipped(t, id: 1))
+        for id in Int32(2)...Int32(ConfluentAvroDecoder.maxEntries * 3) {
+            _ = try avro.json([0] + withUnsafeBytes(of: UInt32(bitPattern: id).bigEndian) { Array($0) } + [1])
+        }
+        #expect(avro.cache.withLock { $0.count } <= ConfluentAvroDecoder.maxEntries)
+        let asked = source.asked.withLock { $0 }
+        #expect(try avro.json(AvroWriter.shipped(t, id: 1)).flatMap { decodeJSON($0) } == .success(t))
+        #expect(source.asked.withLock { $0 } == asked, "a registered schema is kept")
+    }
+
     /// Hostile bytes: any mutation or truncation of a valid record, and random tails, either
     /// decode or fail with a reason; nothing traps, loops or allocates beyond the input.
     @Test func randomBytesNeverTrap() async throws {

@@ -183,8 +183,14 @@ struct InjectedCommitFailure: Error, CustomStringConvertible {
     var description: String { "commit \(commit) failed (injected by a test)" }
 }
 
-/// With the log elsewhere: the first decision of each id, found by its place in silver.
-extension SQLiteWarehouseSink: DecisionIndex {
+/// With the log elsewhere (`SQLiteWarehouseSink.logElsewhere`): the first decision of each id,
+/// found by its place in silver. A type of its own: the embedded sink is no index (its log
+/// refuses repeats at append), and the sink contracts ask any sink that is one.
+public struct SQLiteDecidedIndex: DecisionIndex {
+    public let log: SQLiteEventLog
+
+    public init(sink: SQLiteWarehouseSink) { log = sink.log }
+
     public func firstDecisions(_ transactionIDs: [String]) throws -> [String: FirstDecision] {
         guard !transactionIDs.isEmpty else { return [:] }
         return try SQLiteEventLog.perform("looking up \(transactionIDs.count) transaction ids") {

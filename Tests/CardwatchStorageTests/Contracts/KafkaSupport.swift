@@ -143,44 +143,6 @@
             }
         }
 
-        /// A member that gave up every partition and gets them back, at the offsets it seeks
-        /// to, is fetched again.
-        @Test func partitionsGivenUpEntirelyAreFetchedWhenTheyComeBack() throws {
-            try withKafkaLog(partitions: 2) { log in
-                let group = newGroup()
-                _ = try log.append(.transactions, (0..<10).map { (key: "card-\($0)", payload: [UInt8($0)]) })
-                let events = Locked<[String]>([])
-                let listeners = [GroupEvents(member: 0, sink: events), GroupEvents(member: 1, sink: events)]
-                let consumers = try (0..<2).map { _ in try KafkaConsumer(log: log, group: group, sessionTimeout: 6) }
-                for (c, l) in zip(consumers, listeners) {
-                    l.onAssign = { parts in
-                        for p in parts {
-                            try c.seek(.transactions, partition: p, to: try log.endOffset(.transactions, partition: p))
-                        }
-                    }
-                }
-                var records: [[LogRecord]] = [[], []]
-                try consumers[0].subscribe([.transactions], listener: listeners[0])
-                try pollUntil([consumers[0]], "the first member's assignment", into: &records) { _ in
-                    consumers[0].assignment == [0, 1]
-                }
-                try consumers[1].subscribe([.transactions], listener: listeners[1])
-                try pollUntil(consumers, "the second member's share", into: &records) { _ in !consumers[1].assignment.isEmpty }
-                try consumers[1].close()
-                try pollUntil([consumers[0]], "everything back with the first member", into: &records) { _ in
-                    consumers[0].assignment == [0, 1]
-                }
-                _ = try log.append(.transactions, (10..<30).map { (key: "card-\($0)", payload: [UInt8($0)]) })
-                try pollUntil([consumers[0]], "the records appended after the partitions came back", into: &records) {
-                    Set($0[0].map(\.payload)).isSuperset(of: (10..<30).map { [UInt8($0)] })
-                }
-                #expect(
-                    Set(records[0].map(\.payload)).isSuperset(of: (10..<30).map { [UInt8($0)] }),
-                    "\(consumers[0].positions); \(events.withLock { $0 })")
-                try consumers[0].close()
-            }
-        }
-
         @Test func partitionsMoveOnlyAfterTheirOwnerGaveThemUp() throws {
             try withKafkaLog(partitions: 4) { log in
                 let group = newGroup()

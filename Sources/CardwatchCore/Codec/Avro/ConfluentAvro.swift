@@ -25,6 +25,8 @@ public struct SchemaLookupFailure: Error, CustomStringConvertible {
 /// minute, so a poison flood does not become a flood of lookups).
 public final class ConfluentAvroDecoder: Sendable {
     public static let magic: UInt8 = 0
+    /// Schema ids remembered at most (a registry holds far fewer schemas).
+    public static let maxEntries = 4096
     let source: (any WriterSchemaSource)?
     let cache = Locked<[Int32: Cached]>([:])
     /// Tests move the clock.
@@ -87,7 +89,19 @@ public final class ConfluentAvroDecoder: Sendable {
         } catch {
             entry = .unreadable("schema id \(id): \(error)", until: t + 60_000_000)
         }
-        cache.withLock { $0[id] = entry }
+        cache.withLock { cached in
+            cached[id] = entry
+            // Ids nobody registered are input too (any producer can write any id): their
+            // entries are bounded, the expired ones dropped first, then all of them.
+            guard case .unreadable = entry, cached.count > Self.maxEntries else { return }
+            cached = cached.filter {
+                if case .unreadable(_, let until) = $0.value { return until > t }
+                return true
+            }
+            if cached.count > Self.maxEntries {
+                cached = cached.filter { if case .schema = $0.value { return true } else { return false } }
+            }
+        }
         switch entry {
         case .schema(let s): return .success(s)
         case .unreadable(let why, _): return .failure(Self.issue(why))
