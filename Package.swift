@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "CardwatchPipeline", targets: ["CardwatchPipeline"]),
         .library(name: "CardwatchServer", targets: ["CardwatchServer"]),
         .library(name: "CardwatchPostgres", targets: ["CardwatchPostgres"]),
+        .library(name: "CardwatchRedis", targets: ["CardwatchRedis"]),
     ],
     // Kafka needs librdkafka (a system library): off by default, so that the README's run command
     // builds on a fresh machine; `--traits Kafka` (the test command's) builds it in.
@@ -88,6 +89,15 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // The online feature store on Redis: a RESP client over SwiftNIO (no system library).
+        .target(
+            name: "CardwatchRedis",
+            dependencies: [
+                "CardwatchCore", "CardwatchFeatures", "CardwatchPipeline", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: upcoming
+        ),
         // librdkafka, found by pkg-config (Debian librdkafka-dev).
         .systemLibrary(
             name: "CRdKafka", path: "Sources/Kafka/CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -121,7 +131,7 @@ let package = Package(
             name: "cardwatch",
             dependencies: [
                 "CardwatchCore", "CardwatchGenerator", "CardwatchFeatures", "CardwatchModel", "CardwatchStorage",
-                "CardwatchPipeline", "CardwatchServer", "CardwatchPostgres",
+                "CardwatchPipeline", "CardwatchServer", "CardwatchPostgres", "CardwatchRedis",
                 .target(name: "CardwatchKafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -164,7 +174,7 @@ let package = Package(
             name: "CardwatchStorageTests",
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
-                "CardwatchStorage", "CardwatchPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+                "CardwatchStorage", "CardwatchPostgres", "CardwatchRedis", .product(name: "GRDB", package: "GRDB.swift"),
                 .target(name: "CardwatchKafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -175,7 +185,7 @@ let package = Package(
             name: "CardwatchServerTests",
             dependencies: [
                 "CardwatchCore", "CardwatchFeatures", "CardwatchGenerator", "CardwatchModel", "CardwatchPipeline",
-                "CardwatchStorage", "CardwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
+                "CardwatchStorage", "CardwatchServer", "CardwatchRedis", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

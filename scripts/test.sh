@@ -22,6 +22,12 @@ trap 'scripts/postgres.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"' EXIT
 export CARDWATCH_TEST_POSTGRES="postgres://ci@127.0.0.1:$PG_PORT/postgres" CARDWATCH_REQUIRE_POSTGRES=1
 export CARDWATCH_PG_DIR="$PG_DIR"
 
+echo "== a throwaway Redis for the online feature store's tests"
+REDIS_PORT=${CARDWATCH_REDIS_PORT:-56379}
+REDIS_DIR=$(scripts/redis.sh start "$REDIS_PORT")
+trap 'scripts/postgres.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"; scripts/redis.sh stop "$REDIS_DIR"; rm -rf "$REDIS_DIR"' EXIT
+export CARDWATCH_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT" CARDWATCH_REQUIRE_REDIS=1 CARDWATCH_REDIS_DIR="$REDIS_DIR"
+
 echo "== swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
 

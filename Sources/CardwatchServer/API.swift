@@ -46,6 +46,8 @@ public struct ServerDependencies: Sendable {
     /// The records not yet decided in each partition (a Kafka group's lag), for `/metrics`'
     /// `cardwatch_consumer_lag{partition}`; nil: the total lag of `monitoring`.
     public var partitionLag: (@Sendable () -> [Int: Int64])?
+    /// `POST /predict?mode=online`'s store and model (nil: no online store; mode=online is a 400).
+    public var online: OnlineScoring?
 
     public init(
         serving: any ServingStore, monitoring: any MonitoringStore, models: any ModelDirectory,
@@ -130,7 +132,12 @@ public struct CardwatchAPI: Sendable {
         }
         post("/predict") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)
-            return try await Decide(dependencies: d, queue: queue).predict(body, source: context.source)
+            let mode = request.uri.queryParameters["mode"].map(String.init) ?? "stream"
+            guard mode == "stream" || mode == "online" else {
+                throw Problem(
+                    .badRequest, "Bad Request", detail: "mode must be stream (the default) or online, not \(mode.prefix(40))")
+            }
+            return try await Decide(dependencies: d, queue: queue).predict(body, source: context.source, online: mode == "online")
         }
         post("/transaction") { request, context in
             let body = try await Body.collect(request, limit: s.maxBodyBytes)

@@ -111,7 +111,7 @@ struct Decide: Sendable {
     /// The request shape of the systems Cardwatch replaces: `transaction_id`, `user_id` or
     /// `card_id`, `amount`, `merchant_id`, optional `is_international` (accepted; not a
     /// feature of schema v1) and `timestamp` (default: now).
-    func predict(_ body: [UInt8], source: String = "http") async throws -> Response {
+    func predict(_ body: [UInt8], source: String = "http", online: Bool = false) async throws -> Response {
         let began = ContinuousClock.now
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
@@ -144,6 +144,7 @@ struct Decide: Sendable {
         }
         if record["currency"] == nil { record["currency"] = "USD" }
         let data = try JSONSerialization.data(withJSONObject: record)
+        if online { return try await predictOnline(Array(data), began: began, source: source) }
         return try await decide([Array(data)], single: true, began: began)
     }
 
@@ -209,7 +210,7 @@ struct Decide: Sendable {
     /// Takes `count` dead letters from the source's allowance before anything is written, or
     /// refuses the whole request: 429 with Retry-After, or 422 when it has more invalid records
     /// than a source may ever write at once. Refused dead letters are counted.
-    private func chargeDeadLetters(
+    func chargeDeadLetters(
         _ count: Int, source: String, listed: ArraySlice<(index: Int, issues: [FieldIssue])>, total: Int
     ) throws {
         let budget = dependencies.ingestLimits.deadLetters

@@ -7,13 +7,26 @@ import Synchronization
 /// The pipeline's Prometheus metrics, through swift-metrics with swift-prometheus as the
 /// backend. Each server has its own registry (passed as the factory), so tests and a
 /// process's single server do not share global state.
+/// Where a transaction's card features came from.
+public enum FeatureCacheResult: String, Sendable, CaseIterable {
+    /// The card had state (the stream) or a profile (the online store).
+    case hit
+    /// It had none: a first transaction's features.
+    case miss
+    /// The online store did not answer in time, or its breaker is open: a first transaction's features.
+    case fallback
+}
+
 public final class PipelineMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let transactions: [Action: Metrics.Counter]
     private let predictions: [RiskTier: Metrics.Counter]
     private let latency: Metrics.Timer
     private let modelVersion: Metrics.Gauge
-    private let cacheHits: Metrics.Counter
+    /// `result`: hit, miss (the card had no state / no profile), fallback (the online store away).
+    private let cacheHits: [FeatureCacheResult: Metrics.Counter]
+    private let onlineFreshness: Metrics.Timer
+    private let breakerOpen: Metrics.Gauge
     private let deadLetters: Metrics.Counter
     private let duplicates: Metrics.Counter
     /// The consumer lag: one gauge, or one per partition (`partitions`).
@@ -54,7 +67,16 @@ public final class PipelineMetrics: Sendable {
             })
         latency = Metrics.Timer(label: "cardwatch_prediction_latency_seconds", factory: factory)
         modelVersion = Metrics.Gauge(label: "cardwatch_model_version", factory: factory)
-        cacheHits = Metrics.Counter(label: "cardwatch_feature_cache_hits_total", factory: factory)
+        cacheHits = Dictionary(
+            uniqueKeysWithValues: FeatureCacheResult.allCases.map {
+                (
+                    $0,
+                    Metrics.Counter(
+                        label: "cardwatch_feature_cache_hits_total", dimensions: [("result", $0.rawValue)], factory: factory)
+                )
+            })
+        onlineFreshness = Metrics.Timer(label: "cardwatch_online_profile_freshness_seconds", factory: factory)
+        breakerOpen = Metrics.Gauge(label: "cardwatch_online_store_breaker_open", factory: factory)
         deadLetters = Metrics.Counter(label: "cardwatch_dead_letters_total", factory: factory)
         duplicates = Metrics.Counter(label: "cardwatch_duplicates_total", factory: factory)
         if let partitions {
@@ -128,9 +150,25 @@ public final class PipelineMetrics: Sendable {
         }
         for (i, tier) in RiskTier.allCases.enumerated() where tiers[i] > 0 { predictions[tier]?.increment(by: tiers[i]) }
         if alertCount > 0 { alerts.increment(by: alertCount) }
-        if hits > 0 { cacheHits.increment(by: hits) }
+        if hits > 0 { cacheHits[.hit]?.increment(by: hits) }
+        if batch.transactions.count > hits { cacheHits[.miss]?.increment(by: batch.transactions.count - hits) }
         modelVersion.record(last.decision.modelVersion)
     }
+
+    /// A `/predict?mode=online` answer: its features' source, tier and latency.
+    func observeOnline(_ result: FeatureCacheResult, tier: RiskTier, latencyMicros: Int64) {
+        cacheHits[result]?.increment()
+        predictions[tier]?.increment()
+        latency.recordMicroseconds(latencyMicros)
+    }
+
+    /// A write of profiles to the online store: from its batch's commit to readable (µs).
+    public func observeOnlineWrite(committedAt: Int64, writtenAt: Int64) {
+        onlineFreshness.recordMicroseconds(max(0, writtenAt - committedAt))
+    }
+
+    /// Whether the online store's breaker is open (1) or not (0).
+    public func setOnlineBreaker(open: Bool) { breakerOpen.record(open ? 1 : 0) }
 
     public func observe(_ ingest: IngestOutcome) {
         if !ingest.duplicates.isEmpty { duplicates.increment(by: ingest.duplicates.count) }

@@ -55,6 +55,7 @@
             let feed = AlertFeed()
             let watch = try KafkaClusterWatch(endpoint)
             let answers = Locked<KafkaDecisions?>(nil)
+            let online = try run.online.open(models: models, rules: rules, metrics: metrics, logger: logger)
             let observer: @Sendable (ProcessedBatch) -> Void = { batch in
                 state.processed.add(batch.transactions.count, ordering: .relaxed)
                 state.alerts.add(batch.transactions.count { $0.decision.isAlert }, ordering: .relaxed)
@@ -62,6 +63,7 @@
                 metrics.observe(batch)
                 feed.publish(batch)
                 answers.withLock { $0 }?.observe(batch)
+                online?.publisher.publish(batch)
             }
             let stores =
                 try pool.map { try KafkaWarehouse(pool: $0, retainDays: pipeline.retainDays, observer: observer) }
@@ -175,6 +177,7 @@
             dependencies.topology = shown
             dependencies.logUnavailable = { watch.status }
             dependencies.partitionLag = { lagSide.cached }
+            dependencies.online = online?.scoring
             let api = CardwatchAPI(dependencies: dependencies, settings: run.serverSettings(logger: logger))
             services.append(.init(service: api.application(), serviceName: "http"))
             if !pipeline.quiet {
@@ -185,6 +188,8 @@
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await serviceGroup.run()
             try stores.flush()
+            online?.publisher.flush()
+            online?.publisher.stop()
             if let refused = sole?.refused { throw CLIError(refused) }
             let processed = state.processed.load(ordering: .relaxed)
             let alerts = state.alerts.load(ordering: .relaxed)

@@ -87,6 +87,7 @@ struct Run: AsyncParsableCommand {
     var deadLetterBurst = 1_000
     /// Checks of posted records beyond the schema (the live generator is exempt).
     @OptionGroup var ingest: LiveIngestOptions
+    @OptionGroup(title: "Online feature store") var online: OnlineStoreOptions
 
     func validate() throws {
         if !(tps > 0 && tps <= 1_000_000) { throw ValidationError("--tps must be in (0, 1000000]") }
@@ -151,9 +152,12 @@ struct Run: AsyncParsableCommand {
         let feed = AlertFeed()
         let scorer = runtime.models.current.scorer
         metrics.setModelVersion(scorer.modelVersion)
+        let online = try self.online.open(
+            models: runtime.models, rules: try pipeline.ruleFile(), metrics: metrics, logger: logger)
         runtime.commits.onCommit {
             metrics.observe($0)
             feed.publish($0)
+            online?.publisher.publish($0)
         }
         logger.info("model v\(scorer.modelVersion) in production; data in \(pipeline.dataDir)")
         if scoring.overridesModel {
@@ -213,6 +217,7 @@ struct Run: AsyncParsableCommand {
         dependencies.state = state
         dependencies.healthInterval = interval
         dependencies.topology = topology
+        dependencies.online = online?.scoring
         let api = CardwatchAPI(dependencies: dependencies, settings: settings)
         services.append(.init(service: api.application(), serviceName: "http"))
         let group = ServiceGroup(
@@ -222,6 +227,8 @@ struct Run: AsyncParsableCommand {
             "running: \(source); HTTP on \(host):\(port); health every \(healthInterval) s; retraining '\(retrain)' UTC; Ctrl-C stops"
         )
         try await group.run()
+        online?.publisher.flush()
+        online?.publisher.stop()
         let processed = state.processed.load(ordering: .relaxed)
         let alerts = state.alerts.load(ordering: .relaxed)
         logger.info("stopped: \(processed) transactions processed, \(alerts) alerts")

@@ -26,7 +26,13 @@ final class Fixture: @unchecked Sendable {
     private let stop = StopSignal()
     private let stopped = StopSignal()
 
-    init(token: String? = nil, maxBody: Int = 1 << 20, configure: (inout ServerSettings) -> Void = { _ in }) throws {
+    /// Publishes each commit's profiles to `online`, when given (`/predict?mode=online` reads it).
+    let publisher: OnlinePublisher?
+
+    init(
+        token: String? = nil, maxBody: Int = 1 << 20, online: (any OnlineFeatureStore)? = nil,
+        breaker: CircuitBreaker = CircuitBreaker(), configure: (inout ServerSettings) -> Void = { _ in }
+    ) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cardwatch-api-\(UUID().uuidString)").path
         store = try SQLiteEventLog(directory: dir, partitions: 2)
         registry = try ModelRegistry(directory: dir)
@@ -46,9 +52,12 @@ final class Fixture: @unchecked Sendable {
             store: store, scorer: try Scorer(artifact: artifact, version: version), state: state)
         let metrics = PipelineMetrics()
         let feed = AlertFeed()
+        let publisher = online.map { OnlinePublisher(store: $0, breaker: CircuitBreaker()) }
+        self.publisher = publisher
         runtime.commits.onCommit {
             metrics.observe($0)
             feed.publish($0)
+            publisher?.publish($0)
         }
         let stop = stop
         let stopped = stopped
@@ -70,6 +79,7 @@ final class Fixture: @unchecked Sendable {
             modelSwitch: runtime.models)
         dependencies.metrics = metrics
         dependencies.feed = feed
+        dependencies.online = online.map { OnlineScoring(store: $0, breaker: breaker, models: runtime.models) }
         api = CardwatchAPI(dependencies: dependencies, settings: settings)
     }
 
@@ -77,6 +87,7 @@ final class Fixture: @unchecked Sendable {
         stop.stop()
         state.arrivals.ring()
         while !stopped.isStopped { usleep(1_000) }
+        publisher?.stop()
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -392,7 +403,9 @@ let jsonContent: HTTPFields = [.contentType: "application/json"]
                     #"cardwatch_transactions_total{outcome="approve"} 1"#, #"cardwatch_transactions_total{outcome="decline"} 1"#,
                     #"cardwatch_predictions_total{risk_tier="critical"} 1"#, "cardwatch_alerts_total 1",
                     "cardwatch_dead_letters_total 1", "cardwatch_model_version 1.0", "cardwatch_consumer_lag ",
-                    "cardwatch_feature_cache_hits_total 1", "cardwatch_prediction_latency_seconds_count 2",
+                    #"cardwatch_feature_cache_hits_total{result="hit"} 1"#,
+                    #"cardwatch_feature_cache_hits_total{result="miss"} 1"#,
+                    "cardwatch_prediction_latency_seconds_count 2",
                 ] {
                     #expect(text.contains(line), "missing \(line) in\n\(text)")
                 }
