@@ -55,6 +55,12 @@ python3 scripts/kafka-alone-test.py "$kafka_bin" "$(mktemp -d)/kafka-alone"
 echo "== Kafka: confluent-kafka (PyPI, in a virtual environment) produces and consumes, JSON and Avro"
 python3 scripts/kafka-interop-test.py "$kafka_bin" "$(mktemp -d)/kafka-interop" "$CARDWATCH_TEST_POSTGRES"
 
+echo "== Redis: two processors and an API node (serve), the online store, its breaker, cw:alerts, the dashboard"
+.venv-http/bin/python scripts/online-test.py "$kafka_bin" "$(mktemp -d)/online" "$CARDWATCH_TEST_POSTGRES"
+echo "== deploy/: the compose file and systemd units use commands and flags that exist"
+.venv-http/bin/python -c "import yaml" 2>/dev/null || .venv-http/bin/pip install -q pyyaml
+.venv-http/bin/python scripts/deploy-test.py "$kafka_bin"
+
 echo "== swift test"
 # Progress lines (◇, ↳) are dropped to keep the log short; results and summaries stay.
 # PostgreSQL's cases run second, on their own: the server's load (databases created, batches

@@ -265,15 +265,19 @@ public struct CardwatchAPI: Sendable {
         get("/models") { _, _ in
             try JSONBody.response(try d.models.models().map(JSONBody.model))
         }
-        post("/models/{version}/promote") { _, context in
+        post("/models/{version}/promote") { request, context in
             guard let version = Int(try context.parameters.require("version")) else {
                 throw Problem(.badRequest, "Bad Request", detail: "the model version must be a number")
             }
             guard try d.models.models().contains(where: { $0.version == version }) else {
                 throw Problem(.notFound, "Not Found", detail: "no model version \(version)")
             }
-            // The registry's rule on the stored test metrics (no data to re-score on here).
-            let decision = try d.models.promote(version: version, productionAP: nil)
+            // The registry's rule on the stored test metrics (no data to re-score on here), or
+            // `force=true`: the operator's decision, as `cardwatch models promote --force`.
+            let force = try Query.bool(request, "force")
+            let decision =
+                force
+                ? try d.models.promoteForced(version: version) : try d.models.promote(version: version, productionAP: nil)
             if decision.promoted, let modelSwitch = d.modelSwitch {
                 modelSwitch.swap(to: try d.scoring.scorer(try d.models.artifact(of: version), version: version))
             }
@@ -340,6 +344,17 @@ enum Body {
 
 /// Query parameters, checked: a bad one is a 400 naming it.
 enum Query {
+    /// `true` or `false` (absent: false).
+    static func bool(_ request: Request, _ name: String) throws -> Bool {
+        guard let text = request.uri.queryParameters[name[...]] else { return false }
+        guard text == "true" || text == "false" else {
+            throw Problem(
+                .badRequest, "Bad Request", detail: "query parameter '\(name)' must be true or false",
+                errors: [FieldIssue(field: name, problem: "'\(text.prefix(64))' is not true or false")])
+        }
+        return text == "true"
+    }
+
     static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = request.uri.queryParameters[name[...]] else { return value }
         guard let n = Int(String(text)), range.contains(n) else {

@@ -42,4 +42,18 @@ public final class AlertFeed: Sendable {
             for c in targets { c.yield(text) }
         }
     }
+
+    /// Stored alerts (an API node's, read from the warehouse the processors commit to), oldest first.
+    public func publish(_ alerts: [AlertRecord]) {
+        guard !alerts.isEmpty else { return }
+        let targets = subscribers.withLock { Array($0.values) }
+        guard !targets.isEmpty else { return }
+        for a in alerts {
+            guard let data = try? JSONSerialization.data(withJSONObject: JSONBody.alert(a), options: [.sortedKeys]) else {
+                continue
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            for c in targets { c.yield(text) }
+        }
+    }
 }

@@ -107,7 +107,9 @@ public enum OpenAPI {
                   "latency_ms": {"type": "number"},
                   "duplicate": {"type": "boolean"},
                   "event_time": {"type": "string", "format": "date-time", "description": "the transaction's own time (simulated for the live generator, whose clock runs ahead of the wall clock)"},
-                  "decided_at": {"type": "string", "format": "date-time", "description": "when it was decided (wall clock)"}
+                  "decided_at": {"type": "string", "format": "date-time", "description": "when it was decided (wall clock)"},
+                  "mode": {"type": "string", "enum": ["online"], "description": "/predict?mode=online only: scored from the online store, not decided by the stream"},
+                  "features": {"type": "string", "enum": ["online", "new_card", "fallback"], "description": "/predict?mode=online only: the card's features from its profile, from defaults (no profile), or from defaults because the store did not answer in time"}
                 }
               },
               "Alert": {
@@ -199,7 +201,9 @@ public enum OpenAPI {
             "/predict": {
               "post": {
                 "summary": "Decide a transaction given in the original systems' request shape (a body of pre-computed features, e.g. transaction_amount or num_txns_last_hour, gets a 422 naming the transaction's fields: Cardwatch computes the features itself)",
+                "description": "mode=stream (the default) appends it to the log and answers with the stream's decision; mode=online scores it from the online store's card and merchant profiles without the stream (nothing is appended), falling back to a first transaction's features when the store is slow or away",
                 "security": [{"bearer": []}, {}],
+                "parameters": [{"name": "mode", "in": "query", "required": false, "schema": {"type": "string", "enum": ["stream", "online"]}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
                 "responses": {
                   "200": {"description": "The decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
@@ -336,9 +340,10 @@ public enum OpenAPI {
             },
             "/models/{version}/promote": {
               "post": {
-                "summary": "Promote a version by the registry's rule; a promoted model is hot-swapped in",
+                "summary": "Promote a version by the registry's rule (force=true: whatever the rule says); a promoted model is hot-swapped in, and every instance sharing the registry follows it",
                 "security": [{"bearer": []}, {}],
-                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}],
+                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+                  {"name": "force", "in": "query", "required": false, "schema": {"type": "boolean"}}],
                 "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}},
                   "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"}, "415": {"$ref": "#/components/responses/Problem"}}

@@ -77,6 +77,11 @@ extension ModelRegistry: ModelCatalog {
         let decision = try promote(version: version, rule: PromotionRule(), productionAP: productionAP)
         return (decision.promoted, decision.reason)
     }
+
+    public func promoteForced(version: Int) throws -> (promoted: Bool, reason: String) {
+        let decision = try promote(version: version, rule: PromotionRule(), force: true)
+        return (decision.promoted, decision.reason)
+    }
 }
 
 extension SQLiteEventLog: AlertCounting {

@@ -21,7 +21,8 @@ struct Cardwatch: AsyncParsableCommand {
 
     static var commands: [any ParsableCommand.Type] {
         var all: [any ParsableCommand.Type] = [
-            Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Import.self,
+            Generate.self, Validate.self, Features.self, Train.self, Evaluate.self, Models.self, Run.self, Serve.self,
+            Import.self,
             Warehouse.self, Bench.self,
         ]
         #if Kafka

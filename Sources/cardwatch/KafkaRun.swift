@@ -24,19 +24,60 @@
     /// transaction id), and the offsets go to Kafka after it, for lag tools. One instance at a
     /// time retrains (the registry's lease); every instance follows the promoted model.
     struct KafkaInstance {
-        let run: Run
+        /// A stream processor (`run`), or an API node that decides nothing itself (`serve`).
+        enum Role {
+            case processor(noGenerator: Bool, retrain: String, retrainDays: Double)
+            case api
+        }
+        let pipeline: PipelineOptions
+        let kafka: KafkaOptions
+        let http: HTTPOptions
+        let ingest: LiveIngestOptions
+        let online: OnlineStoreOptions
+        let healthInterval: Double
+        let role: Role
         let topology: Topology
         let url: String
 
+        init(run: Run, topology: Topology, url: String) {
+            pipeline = run.pipeline
+            kafka = run.kafka
+            http = run.http
+            ingest = run.ingest
+            online = run.online
+            healthInterval = run.healthInterval
+            role = .processor(noGenerator: run.noGenerator, retrain: run.retrain, retrainDays: run.retrainDays)
+            self.topology = topology
+            self.url = url
+        }
+
+        init(serve: Serve, topology: Topology, url: String) {
+            pipeline = serve.pipeline
+            kafka = serve.kafka
+            http = serve.http
+            ingest = serve.ingest
+            online = serve.online
+            healthInterval = 300
+            role = .api
+            self.topology = topology
+            self.url = url
+        }
+
+        var isProcessor: Bool { if case .processor = role { true } else { false } }
+
         func start() async throws {
-            let pipeline = run.pipeline
-            let kafka = run.kafka
+            let pipeline = self.pipeline
+            let kafka = self.kafka
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "cardwatch")
             logger.logLevel = pipeline.quiet ? .warning : .info
             let endpoint = try kafka.endpoint(url)
             // The shared PostgreSQL warehouse, or one instance alone on a SQLite file of its own.
             let pool = try pipeline.postgresWarehouse()
+            if !isProcessor && pool == nil {
+                throw CLIError(
+                    "an API node reads the processors' warehouse: give --warehouse postgres://… (the one the processors write)")
+            }
             let dataLock = pool == nil ? try pipeline.lockDataDirectory(command: "cardwatch run --log kafka://") : nil
             defer { withExtendedLifetime(dataLock) {} }
             let (registry, registryPool) = try pipeline.openedRegistry()
@@ -55,7 +96,7 @@
             let feed = AlertFeed()
             let watch = try KafkaClusterWatch(endpoint)
             let answers = Locked<KafkaDecisions?>(nil)
-            let online = try run.online.open(models: models, rules: rules, metrics: metrics, logger: logger)
+            let online = try online.open(models: models, rules: rules, metrics: metrics, logger: logger)
             let observer: @Sendable (ProcessedBatch) -> Void = { batch in
                 state.processed.add(batch.transactions.count, ordering: .relaxed)
                 state.alerts.add(batch.transactions.count { $0.decision.isAlert }, ordering: .relaxed)
@@ -97,7 +138,7 @@
             let group = kafka.group
             let sessionTimeout = kafka.sessionTimeout
             logger.info(
-                "instance of group \(group) on \(endpoint) (\(log.partitions) partitions), warehouse \(topology.warehouse); model v\(models.current.scorer.modelVersion)"
+                "\(isProcessor ? "instance" : "API node (no processor)") of group \(group) on \(endpoint) (\(log.partitions) partitions), warehouse \(topology.warehouse); model v\(models.current.scorer.modelVersion)"
             )
 
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -128,20 +169,31 @@
                     consumer: consumer, log: log, sink: sink, index: index, checkpoints: checkpoints, models: models,
                     rules: rules, options: runtimeOptions)
             }
-            supervised("processor") { try await processor.run() }
             let lagSide = KafkaIngestSide(log: log, sink: warehouse, group: group, labelTargets: stores.labelTargets)
             let (serving, monitoring) = stores.reads(lagSide)
-            let interval = Duration.milliseconds(Int64(run.healthInterval * 1000))
-            let health = HealthService(check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
-            supervised("health") { try await health.run() }
-            var job = RetrainingJob(store: monitoring, catalog: registry, models: models)
-            job.windowDays = run.retrainDays
-            job.scoring = try pipeline.scoringPolicy
-            var retraining = RetrainingService(
-                job: job, schedule: try CronSchedule(run.retrain), state: state, monitoring: monitoring, logger: logger)
-            retraining.lease = lease  // nil alone: nobody to share retraining with
-            let retrainingService = retraining
-            supervised("retraining") { try await retrainingService.run() }
+            let interval = Duration.milliseconds(Int64(healthInterval * 1000))
+            if case .processor(_, let retrain, let retrainDays) = role {
+                supervised("processor") { try await processor.run() }
+                let health = HealthService(
+                    check: HealthCheck(store: monitoring, state: state), interval: interval, logger: logger)
+                supervised("health") { try await health.run() }
+                var job = RetrainingJob(store: monitoring, catalog: registry, models: models)
+                job.windowDays = retrainDays
+                job.scoring = try pipeline.scoringPolicy
+                var retraining = RetrainingService(
+                    job: job, schedule: try CronSchedule(retrain), state: state, monitoring: monitoring, logger: logger)
+                retraining.lease = lease  // nil alone: nobody to share retraining with
+                let retrainingService = retraining
+                supervised("retraining") { try await retrainingService.run() }
+            } else {
+                // An API node: the processors' alerts reach its live feed from the warehouse.
+                let poller = AlertPoller(serving: serving, feed: feed)
+                supervised("alert-feed") { try await poller.run() }
+            }
+            if let publisher = online?.publisher {
+                let retry = OnlineRetry(publisher: publisher)
+                supervised("online-store") { try await retry.run() }
+            }
             let promoted = Doorbell()
             if case .postgres(let registryURL) = topology.registry {
                 let notifications = PostgresModelNotifications(
@@ -158,7 +210,7 @@
                     watch.run(until: stop, wake: wake) { lagSide.refresh() }
                 }
             }
-            if !run.noGenerator {
+            if case .processor(noGenerator: false, _, _) = role {
                 logger.info(
                     "instances on Kafka run no generator: feed the topic with cardwatch generate --tps N --out \(url)")
             }
@@ -167,9 +219,10 @@
                 modelSwitch: models)
             dependencies.metrics = metrics
             dependencies.feed = feed
-            dependencies.ingestPolicy = try run.ingest.policy()
+            dependencies.ingestPolicy = try ingest.policy()
             dependencies.scoring = try pipeline.scoringPolicy
-            dependencies.state = state
+            // An API node has no stages of its own: its health is the processors' last stored report.
+            dependencies.state = isProcessor ? state : nil
             dependencies.healthInterval = interval
             var shown = topology
             shown.consumerGroup = group
@@ -178,9 +231,9 @@
             dependencies.logUnavailable = { watch.status }
             dependencies.partitionLag = { lagSide.cached }
             dependencies.online = online?.scoring
-            let api = CardwatchAPI(dependencies: dependencies, settings: run.serverSettings(logger: logger))
+            let api = CardwatchAPI(dependencies: dependencies, settings: http.serverSettings(logger: logger))
             services.append(.init(service: api.application(), serviceName: "http"))
-            if !pipeline.quiet {
+            if !pipeline.quiet && isProcessor {
                 let progress = ProgressService(state: state, logger: logger)
                 services.append(.init(service: progress, serviceName: "progress"))
             }
@@ -200,9 +253,9 @@
         /// bootstraps it while the others wait for it.
         func bootstrap(registry: ModelRegistry, lease: (any RetrainingLease)?, logger: Logger) throws -> Scorer {
             while true {
-                if try registry.production() != nil { return try run.pipeline.productionScorer(registry: registry) }
-                guard let lease else { return try run.pipeline.productionScorer(registry: registry) }
-                if let scorer = try lease.whileHeld({ try run.pipeline.productionScorer(registry: registry) }) {
+                if try registry.production() != nil { return try pipeline.productionScorer(registry: registry) }
+                guard let lease else { return try pipeline.productionScorer(registry: registry) }
+                if let scorer = try lease.whileHeld({ try pipeline.productionScorer(registry: registry) }) {
                     return scorer
                 }
                 logger.info("waiting for the instance that bootstraps the first model")

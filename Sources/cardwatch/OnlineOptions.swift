@@ -3,6 +3,7 @@ import CardwatchPipeline
 import CardwatchRedis
 import CardwatchServer
 import Logging
+import ServiceLifecycle
 
 /// `--online-store`: where each committed batch's card and merchant profiles go, and what
 /// `POST /predict?mode=online` reads.
@@ -18,13 +19,19 @@ struct OnlineStoreOptions: ParsableArguments {
     @Option(help: "Prefix of the online store's keys (cards: PREFIXcard:ID, merchants: PREFIXmerchant:ID, alerts: PREFIXalerts).")
     var onlinePrefix = "cw:"
 
-    /// The store, or nil without `--online-store`; a URL that is not one is refused, saying why.
+    func validate() throws {
+        if onlineTtl < 1 { throw ValidationError("--online-ttl must be at least 1 second") }
+        if !(onlineTimeoutMs > 0 && onlineTimeoutMs <= 60_000) {
+            throw ValidationError("--online-timeout-ms must be more than 0 and at most 60000")
+        }
+        if let url = onlineStore, url != "memory" {
+            do { _ = try RedisEndpoint.parse(url) } catch { throw ValidationError("--online-store: \(error)") }
+        }
+    }
+
+    /// The store, or nil without `--online-store`.
     func store() throws -> (any OnlineFeatureStore)? {
         guard let url = onlineStore else { return nil }
-        guard onlineTtl >= 1 else { throw CLIError("--online-ttl must be at least 1 second") }
-        guard onlineTimeoutMs > 0, onlineTimeoutMs <= 60_000 else {
-            throw CLIError("--online-timeout-ms must be more than 0 and at most 60000")
-        }
         var layout = OnlineLayout()
         layout.prefix = onlinePrefix
         layout.ttlSeconds = onlineTtl
@@ -48,5 +55,16 @@ struct OnlineStoreOptions: ParsableArguments {
             store: store, timeout: .microseconds(Int64(onlineTimeoutMs * 1000)), models: models, rules: rules)
         logger.info("online store \(onlineStore ?? ""): profiles under \(onlinePrefix)card:ID, TTL \(onlineTtl) s")
         return (publisher, scoring)
+    }
+}
+
+/// Retries the online store's waiting alerts every second (`OnlinePublisher.retryPending`).
+struct OnlineRetry: Sendable {
+    let publisher: OnlinePublisher
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) } } catch { return }
+            publisher.retryPending()
+        }
     }
 }

@@ -52,6 +52,13 @@ public final class OnlinePublisher: Sendable {
         try? worker.submit(OnlineUpdate(batch.transactions, committedAt: Timestamp.now.microseconds))
     }
 
+    /// Tries the alerts that wait for the store again (called every second by the instance: with
+    /// no new commit they would otherwise wait for the next one).
+    public func retryPending() {
+        guard pending.withLock({ !$0.alerts.isEmpty }) else { return }
+        try? worker.submit(OnlineUpdate())
+    }
+
     /// Alerts waiting for the store, and how many were dropped past the bound.
     public var backlog: (waiting: Int, dropped: Int) { pending.withLock { ($0.alerts.count, $0.dropped) } }
 

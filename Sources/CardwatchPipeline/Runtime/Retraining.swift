@@ -14,6 +14,8 @@ public protocol ModelCatalog: Sendable {
     /// Applies the promotion rule (`productionAP`: the production model's average precision
     /// on the candidate's test window); returns whether it was promoted and why.
     func promote(version: Int, productionAP: Double?) throws -> (promoted: Bool, reason: String)
+    /// Makes `version` production whatever the rule says (an operator's decision).
+    func promoteForced(version: Int) throws -> (promoted: Bool, reason: String)
 }
 
 /// Where the training rows come from: the warehouse's silver rows with their labels.
