@@ -1,5 +1,5 @@
-// openloop: an open-loop HTTP/1.1 load generator for POST /v1/transactions, for a p99 at a fixed
-// offered load (benchmarks/http-peer.sh builds it with `cc -O2`).
+// openloop: an open-loop HTTP/1.1 load generator for POST /v1/transactions (or the route in
+// OPENLOOP_PATH), for a p99 at a fixed offered load (benchmarks/http-peer.sh builds it with `cc -O2`).
 //
 //   openloop HOST PORT RATE CONNECTIONS SECONDS FILE [GRACE_SECONDS]
 //
@@ -203,6 +203,8 @@ static int cmp64(const void *a, const void *b) {
 int main(int argc, char **argv) {
   if (argc < 7 || argc > 8) die("usage: openloop HOST PORT RATE CONNECTIONS SECONDS FILE [GRACE_SECONDS]");
   const char *host = argv[1], *port = argv[2], *file = argv[6];
+  // OPENLOOP_PATH: another route taking the same bodies (benchmarks/online.sh: /predict?mode=online).
+  const char *path = getenv("OPENLOOP_PATH") ? getenv("OPENLOOP_PATH") : "/v1/transactions";
   long rate = atol(argv[3]), nconn = atol(argv[4]);
   double seconds = atof(argv[5]), grace = argc > 7 ? atof(argv[7]) : 2;
   if (rate <= 0 || nconn <= 0 || seconds <= 0 || grace < 0) die("RATE, CONNECTIONS and SECONDS must be positive");
@@ -227,9 +229,9 @@ int main(int argc, char **argv) {
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
     if (n <= 0) die("%s ran out after %ld transactions: %ld a second for %g s need %ld (give a longer file)",
                     file, i, rate, seconds, total);
-    req_len[i] = (size_t)asprintf(&reqs[i], "POST /v1/transactions HTTP/1.1\r\nHost: %s:%s\r\n"
+    req_len[i] = (size_t)asprintf(&reqs[i], "POST %s HTTP/1.1\r\nHost: %s:%s\r\n"
                                   "Content-Type: application/json\r\nContent-Length: %zd\r\n\r\n%.*s",
-                                  host, port, n, (int)n, line);
+                                  path, host, port, n, (int)n, line);
     lat_ns[i] = -1;
   }
   fclose(f);

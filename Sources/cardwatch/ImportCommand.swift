@@ -3,6 +3,7 @@ import CardwatchCore
 import CardwatchPipeline
 import CardwatchStorage
 import Foundation
+import Logging
 import Synchronization
 
 struct Import: ParsableCommand {
@@ -35,6 +36,7 @@ struct Import: ParsableCommand {
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup(title: "Kafka (with --log kafka://…)") var kafka: KafkaOptions
     @OptionGroup var ingest: LiveIngestOptions
+    @OptionGroup(title: "Online feature store") var online: OnlineStoreOptions
     @Flag(help: "Print the summary as one JSON object.") var json = false
 
     func validate() throws {
@@ -67,6 +69,14 @@ struct Import: ParsableCommand {
         } catch { throw ValidationError("\(file): \(error)") }
         let (_, _, runtime, state, _, _) = try pipeline.openPipeline(store: store, pipelined: true)
         let alertsBefore = try runtime.alertCount()
+        // With --online-store: each commit's profiles and alerts, and how fresh they were when written.
+        let freshness = Locked<[Int64]>([])
+        var logger = Logger(label: "cardwatch")
+        logger.logLevel = .warning
+        let online = try self.online.open(models: runtime.models, rules: nil, logger: logger) { committed, written in
+            freshness.withLock { $0.append(written - committed) }
+        }
+        if let online { runtime.commits.onCommit { online.publisher.publish($0) } }
 
         // Ingest on its own thread; process here until the ingest is done and the log is drained.
         let done = StopSignal()
@@ -102,6 +112,8 @@ struct Import: ParsableCommand {
             }
         }
         try runtime.stop()
+        online?.publisher.flush()
+        online?.publisher.stop()
         let counters = runtime.counters
         let modelVersion = runtime.models.current.scorer.modelVersion
         let summary: Ingestor.Summary
@@ -113,7 +125,7 @@ struct Import: ParsableCommand {
         let alerts = try runtime.alertCount() - alertsBefore
         if !pipeline.quiet && isatty(2) != 0 { printError("") }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "read": summary.read, "accepted": summary.accepted, "processed": counters.decided,
                 "dead_lettered": summary.deadLettered, "duplicates": summary.duplicates, "alerts": alerts,
                 "labels": state.labels.load(ordering: .relaxed), "resumed_after_line": summary.resumedAfter,
@@ -122,6 +134,11 @@ struct Import: ParsableCommand {
                 "transactions_per_second": (Double(counters.decided) / max(seconds, 1e-9)).rounded(),
                 "model_version": modelVersion,
             ]
+            if online != nil {
+                let f = Self.quantiles(freshness.withLock { $0 })
+                object["online_writes"] = f.count
+                object["online_freshness_ms"] = ["p50": f.p50, "p99": f.p99, "max": f.max]
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
@@ -131,6 +148,10 @@ struct Import: ParsableCommand {
             line += "\(grouped(summary.deadLettered)) dead-lettered, \(grouped(summary.duplicates)) duplicates, "
             line += "\(grouped(alerts)) alerts; model v\(modelVersion); \(format1(seconds)) s, \(rate) tx/s"
             print(line)
+            if online != nil {
+                let f = Self.quantiles(freshness.withLock { $0 })
+                print("online store: \(f.count) writes; commit → written p50 \(f.p50) ms, p99 \(f.p99) ms, max \(f.max) ms")
+            }
         }
         if summary.outsideTimeBounds > 0 {
             printError(
@@ -138,6 +159,17 @@ struct Import: ParsableCommand {
                     + "outside the live bounds (\(ingest.described): --max-event-lead, --max-event-age); for a file "
                     + "of history pass --max-event-age none")
         }
+    }
+
+    /// Nearest-rank quantiles of microsecond durations, in milliseconds (two decimals).
+    static func quantiles(_ micros: [Int64]) -> (count: Int, p50: Double, p99: Double, max: Double) {
+        let sorted = micros.sorted()
+        guard !sorted.isEmpty else { return (0, 0, 0, 0) }
+        func at(_ q: Double) -> Double {
+            let i = min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))
+            return (Double(sorted[i]) / 10).rounded() / 100
+        }
+        return (sorted.count, at(0.5), at(0.99), at(1))
     }
 
     /// The whole file (and its labels) into the log, nothing processed yet.

@@ -43,18 +43,27 @@ struct OnlineStoreOptions: ParsableArguments {
         }
     }
 
-    /// The publisher a commit observer feeds, and `/predict?mode=online`'s scoring; nil without a store.
-    func open(models: ProductionModel, rules: RuleFile?, metrics: PipelineMetrics, logger: Logger) throws -> (
-        publisher: OnlinePublisher, scoring: OnlineScoring
-    )? {
+    /// The publisher a commit observer feeds, and `/predict?mode=online`'s scoring; nil without a
+    /// store. `written`: each write's commit time and end (µs since 1970), for the freshness.
+    func open(
+        models: ProductionModel, rules: RuleFile?, logger: Logger,
+        written: @escaping @Sendable (_ committedAt: Int64, _ writtenAt: Int64) -> Void
+    ) throws -> (publisher: OnlinePublisher, scoring: OnlineScoring)? {
         guard let store = try store() else { return nil }
         let publisher = OnlinePublisher(store: store, logger: logger) { committedAt, writtenAt, _ in
-            metrics.observeOnlineWrite(committedAt: committedAt, writtenAt: writtenAt)
+            written(committedAt, writtenAt)
         }
         let scoring = OnlineScoring(
             store: store, timeout: .microseconds(Int64(onlineTimeoutMs * 1000)), models: models, rules: rules)
         logger.info("online store \(onlineStore ?? ""): profiles under \(onlinePrefix)card:ID, TTL \(onlineTtl) s")
         return (publisher, scoring)
+    }
+
+    /// `open` for a server: the freshness goes to `/metrics`.
+    func open(models: ProductionModel, rules: RuleFile?, metrics: PipelineMetrics, logger: Logger) throws -> (
+        publisher: OnlinePublisher, scoring: OnlineScoring
+    )? {
+        try open(models: models, rules: rules, logger: logger) { metrics.observeOnlineWrite(committedAt: $0, writtenAt: $1) }
     }
 }
 

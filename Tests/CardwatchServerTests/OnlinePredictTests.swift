@@ -59,7 +59,9 @@ import Testing
     /// Redis away (nothing listening) and stalled (accepts, never answers): every answer is a
     /// 200 with `features: "fallback"`, the breaker opens after five failures and answers
     /// without waiting while open.
-    @Test(arguments: ["closed", "stalled"])
+    // Bounded by the time limit (without the client's timeouts a stalled server would hang it),
+    // not by timing each answer: the test process runs many cases at once on two cores.
+    @Test(.timeLimit(.minutes(1)), arguments: ["closed", "stalled"])
     func anUnreachableStoreGivesTheFallbackAndOpensTheBreaker(_ how: String) async throws {
         let listener = try StalledSocket()
         defer { listener.close() }
@@ -69,7 +71,6 @@ import Testing
         let fixture = try Fixture(online: store, breaker: breaker)
         try await fixture.test { client in
             for i in 0..<12 {
-                let began = ContinuousClock.now
                 try await client.execute(
                     uri: "/predict?mode=online", method: .post, headers: jsonContent,
                     body: Self.predict("f\(i)", card: "card_1", amount: 30, seconds: i)
@@ -77,8 +78,6 @@ import Testing
                     #expect($0.status == .ok)
                     #expect(json($0)["features"] as? String == "fallback")
                 }
-                // Bounded (a hang would never end); not a timing test: the machine may be loaded.
-                #expect(ContinuousClock.now - began < .seconds(10))
             }
             #expect(breaker.state == .open && breaker.timesOpened == 1)
             try await client.execute(uri: "/metrics", method: .get) {
@@ -117,18 +116,16 @@ import Testing
         return u
     }
 
-    @Test func nothingListeningFailsAtOnce() async throws {
+    @Test(.timeLimit(.minutes(1))) func nothingListeningFails() async throws {
         let port = try StalledSocket.closedPort()
         let store = RedisOnlineStore(RedisClient(try RedisEndpoint.parse("redis://127.0.0.1:\(port)")))
-        let began = ContinuousClock.now
         await #expect(throws: (any Error).self) { try await store.profiles(card: "c", merchant: "m", timeout: .milliseconds(5)) }
-        #expect(ContinuousClock.now - began < .seconds(10))
         #expect(throws: (any Error).self) { try store.write(Self.oneCard()) }
     }
 
     /// A server that accepts and never answers: each read gives up after its 5 ms, and the
     /// waiting commands stay bounded.
-    @Test func aStalledServerTimesOutAndTheWaitingStaysBounded() async throws {
+    @Test(.timeLimit(.minutes(1))) func aStalledServerTimesOutAndTheWaitingStaysBounded() async throws {
         let listener = try StalledSocket()
         defer { listener.close() }
         let client = RedisClient(try RedisEndpoint.parse("redis://127.0.0.1:\(listener.port)"), maxInFlight: 8)
@@ -136,15 +133,13 @@ import Testing
         let store = RedisOnlineStore(client)
         var failures: [String] = []
         for _ in 0..<20 {
-            let began = ContinuousClock.now
             do {
                 _ = try await store.profiles(card: "c", merchant: "m", timeout: .milliseconds(5))
                 failures.append("answered")
             } catch {
                 failures.append("\(error)")
             }
-            #expect(ContinuousClock.now - began < .seconds(10))
-        }
+            }
         #expect(failures.first?.contains("did not answer within 5 ms") == true, "\(failures.first ?? "")")
         #expect(failures.contains { $0.contains("more than 8 commands wait") }, "\(Set(failures))")
     }
