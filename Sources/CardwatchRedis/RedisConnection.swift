@@ -103,9 +103,9 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One connection to Redis, reconnected when it breaks, with every wait bounded: a command
-/// that gets no reply within its timeout fails (its reply, when it comes, is dropped in
-/// order), and at most `maxInFlight` commands wait at once, so a stalled server cannot hold
-/// memory without bound. Written by hand over SwiftNIO: no listed package speaks RESP, and
+/// that gets no reply within its timeout fails and its connection is closed (failing what else
+/// waited on it; the next command opens a new one), and at most `maxInFlight` commands wait at
+/// once, so a stalled server cannot hold memory without bound. Written by hand over SwiftNIO: no listed package speaks RESP, and
 /// NIO is already here (hiredis would add a system library and a trait).
 public final class RedisClient: Sendable {
     public let endpoint: RedisEndpoint
@@ -149,13 +149,18 @@ public final class RedisClient: Sendable {
             return loop.makeFailedFuture(RedisError("more than \(maxInFlight) commands wait for Redis at \(endpoint)"))
         }
         let result = loop.makePromise(of: [RESPValue].self)
+        // The connection the commands went out on: closed when they time out, since a reply that
+        // never comes would keep its place (and the in-flight count) on that connection forever.
+        let sentOn = Locked<(any NIOCore.Channel)?>(nil)
         let timer = loop.scheduleTask(in: timeout) {
             result.fail(RedisError("Redis at \(self.endpoint) did not answer within \(Self.milliseconds(timeout)) ms"))
+            sentOn.withLock { $0 }?.close(promise: nil)
         }
         connection(loop: loop, timeout: timeout).whenComplete { connected in
             switch connected {
             case .failure(let error): result.fail(error)
             case .success(let channel):
+                sentOn.withLock { $0 = channel }
                 var bytes = channel.allocator.buffer(capacity: 256)
                 for c in commands { RESPDecoder.encode(c, into: &bytes) }
                 let replies = channel.eventLoop.makePromise(of: [RESPValue].self)

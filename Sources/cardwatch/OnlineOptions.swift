@@ -49,12 +49,15 @@ struct OnlineStoreOptions: ParsableArguments {
         models: ProductionModel, rules: RuleFile?, logger: Logger,
         written: @escaping @Sendable (_ committedAt: Int64, _ writtenAt: Int64) -> Void
     ) throws -> (publisher: OnlinePublisher, scoring: OnlineScoring)? {
-        guard let store = try store() else { return nil }
+        let url = onlineStore
+        // Two clients: a read that times out closes its connection, which must not fail a write.
+        guard let store = try store(), let reads = try self.store() else { return nil }
         let publisher = OnlinePublisher(store: store, logger: logger) { committedAt, writtenAt, _ in
             written(committedAt, writtenAt)
         }
         let scoring = OnlineScoring(
-            store: store, timeout: .microseconds(Int64(onlineTimeoutMs * 1000)), models: models, rules: rules)
+            store: url == "memory" ? store : reads, timeout: .microseconds(Int64(onlineTimeoutMs * 1000)), models: models,
+            rules: rules)
         logger.info("online store \(onlineStore ?? ""): profiles under \(onlinePrefix)card:ID, TTL \(onlineTtl) s")
         return (publisher, scoring)
     }
