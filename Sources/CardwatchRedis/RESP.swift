@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// A reply of Redis's protocol (RESP2), as the server sends it.
 public enum RESPValue: Sendable, Equatable {
@@ -105,5 +105,36 @@ struct RESPDecoder: ByteToMessageDecoder {
             out.writeBytes(arg)
             out.writeStaticString("\r\n")
         }
+    }
+}
+
+/// Commands written straight into a buffer in RESP (arrays of bulk strings), for writes of many
+/// commands: no array per argument.
+public struct RESPWriter {
+    public private(set) var buffer = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+    public private(set) var count = 0
+    public init() {}
+
+    /// Starts a command of `arguments` arguments (its name included).
+    public mutating func command(_ arguments: Int) {
+        buffer.writeString("*\(arguments)\r\n")
+        count += 1
+    }
+
+    public mutating func argument(_ text: String) {
+        buffer.writeString("$\(text.utf8.count)\r\n")
+        buffer.writeString(text)
+        buffer.writeStaticString("\r\n")
+    }
+
+    public mutating func argument(_ bytes: [UInt8]) {
+        buffer.writeString("$\(bytes.count)\r\n")
+        buffer.writeBytes(bytes)
+        buffer.writeStaticString("\r\n")
+    }
+
+    public mutating func clear() {
+        buffer.clear()
+        count = 0
     }
 }

@@ -103,13 +103,15 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One connection to Redis, reconnected when it breaks, with every wait bounded: a command
-/// that gets no reply within its timeout fails and its connection is closed (failing what else
-/// waited on it; the next command opens a new one), and at most `maxInFlight` commands wait at
-/// once, so a stalled server cannot hold memory without bound. Written by hand over SwiftNIO: no listed package speaks RESP, and
+/// that gets no reply within its timeout fails, a connection whose reply is overdue by
+/// `stallAfter` is closed (the next command opens a new one), and at most `maxInFlight`
+/// commands wait at once, so a stalled server cannot hold memory without bound. Written by hand over SwiftNIO: no listed package speaks RESP, and
 /// NIO is already here (hiredis would add a system library and a trait).
 public final class RedisClient: Sendable {
     public let endpoint: RedisEndpoint
     public let maxInFlight: Int
+    /// How long a reply may be overdue before its connection is taken for stalled and closed.
+    public let stallAfter: TimeAmount
     private let group: any EventLoopGroup
     private enum Link: Sendable {
         case none
@@ -119,9 +121,11 @@ public final class RedisClient: Sendable {
     private let state = Locked<(link: Link, inFlight: Int)>((.none, 0))
 
     public init(
-        _ endpoint: RedisEndpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxInFlight: Int = 4096
+        _ endpoint: RedisEndpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxInFlight: Int = 4096,
+        stallAfter: TimeAmount = .seconds(1)
     ) {
         self.endpoint = endpoint
+        self.stallAfter = stallAfter
         self.group = group
         self.maxInFlight = maxInFlight
     }
@@ -138,38 +142,52 @@ public final class RedisClient: Sendable {
     }
 
     func future(_ commands: [[[UInt8]]], timeout: TimeAmount) -> EventLoopFuture<[RESPValue]> {
-        let loop = group.any()
-        guard !commands.isEmpty else { return loop.makeSucceededFuture([]) }
+        var bytes = ByteBufferAllocator().buffer(capacity: 256)
+        for c in commands { RESPDecoder.encode(c, into: &bytes) }
+        return future(encoded: bytes, count: commands.count, timeout: timeout)
+    }
+
+    /// `count` commands already encoded in RESP (`RESPWriter`), pipelined in one write.
+    public func sendAndWait(encoded: ByteBuffer, count: Int, timeout: TimeAmount) throws -> [RESPValue] {
+        try future(encoded: encoded, count: count, timeout: timeout).wait()
+    }
+
+    func future(encoded bytes: ByteBuffer, count: Int, timeout: TimeAmount) -> EventLoopFuture<[RESPValue]> {
+        // The open connection's loop when there is one: its replies complete there, no hop.
+        let loop = state.withLock { s -> any EventLoop in
+            if case .open(let channel) = s.link, channel.isActive { return channel.eventLoop }
+            return group.any()
+        }
+        guard count > 0 else { return loop.makeSucceededFuture([]) }
         let admitted = state.withLock { s -> Bool in
-            guard s.inFlight + commands.count <= maxInFlight else { return false }
-            s.inFlight += commands.count
+            guard s.inFlight + count <= maxInFlight else { return false }
+            s.inFlight += count
             return true
         }
         guard admitted else {
             return loop.makeFailedFuture(RedisError("more than \(maxInFlight) commands wait for Redis at \(endpoint)"))
         }
         let result = loop.makePromise(of: [RESPValue].self)
-        // The connection the commands went out on: closed when they time out, since a reply that
-        // never comes would keep its place (and the in-flight count) on that connection forever.
-        let sentOn = Locked<(any NIOCore.Channel)?>(nil)
         let timer = loop.scheduleTask(in: timeout) {
             result.fail(RedisError("Redis at \(self.endpoint) did not answer within \(Self.milliseconds(timeout)) ms"))
-            sentOn.withLock { $0 }?.close(promise: nil)
         }
         connection(loop: loop, timeout: timeout).whenComplete { connected in
             switch connected {
             case .failure(let error): result.fail(error)
             case .success(let channel):
-                sentOn.withLock { $0 = channel }
-                var bytes = channel.allocator.buffer(capacity: 256)
-                for c in commands { RESPDecoder.encode(c, into: &bytes) }
                 let replies = channel.eventLoop.makePromise(of: [RESPValue].self)
-                channel.writeAndFlush(RESPRequest(bytes: bytes, count: commands.count, promise: replies), promise: nil)
+                channel.writeAndFlush(RESPRequest(bytes: bytes, count: count, promise: replies), promise: nil)
+                // A reply that never comes would keep its place (and the in-flight count) on the
+                // connection forever: after `stallAfter` without it the connection is closed,
+                // failing what waits on it (the next command opens a new one). Not at the
+                // caller's timeout: that would fail every command in flight with it.
+                let stall = channel.eventLoop.scheduleTask(in: max(timeout, self.stallAfter)) { channel.close(promise: nil) }
+                replies.futureResult.whenComplete { _ in stall.cancel() }
                 replies.futureResult.whenComplete { result.completeWith($0) }
-                replies.futureResult.whenComplete { _ in self.state.withLock { $0.inFlight -= commands.count } }
+                replies.futureResult.whenComplete { _ in self.state.withLock { $0.inFlight -= count } }
                 return
             }
-            self.state.withLock { $0.inFlight -= commands.count }
+            self.state.withLock { $0.inFlight -= count }
         }
         result.futureResult.whenComplete { _ in timer.cancel() }
         return result.futureResult

@@ -18,52 +18,64 @@ public final class RedisOnlineStore: OnlineFeatureStore {
     }
 
     public func write(_ update: OnlineUpdate) throws {
-        var commands: [[[UInt8]]] = []
-        commands.reserveCapacity(2 * (update.cards.count + update.merchants.count) + update.alerts.count)
-        let ttl = Array(String(layout.ttlSeconds).utf8)
-        func hash(_ key: String, _ fields: [(String, String)]) {
-            var c: [[UInt8]] = [Array("HSET".utf8), Array(key.utf8)]
-            c.reserveCapacity(2 + 2 * fields.count)
-            for (name, value) in fields {
-                c.append(Array(name.utf8))
-                c.append(Array(value.utf8))
-            }
-            commands.append(c)
-            commands.append([Array("EXPIRE".utf8), Array(key.utf8), ttl])
-        }
-        for p in update.cards { hash(layout.cardKey(p.cardID), OnlineLayout.fields(p)) }
-        for p in update.merchants { hash(layout.merchantKey(p.merchantID), OnlineLayout.fields(p)) }
-        let stream = Array(layout.alertsKey.utf8)
-        let bound = Array(String(layout.maxAlerts).utf8)
-        for a in update.alerts {
-            commands.append([
-                Array("XADD".utf8), stream, Array("MAXLEN".utf8), [UInt8(ascii: "~")], bound, [UInt8(ascii: "*")],
-                Array("transaction_id".utf8), Array(a.transactionID.utf8), Array("alert".utf8), a.payload,
-            ])
-        }
-        var start = 0
-        while start < commands.count {
-            let end = min(start + 1000, commands.count)
-            let replies = try client.sendAndWait(Array(commands[start..<end]), timeout: writeTimeout)
+        var out = RESPWriter()
+        let ttl = String(layout.ttlSeconds)
+        func flush() throws {
+            let replies = try client.sendAndWait(encoded: out.buffer, count: out.count, timeout: writeTimeout)
             for case .error(let e) in replies { throw RedisError("Redis at \(client.endpoint) refused a write: \(e)") }
-            start = end
+            out.clear()
         }
+        func hash(_ key: String, _ fields: [(String, String)]) throws {
+            out.command(2 + 2 * fields.count)
+            out.argument("HSET")
+            out.argument(key)
+            for (name, value) in fields {
+                out.argument(name)
+                out.argument(value)
+            }
+            out.command(3)
+            out.argument("EXPIRE")
+            out.argument(key)
+            out.argument(ttl)
+            // About a megabyte a round trip, within the client's bound on waiting commands.
+            if out.buffer.readableBytes > 1 << 20 || out.count >= 2_000 { try flush() }
+        }
+        for p in update.cards { try hash(layout.cardKey(p.cardID), OnlineLayout.fields(p)) }
+        for p in update.merchants { try hash(layout.merchantKey(p.merchantID), OnlineLayout.fields(p)) }
+        let bound = String(layout.maxAlerts)
+        for a in update.alerts {
+            out.command(10)
+            for word in ["XADD", layout.alertsKey, "MAXLEN", "~", bound, "*", "transaction_id", a.transactionID, "alert"] {
+                out.argument(word)
+            }
+            out.argument(a.payload)
+            if out.count >= 2_000 { try flush() }
+        }
+        if out.count > 0 { try flush() }
     }
 
-    public func profiles(card: String, merchant: String, timeout: Duration) async throws -> (
-        card: CardProfile?, merchant: MerchantProfile?
+    public func profiles(
+        card: String, merchant: String, timeout: Duration,
+        completion: @escaping @Sendable (Result<(card: CardProfile?, merchant: MerchantProfile?), any Error>) -> Void
     ) {
-        let replies = try await client.send(
+        client.future(
             [
                 [Array("HGETALL".utf8), Array(layout.cardKey(card).utf8)],
                 [Array("HGETALL".utf8), Array(layout.merchantKey(merchant).utf8)],
-            ], timeout: TimeAmount(timeout))
-        guard replies.count == 2 else {
-            throw RedisError("Redis at \(client.endpoint) answered \(replies.count) replies for 2 reads")
+            ], timeout: TimeAmount(timeout)
+        ).whenComplete { result in
+            completion(
+                result.flatMap { replies in
+                    Result {
+                        guard replies.count == 2 else {
+                            throw RedisError("Redis at \(self.client.endpoint) answered \(replies.count) replies for 2 reads")
+                        }
+                        let c = try Self.hash(replies[0]).flatMap { OnlineLayout.card(card, $0) }
+                        let m = try Self.hash(replies[1]).flatMap { OnlineLayout.merchant(merchant, $0) }
+                        return (c, m)
+                    }
+                })
         }
-        let c = try Self.hash(replies[0]).flatMap { OnlineLayout.card(card, $0) }
-        let m = try Self.hash(replies[1]).flatMap { OnlineLayout.merchant(merchant, $0) }
-        return (c, m)
     }
 
     public func alerts(last count: Int) async throws -> [OnlineAlert] {

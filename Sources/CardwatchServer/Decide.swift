@@ -113,6 +113,11 @@ struct Decide: Sendable {
     /// feature of schema v1) and `timestamp` (default: now).
     func predict(_ body: [UInt8], source: String = "http", online: Bool = false) async throws -> Response {
         let began = ContinuousClock.now
+        if Self.isPlainRecord(body) {
+            // Already a schema v1 record: decided as it came (no re-serialization).
+            if online { return try await predictOnline(body, began: began, source: source) }
+            return try await decide([body], single: true, began: began)
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw Problem(.badRequest, "Bad Request", detail: "the body must be a JSON object")
         }
@@ -146,6 +151,24 @@ struct Decide: Sendable {
         let data = try JSONSerialization.data(withJSONObject: record)
         if online { return try await predictOnline(Array(data), began: began, source: source) }
         return try await decide([Array(data)], single: true, began: began)
+    }
+
+    /// A `/predict` body that needs no rewriting: one JSON object on one line, with a timestamp
+    /// and a currency, no member given twice, none of the original systems' names (`user_id`,
+    /// `is_international`) and no pre-computed feature. Anything else takes the general path.
+    static func isPlainRecord(_ body: [UInt8]) -> Bool {
+        guard !body.contains(0x0A), !body.contains(0x0D) else { return false }
+        var members = Gateway.Members()
+        do {
+            try body.withUnsafeBytes { try JSONScanner.scanObject($0, into: &members) }
+        } catch { return false }
+        var seen = Set<String>()
+        for m in members.list {
+            guard seen.insert(m.key).inserted, m.key != "user_id", m.key != "is_international",
+                !PrecomputedFeatures.names.contains(m.key), !m.key.hasPrefix("num_txns_")
+            else { return false }
+        }
+        return seen.contains("timestamp") && seen.contains("currency")
     }
 
     /// A member given twice is an error (JSONSerialization would keep one silently): 422

@@ -7,8 +7,9 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// Answers `POST /v1/transactions` with one valid transaction on the connection's event
-/// loop, from the request parts Hummingbird's HTTP decoder produced to the response parts
+/// Answers `POST /v1/transactions` with one valid transaction (and `POST
+/// /predict?mode=online` with one plain schema v1 record, scored from the online store) on the
+/// connection's event loop, from the request parts Hummingbird's HTTP decoder produced to the response parts
 /// its encoder writes, without entering Swift concurrency. Through the router, a request
 /// crosses from the event loop to a task and back, each a thread hand-off and a good part
 /// of its cost (BENCHMARKS.md, issue 6); here only the decision crosses, to the
@@ -63,6 +64,8 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var passedSinceReadComplete = false
     private var quiescePending = false
     private var removed = false
+    /// The request taken is `POST /predict?mode=online` (scored from the online store).
+    private var online = false
 
     init(_ settings: Settings) { self.settings = settings }
 
@@ -107,6 +110,7 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
         case (.idle, .head(let request)):
             if withRouter == 0, let length = takes(request) {
                 head = request
+                online = request.path != "/v1/transactions"
                 body = context.channel.allocator.buffer(capacity: length)
                 began = .now
                 state = .collecting
@@ -119,6 +123,19 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
             body.writeBuffer(&chunk)
             if body.readableBytes > Self.largestBody { toRouter(context, end: false) }
         case (.collecting, .end):
+            if online {
+                guard let scoring = settings.decide.dependencies.online,
+                    Decide.isPlainRecord(Array(body.readableBytesView)),
+                    let record = Decide.single(body, policy: settings.decide.dependencies.ingestPolicy)
+                else {
+                    toRouter(context, end: true)
+                    return
+                }
+                state = .deciding
+                body = ByteBuffer()
+                score(record.transaction, scoring, context: context)
+                return
+            }
             guard let record = Decide.single(body, policy: settings.decide.dependencies.ingestPolicy) else {
                 toRouter(context, end: true)
                 return
@@ -138,7 +155,8 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// The body's length when this handler takes the request; nil sends it to the router.
     private func takes(_ request: HTTPRequest) -> Int? {
         let fields = request.headerFields
-        guard request.method == .post, request.path == "/v1/transactions",
+        let online = request.path == "/predict?mode=online" && settings.decide.dependencies.online != nil
+        guard request.method == .post, request.path == "/v1/transactions" || online,
             let length = fields[.contentLength].flatMap({ Int($0) }), length > 0,
             length <= min(settings.maxBodyBytes, Self.largestBody), fields[.transferEncoding] == nil,
             fields[.expect] == nil, !(fields[.connection]?.lowercased().contains("close") ?? false)
@@ -179,6 +197,21 @@ final class DecisionChannelHandler: ChannelDuplexHandler, RemovableChannelHandle
         settings.decide.queue.submit([record], deadLetters: [], on: loop) { result in
             let (handler, context) = bound.value
             handler.decided(result, id: id, began: began, context: context)
+        }
+    }
+
+    /// `/predict?mode=online`: the profiles' read, then the score and the answer on this loop.
+    private func score(_ tx: Transaction, _ scoring: OnlineScoring, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let began = began
+        let metrics = settings.decide.dependencies.metrics
+        scoring.features(tx) { features, result in
+            loop.execute {
+                let (handler, context) = bound.value
+                let body = scoring.answer(tx, features, result, began: began, metrics: metrics)
+                handler.respond(.ok, [.contentType: "application/json"], body, context: context)
+            }
         }
     }
 

@@ -25,18 +25,46 @@ public struct OnlineScoring: Sendable {
         self.rules = rules
     }
 
-    /// The features of `tx` from the store, and where they came from. Never throws: a store
-    /// that is slow, down or open-circuited gives the fallback (a first transaction's features).
-    public func features(_ tx: Transaction) async -> (FeatureVector, FeatureCacheResult) {
-        guard breaker.allow() else { return (OnlineFeatures.vector(tx, card: nil, merchant: nil), .fallback) }
-        do {
-            let (card, merchant) = try await store.profiles(card: tx.cardID, merchant: tx.merchantID, timeout: timeout)
-            breaker.succeeded()
-            return (OnlineFeatures.vector(tx, card: card, merchant: merchant), card == nil ? .miss : .hit)
-        } catch {
-            breaker.failed()
-            return (OnlineFeatures.vector(tx, card: nil, merchant: nil), .fallback)
+    /// The features of `tx` from the store, and where they came from, given to `completion`
+    /// (on any thread). Never fails: a store that is slow, down or open-circuited gives the
+    /// fallback (a first transaction's features).
+    public func features(_ tx: Transaction, completion: @escaping @Sendable (FeatureVector, FeatureCacheResult) -> Void) {
+        guard breaker.allow() else {
+            completion(OnlineFeatures.vector(tx, card: nil, merchant: nil), .fallback)
+            return
         }
+        store.profiles(card: tx.cardID, merchant: tx.merchantID, timeout: timeout) { [breaker] result in
+            switch result {
+            case .success(let (card, merchant)):
+                breaker.succeeded()
+                completion(OnlineFeatures.vector(tx, card: card, merchant: merchant), card == nil ? .miss : .hit)
+            case .failure:
+                breaker.failed()
+                completion(OnlineFeatures.vector(tx, card: nil, merchant: nil), .fallback)
+            }
+        }
+    }
+
+    public func features(_ tx: Transaction) async -> (FeatureVector, FeatureCacheResult) {
+        await withCheckedContinuation { continuation in features(tx) { continuation.resume(returning: ($0, $1)) } }
+    }
+
+    /// The answer: the decision as the stream's answers are written, with `mode` and `features`.
+    func answer(
+        _ tx: Transaction, _ features: FeatureVector, _ result: FeatureCacheResult, began: ContinuousClock.Instant,
+        metrics: PipelineMetrics
+    ) -> ByteBuffer {
+        var decision = models.current.scorer.decide(features, rules: rules?.current() ?? RuleBook())
+        decision.eventTime = tx.timestamp.microseconds
+        decision.decidedAt = Timestamp.now.microseconds
+        let latency = ContinuousClock.now - began
+        let micros = latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000
+        metrics.observeOnline(result, tier: decision.tier, latencyMicros: micros)
+        metrics.setOnlineBreaker(open: breaker.state != .closed)
+        var out = JSONBody.decisionBody(tx.transactionID, decision, latencyMs: Double(micros) / 1000)
+        out.moveWriterIndex(to: out.writerIndex - 1)  // the closing brace
+        out.writeString(#","mode":"online","features":""# + Decide.featuresLabel(result) + #""}"#)
+        return out
     }
 }
 
@@ -64,17 +92,8 @@ extension Decide {
                 errors: invalid.first?.issues ?? [])
         }
         let (features, result) = await online.features(tx)
-        var decision = online.models.current.scorer.decide(features, rules: online.rules?.current() ?? RuleBook())
-        decision.eventTime = tx.timestamp.microseconds
-        decision.decidedAt = Timestamp.now.microseconds
-        let latency = ContinuousClock.now - began
-        let micros = latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000
-        dependencies.metrics.observeOnline(result, tier: decision.tier, latencyMicros: micros)
-        dependencies.metrics.setOnlineBreaker(open: online.breaker.state != .closed)
-        var answer = JSONBody.decision(tx.transactionID, decision, latencyMs: Double(micros) / 1000)
-        answer["mode"] = "online"
-        answer["features"] = Self.featuresLabel(result)
-        return try JSONBody.response(answer)
+        let out = online.answer(tx, features, result, began: began, metrics: dependencies.metrics)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: out))
     }
 
     static func featuresLabel(_ r: FeatureCacheResult) -> String {

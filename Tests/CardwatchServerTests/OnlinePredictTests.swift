@@ -128,14 +128,17 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func aStalledServerTimesOutAndTheWaitingStaysBounded() async throws {
         let listener = try StalledSocket()
         defer { listener.close() }
-        let client = RedisClient(try RedisEndpoint.parse("redis://127.0.0.1:\(listener.port)"), maxInFlight: 8)
+        let client = RedisClient(
+            try RedisEndpoint.parse("redis://127.0.0.1:\(listener.port)"), maxInFlight: 8, stallAfter: .milliseconds(50))
         defer { client.close() }
         let store = RedisOnlineStore(client)
-        // One after another: each gives up after its 5 ms (its connection closed, a new one next).
-        for _ in 0..<5 {
+        // One after another, more than the eight allowed to wait: each gives up after its 5 ms, and
+        // the stalled connection is closed 50 ms on (its commands no longer wait), so none is refused.
+        for _ in 0..<8 {
             await #expect {
                 _ = try await store.profiles(card: "c", merchant: "m", timeout: .milliseconds(5))
             } throws: { "\($0)".contains("did not answer within 5 ms") }
+            try await Task.sleep(for: .milliseconds(150))
         }
         // Ten at once, two commands each: past the eight allowed to wait, refused at once.
         let outcomes = await withTaskGroup(of: String.self) { group in

@@ -20,7 +20,13 @@ public final class OnlinePublisher: Sendable {
     private let written: (@Sendable (_ committedAt: Int64, _ writtenAt: Int64, _ profiles: Int) -> Void)?
     private let pending = Locked<(alerts: [OnlineAlert], dropped: Int, failures: Int, lastLog: ContinuousClock.Instant?)>(
         ([], 0, 0, nil))
-    private let worker: BatchingWorker<OnlineUpdate>
+    /// A committed batch's decisions and when it was committed: all the commit's thread does is
+    /// queue them (the profiles are built on the writer's thread).
+    struct Committed: Sendable {
+        var decided: [ProcessedTransaction]
+        var committedAt: Int64
+    }
+    private let worker: BatchingWorker<Committed>
 
     /// `written` is told after each write that succeeded: the commit time (µs since 1970) of
     /// its oldest batch, when the write ended, and how many card profiles it wrote.
@@ -38,10 +44,12 @@ public final class OnlinePublisher: Sendable {
         // Bounded: past a million profiles and alerts waiting, the commits wait for the writer.
         worker = BatchingWorker(
             name: "online-store", capacity: 1_000_000, onFailure: .isRemembered,
-            weigh: { $0.cards.count + $0.merchants.count + $0.alerts.count + 1 },
-            handle: { updates in
+            weigh: { $0.decided.count + 1 },
+            handle: { batches in
+                let decided = batches.count == 1 ? batches[0].decided : batches.flatMap(\.decided)
                 Self.write(
-                    updates, store: store, breaker: breaker, pending: pending, bound: maxPendingAlerts, logger: logger,
+                    OnlineUpdate(decided, committedAt: batches.map(\.committedAt).min() ?? 0), store: store, breaker: breaker,
+                    pending: pending, bound: maxPendingAlerts, logger: logger,
                     written: written)
             })
     }
@@ -49,14 +57,14 @@ public final class OnlinePublisher: Sendable {
     /// The commit observer's part: the batch's profiles and alerts, queued for the writer.
     public func publish(_ batch: ProcessedBatch) {
         guard !batch.transactions.isEmpty else { return }
-        try? worker.submit(OnlineUpdate(batch.transactions, committedAt: Timestamp.now.microseconds))
+        try? worker.submit(Committed(decided: batch.transactions, committedAt: Timestamp.now.microseconds))
     }
 
     /// Tries the alerts that wait for the store again (called every second by the instance: with
     /// no new commit they would otherwise wait for the next one).
     public func retryPending() {
         guard pending.withLock({ !$0.alerts.isEmpty }) else { return }
-        try? worker.submit(OnlineUpdate())
+        try? worker.submit(Committed(decided: [], committedAt: Timestamp.now.microseconds))
     }
 
     /// Alerts waiting for the store, and how many were dropped past the bound.
@@ -68,11 +76,11 @@ public final class OnlinePublisher: Sendable {
     public func stop() { worker.stop() }
 
     static func write(
-        _ updates: [OnlineUpdate], store: any OnlineFeatureStore, breaker: CircuitBreaker,
+        _ update: OnlineUpdate, store: any OnlineFeatureStore, breaker: CircuitBreaker,
         pending: Locked<(alerts: [OnlineAlert], dropped: Int, failures: Int, lastLog: ContinuousClock.Instant?)>,
         bound: Int, logger: Logger, written: (@Sendable (Int64, Int64, Int) -> Void)?
     ) {
-        var update = OnlineUpdate(merging: updates)
+        var update = update
         update.alerts = pending.withLock { p in
             p.alerts += update.alerts
             if p.alerts.count > bound {
@@ -91,8 +99,7 @@ public final class OnlinePublisher: Sendable {
                 if p.failures > 0 { logger.info("the online store is written again (\(p.failures) writes missed it)") }
                 p.failures = 0
             }
-            let oldest = updates.map(\.committedAt).min() ?? 0
-            written?(oldest, Timestamp.now.microseconds, update.cards.count)
+            written?(update.committedAt, Timestamp.now.microseconds, update.cards.count)
         } catch {
             breaker.failed()
             let now = ContinuousClock.now

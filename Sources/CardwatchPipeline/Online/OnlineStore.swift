@@ -63,24 +63,6 @@ public struct OnlineUpdate: Sendable {
         merchants = merchant.values.sorted().map { MerchantProfile(decided[$0], committedAt: committedAt) }
     }
 
-    /// Consecutive updates as one: each key's latest profile, every alert in order.
-    public init(merging updates: [OnlineUpdate]) {
-        guard updates.count > 1 else {
-            if let only = updates.first { self = only }
-            return
-        }
-        committedAt = updates.map(\.committedAt).min() ?? 0
-        var card: [String: CardProfile] = [:]
-        var merchant: [String: MerchantProfile] = [:]
-        for u in updates {
-            for p in u.cards { card[p.cardID] = p }
-            for p in u.merchants { merchant[p.merchantID] = p }
-            alerts += u.alerts
-        }
-        cards = Array(card.values)
-        merchants = Array(merchant.values)
-    }
-
     public var isEmpty: Bool { cards.isEmpty && merchants.isEmpty && alerts.isEmpty }
 }
 
@@ -90,13 +72,25 @@ public protocol OnlineFeatureStore: Sendable {
     /// Writes the profiles (each replacing its key's, its time to live restarted) and appends
     /// the alerts to the stream. Throws when the store cannot be written now.
     func write(_ update: OnlineUpdate) throws
-    /// A card's and a merchant's profiles (nil: none, or expired). Throws when the store
-    /// cannot answer within `timeout`.
-    func profiles(card: String, merchant: String, timeout: Duration) async throws -> (
-        card: CardProfile?, merchant: MerchantProfile?
-    )
+    /// A card's and a merchant's profiles (nil: none, or expired), given to `completion` on
+    /// any thread; a failure when the store cannot answer within `timeout`. A callback, not
+    /// `async`: the HTTP server answers from its event loop without entering Swift concurrency.
+    func profiles(
+        card: String, merchant: String, timeout: Duration,
+        completion: @escaping @Sendable (Result<(card: CardProfile?, merchant: MerchantProfile?), any Error>) -> Void)
     /// The stream's latest `count` alerts, oldest first.
     func alerts(last count: Int) async throws -> [OnlineAlert]
+}
+
+extension OnlineFeatureStore {
+    /// `profiles` awaited.
+    public func profiles(card: String, merchant: String, timeout: Duration) async throws -> (
+        card: CardProfile?, merchant: MerchantProfile?
+    ) {
+        try await withCheckedThrowingContinuation { continuation in
+            profiles(card: card, merchant: merchant, timeout: timeout) { continuation.resume(with: $0) }
+        }
+    }
 }
 
 /// How profiles are laid out as string fields, the same for every store (so the in-memory

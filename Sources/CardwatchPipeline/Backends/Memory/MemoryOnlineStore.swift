@@ -34,12 +34,13 @@ public final class MemoryOnlineStore: OnlineFeatureStore {
         }
     }
 
-    public func profiles(card: String, merchant: String, timeout: Duration) async throws -> (
-        card: CardProfile?, merchant: MerchantProfile?
+    public func profiles(
+        card: String, merchant: String, timeout: Duration,
+        completion: @escaping @Sendable (Result<(card: CardProfile?, merchant: MerchantProfile?), any Error>) -> Void
     ) {
         let c = hash(layout.cardKey(card)).flatMap { OnlineLayout.card(card, $0) }
         let m = hash(layout.merchantKey(merchant)).flatMap { OnlineLayout.merchant(merchant, $0) }
-        return (c, m)
+        completion(.success((c, m)))
     }
 
     public func alerts(last count: Int) async throws -> [OnlineAlert] {
