@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafkatest import murmur2_partition  # noqa: E402
+from kafkatest import assigned, murmur2_partition  # noqa: E402
 
 BIN, WORK, ADMIN = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
@@ -68,18 +68,6 @@ def transaction(card, tid):
     return {"transaction_id": tid, "card_id": card, "merchant_id": "mer_000042", "amount": 42.5,
             "currency": "USD", "timestamp": now, "merchant_category": "grocery", "latitude": 40.7,
             "longitude": -74.0, "country": "US", "channel": "pos"}
-
-
-def assigned(path):
-    """The partitions an instance holds now, by its log."""
-    held = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = re.search(r"partitions (assigned|revoked): \[([0-9, ]*)\]", line)
-            if m:
-                parts = [int(p) for p in m.group(2).split(",") if p.strip()]
-                held = sorted(set(held) | set(parts)) if m.group(1) == "assigned" else [p for p in held if p not in parts]
-    return held
 
 
 def until(what, check, timeout, *logs):

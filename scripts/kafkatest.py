@@ -1,6 +1,7 @@
 """What the Kafka test scripts share: Kafka's murmur2 partitioner, the 29 feature columns and
 their comparison, stopping processes, free ports, psql. Imported by kafka-*-test.py (which add
 this directory to sys.path)."""
+import re
 import signal
 import socket
 import subprocess
@@ -100,3 +101,15 @@ def wait_until(what, predicate, timeout, alive=None, poll=0.3):
         if time.time() > deadline:
             raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(poll)
+
+
+def assigned(path):
+    """The partitions an instance holds now, by the "partitions assigned/revoked" lines of its log."""
+    held = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"partitions (assigned|revoked): \[([0-9, ]*)\]", line)
+            if m:
+                parts = [int(p) for p in m.group(2).split(",") if p.strip()]
+                held = sorted(set(held) | set(parts)) if m.group(1) == "assigned" else [p for p in held if p not in parts]
+    return held

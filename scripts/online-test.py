@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafkatest import Failed, free_port, murmur2_partition, stop, wait_until  # noqa: E402
+from kafkatest import Failed, assigned, free_port, murmur2_partition, stop, wait_until  # noqa: E402
 
 BIN, WORK, ADMIN = sys.argv[1], sys.argv[2], sys.argv[3]
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
@@ -127,17 +127,6 @@ class AlertConsumer(threading.Thread):
                 self.reconnects += 1
                 last = b"0-0"
                 time.sleep(0.2)
-
-
-def assigned(path):
-    held = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = re.search(r"partitions (assigned|revoked): \[([0-9, ]*)\]", line)
-            if m:
-                parts = [int(p) for p in m.group(2).split(",") if p.strip()]
-                held = sorted(set(held) | set(parts)) if m.group(1) == "assigned" else [p for p in held if p not in parts]
-    return held
 
 
 def tail(path, n=30):
