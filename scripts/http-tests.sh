@@ -35,8 +35,9 @@ url="http://127.0.0.1:$port"
 echo "== cardwatch run on $url (bootstraps a model first)"
 # No bound on event times: schemathesis generates any date-time the schema allows, and a bound
 # relative to the wall clock is no JSON Schema rule (scripts/data-test.py checks the bounds).
+# The in-process online store: POST /predict?mode=online answers (schemathesis sends it too).
 "$bin" run --data-dir "$tmp/data" --tps 200 --port "$port" --health-interval 2 --quiet \
-  --max-event-lead none --max-event-age none 2> "$tmp/run.err" &
+  --max-event-lead none --max-event-age none --online-store memory 2> "$tmp/run.err" &
 pids+=($!)
 for _ in $(seq 120); do curl -sf "$url/models" >/dev/null && break; sleep 0.5; done
 curl -sf "$url/models" >/dev/null || { cat "$tmp/run.err"; echo "the server did not come up"; exit 1; }
