@@ -136,11 +136,6 @@ public final class RedisClient: Sendable {
         try await future(commands, timeout: timeout).get()
     }
 
-    /// `send`, blocking the calling thread (never an event loop's: the runtime's own thread).
-    public func sendAndWait(_ commands: [[[UInt8]]], timeout: TimeAmount) throws -> [RESPValue] {
-        try future(commands, timeout: timeout).wait()
-    }
-
     func future(_ commands: [[[UInt8]]], timeout: TimeAmount) -> EventLoopFuture<[RESPValue]> {
         var bytes = ByteBufferAllocator().buffer(capacity: 256)
         for c in commands { RESPDecoder.encode(c, into: &bytes) }

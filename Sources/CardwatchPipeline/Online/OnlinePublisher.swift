@@ -41,7 +41,7 @@ public final class OnlinePublisher: Sendable {
         self.logger = logger
         self.written = written
         let pending = self.pending
-        // Bounded: past a million profiles and alerts waiting, the commits wait for the writer.
+        // Bounded: past a million decisions waiting, the commits wait for the writer.
         worker = BatchingWorker(
             name: "online-store", capacity: 1_000_000, onFailure: .isRemembered,
             weigh: { $0.decided.count + 1 },
